@@ -1,0 +1,43 @@
+# Everything runs inside the local virtual environment .venv, created on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTANCES ?= 20
+ENV ?= dev
+
+.PHONY: venv test lint demo bench chaos worker creator clean
+
+$(BIN)/activate: requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q -e . --no-deps
+	touch $(BIN)/activate
+
+venv: $(BIN)/activate ## create .venv with runtime and dev dependencies
+
+test: venv ## the test suite (needs RabbitMQ on localhost:5672)
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+demo: venv ## the whole pipeline against the sandbox, INSTANCES process instances
+	$(BIN)/python -m exchanger.demo --instances $(INSTANCES)
+
+bench: venv ## benchmarks: figures printed, never pass/fail
+	$(BIN)/python bench/pipeline_bench.py
+
+chaos: venv ## the fault test: kills, broker restart, injected faults; asserts with a ledger
+	$(BIN)/python -m exchanger.demo --chaos --instances $(or $(CHAOS_INSTANCES),300)
+
+worker: venv ## run camunda-worker in the foreground (ENV=dev|prod)
+	cd camunda-worker && EXCHANGER_ENV=$(ENV) ../$(BIN)/python main.py
+
+creator: venv ## run task-creator in the foreground (ENV=dev|prod)
+	cd task-creator && EXCHANGER_ENV=$(ENV) ../$(BIN)/python main.py
+
+clean:
+	rm -rf $(VENV) logs .pytest_cache .ruff_cache

@@ -1,0 +1,165 @@
+"""One HTTP client shape for Camunda and every external system (the httpx model).
+
+An :class:`HttpClient` owns one pooled ``requests.Session`` (keep-alive), auth, TLS and timeouts;
+system clients are thin methods on top and pass a ``classify`` function that turns the system's
+error body into a typed :mod:`exchanger.errors` exception. Transient failures are retried here with
+:class:`~exchanger.backoff.Backoff`, so no system client writes its own retry loop.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from loguru import logger
+from requests.adapters import HTTPAdapter
+
+from exchanger.backoff import Backoff
+from exchanger.errors import (
+    AuthError,
+    Conflict,
+    IntegrationError,
+    NotFound,
+    PermanentError,
+    RateLimited,
+    TransientError,
+    Unreachable,
+)
+from exchanger.secrets import mask
+
+DEFAULT_CONNECT_TIMEOUT_S = 5.0  # a loopback or LAN server answers a SYN in far less
+DEFAULT_READ_TIMEOUT_S = 30.0  # generous for a slow SaaS, short enough to notice a hung one
+DEFAULT_ATTEMPTS = 4  # one call plus three retries
+DEFAULT_POOL_SIZE = 20  # connections kept alive per host
+
+
+@dataclass(frozen=True)
+class TlsOptions:
+    """``verify`` False only by explicit setting; ``ca_bundle`` a PEM path; ``client_cert`` a PEM path."""
+
+    verify: bool = True
+    ca_bundle: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+
+    def apply(self, session: requests.Session) -> None:
+        session.verify = (self.ca_bundle or True) if self.verify else False
+        if self.client_cert:
+            session.cert = (self.client_cert, self.client_key) if self.client_key else self.client_cert
+
+
+Classifier = Callable[[requests.Response], IntegrationError]
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def classify_by_status(response: requests.Response, system: str = "") -> IntegrationError:
+    """The default mapping of an error status to a typed error, for systems without a richer body."""
+    status = response.status_code
+    text = mask(response.text[:500])
+    message = f"{system or 'HTTP'} answered {status}: {text}"
+    kwargs: dict[str, Any] = {"system": system, "status": status, "details": text}
+    if status == 429:
+        return RateLimited(message, retry_after_s=retry_after_seconds(response), **kwargs)
+    if status >= 500 or status == 408:
+        return TransientError(message, retry_after_s=retry_after_seconds(response), **kwargs)
+    if status in (401, 403):
+        return AuthError(message, **kwargs)
+    if status == 404:
+        return NotFound(message, **kwargs)
+    if status == 409:
+        return Conflict(message, **kwargs)
+    return PermanentError(message, **kwargs)
+
+
+class HttpClient:
+    """A pooled session plus the retry policy; ``request`` returns only successful responses."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        system: str,
+        auth: requests.auth.AuthBase | tuple[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        tls: TlsOptions = TlsOptions(),
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+        attempts: int = DEFAULT_ATTEMPTS,
+        backoff: Backoff = Backoff(),
+        classify: Classifier | None = None,
+        pool_size: int = DEFAULT_POOL_SIZE,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.system = system
+        self.attempts = attempts
+        self.backoff = backoff
+        self.timeout = (connect_timeout_s, read_timeout_s)
+        self.classify = classify or (lambda response: classify_by_status(response, system))
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.auth = auth
+        self.session.headers.update(headers or {})
+        tls.apply(self.session)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        retry: bool = True,
+        read_timeout_s: float | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Send one request; retry transient failures with backoff; raise typed errors.
+
+        ``path`` is appended to the base URL (an absolute URL is used as is).
+        """
+        url = path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
+        timeout = (self.timeout[0], read_timeout_s) if read_timeout_s else self.timeout
+        attempts = self.attempts if retry else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                response = self._send(method, url, timeout, **kwargs)
+            except TransientError as exc:
+                if attempt >= attempts:
+                    raise
+                self._wait(attempt, exc, method, url)
+                continue
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send(self, method: str, url: str, timeout: tuple[float, float | None], **kwargs: Any) -> requests.Response:
+        try:
+            response = self.session.request(method, url, timeout=timeout, **kwargs)
+        except requests.Timeout as exc:
+            raise Unreachable(f"{self.system}: no answer from {mask(url)} ({type(exc).__name__})", system=self.system)
+        except requests.RequestException as exc:
+            raise Unreachable(f"{self.system}: cannot reach {mask(url)}: {mask(str(exc))}", system=self.system)
+        if response.status_code >= 400:
+            raise self.classify(response)
+        return response
+
+    def _wait(self, attempt: int, exc: TransientError, method: str, url: str) -> None:
+        wait = self.backoff.delay(attempt)
+        if exc.retry_after_s:
+            wait = max(wait, min(exc.retry_after_s, self.backoff.max_s))
+        logger.warning(
+            "{} {} {} failed ({}); retry {}/{} in {:.2f}s",
+            self.system, method, mask(url), exc.message, attempt, self.attempts - 1, wait,
+        )
+        time.sleep(wait)

@@ -1,0 +1,261 @@
+"""The small HTTP toolkit every sandbox server is built on.
+
+Real HTTP on loopback (stdlib ``ThreadingHTTPServer``, HTTP/1.1 keep-alive), a tiny router, JSON
+helpers, and an admin API that injects faults (status codes, delays) and resets state, so that each
+fake only has to describe its own endpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from loguru import logger
+
+
+@dataclass
+class Request:
+    """One HTTP request as the route functions see it."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+    params: dict[str, str] = field(default_factory=dict)  # from the route pattern
+
+    def json(self) -> Any:
+        """The body parsed as JSON (``None`` when empty); raises ``ValueError`` on bad JSON."""
+        if not self.body:
+            return None
+        return json.loads(self.body.decode("utf-8"))
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        """First value of a query parameter."""
+        values = self.query.get(name)
+        return values[0] if values else default
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_response(status: int, payload: Any, content_type: str = "application/json") -> Response:
+    """A JSON response; ``payload`` is serialised with UTF-8 kept readable."""
+    body = json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8")
+    return Response(status=status, body=body, content_type=content_type)
+
+
+def empty_response(status: int = 204) -> Response:
+    return Response(status=status, body=b"", content_type="")
+
+
+RouteFunction = Callable[[Request], Response]
+
+
+@dataclass
+class Fault:
+    """An injected fault: answer ``status`` (or stall ``delay_s`` seconds) for the next ``count`` calls."""
+
+    status: int | None
+    count: int
+    delay_s: float = 0.0
+    body: Any = None
+    path_contains: str = ""
+
+
+class App:
+    """Routes plus the fault injector and reset hook shared by every fake server.
+
+    Admin endpoints (not part of any real API): ``POST /_admin/faults`` with
+    ``{"status": 503, "count": 3, "delay_s": 0, "body": {...}, "path_contains": ""}``,
+    ``DELETE /_admin/faults``, ``POST /_admin/reset``.
+    """
+
+    def __init__(self, name: str, *, on_reset: Callable[[], None] | None = None) -> None:
+        self.name = name
+        self._routes: list[tuple[str, re.Pattern[str], RouteFunction]] = []
+        self._faults: list[Fault] = []
+        self._faults_lock = threading.Lock()
+        self._on_reset = on_reset
+        self.add_route("POST", "/_admin/faults", self._add_fault)
+        self.add_route("DELETE", "/_admin/faults", self._clear_faults)
+        self.add_route("POST", "/_admin/reset", self._reset)
+
+    def route(self, method: str, pattern: str) -> Callable[[RouteFunction], RouteFunction]:
+        """Decorator form of :meth:`add_route`."""
+
+        def register(function: RouteFunction) -> RouteFunction:
+            self.add_route(method, pattern, function)
+            return function
+
+        return register
+
+    def add_route(self, method: str, pattern: str, function: RouteFunction) -> None:
+        """``pattern`` is a path with ``{name}`` placeholders (one path segment each)."""
+        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
+        self._routes.append((method.upper(), re.compile(f"^{regex}$"), function))
+
+    def inject_fault(self, fault: Fault) -> None:
+        with self._faults_lock:
+            self._faults.append(fault)
+
+    def dispatch(self, request: Request) -> Response:
+        if not request.path.startswith("/_admin/"):
+            fault = self._take_fault(request.path)
+            if fault is not None:
+                if fault.delay_s:
+                    time.sleep(fault.delay_s)
+                if fault.status is not None:
+                    return json_response(fault.status, fault.body or {"error": "injected fault"})
+        allowed: list[str] = []
+        for method, regex, function in self._routes:
+            match = regex.match(request.path)
+            if match is None:
+                continue
+            if method != request.method:
+                allowed.append(method)
+                continue
+            request.params = match.groupdict()
+            return function(request)
+        if allowed:
+            return json_response(405, {"error": f"method {request.method} not allowed"})
+        return self.not_found(request)
+
+    def not_found(self, request: Request) -> Response:
+        """Overridable answer for an unknown path."""
+        return json_response(404, {"error": f"no such path: {request.path}"})
+
+    def _take_fault(self, path: str) -> Fault | None:
+        with self._faults_lock:
+            for fault in self._faults:
+                if fault.count > 0 and fault.path_contains in path:
+                    fault.count -= 1
+                    if fault.count == 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def _add_fault(self, request: Request) -> Response:
+        spec = request.json() or {}
+        self.inject_fault(
+            Fault(
+                status=spec.get("status"),
+                count=int(spec.get("count", 1)),
+                delay_s=float(spec.get("delay_s", 0.0)),
+                body=spec.get("body"),
+                path_contains=str(spec.get("path_contains", "")),
+            )
+        )
+        return empty_response(204)
+
+    def _clear_faults(self, request: Request) -> Response:
+        with self._faults_lock:
+            self._faults.clear()
+        return empty_response(204)
+
+    def _reset(self, request: Request) -> Response:
+        self._clear_faults(request)
+        if self._on_reset is not None:
+            self._on_reset()
+        return empty_response(204)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
+    app: App  # set on the per-server subclass
+
+    def _handle(self) -> None:
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        request = Request(
+            method=self.command,
+            path=parts.path,
+            query=parse_qs(parts.query, keep_blank_values=True),
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+        )
+        try:
+            response = self.app.dispatch(request)
+        except Exception as exc:  # a bug in a fake must still answer, like a real server's 500
+            logger.exception("{} sandbox: unhandled error on {} {}", self.app.name, self.command, self.path)
+            response = json_response(500, {"error": f"{type(exc).__name__}: {exc}"})
+        self.send_response(response.status)
+        if response.content_type:
+            self.send_header("Content-Type", f"{response.content_type}; charset=utf-8")
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if response.body and self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("{} sandbox: " + format, self.app.name, *args)
+
+
+class SandboxServer:
+    """A running fake server on loopback; use :func:`start` to create one."""
+
+    def __init__(self, app: App, host: str = "127.0.0.1", port: int = 0) -> None:
+        handler = type(f"{app.name}Handler", (_Handler,), {"app": app})
+        self.app = app
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> SandboxServer:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name=f"{self.app.name}-http", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> SandboxServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start(app: App, host: str = "127.0.0.1", port: int = 0) -> SandboxServer:
+    """Serve ``app`` in a background thread (port 0 = a free port) and return the running server."""
+    return SandboxServer(app, host, port).start()
+
+
+def serve_until_signal(server: SandboxServer, banner: str) -> int:
+    """Run a started server in the foreground until SIGTERM/SIGINT; print ``banner`` first."""
+    stopped = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopped.set())
+    print(banner, flush=True)
+    stopped.wait()
+    server.stop()
+    return 0
