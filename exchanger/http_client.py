@@ -147,9 +147,10 @@ class HttpClient:
         try:
             response = self.session.request(method, url, timeout=timeout, **kwargs)
         except requests.Timeout as exc:
-            raise Unreachable(f"{self.system}: no answer from {mask(url)} ({type(exc).__name__})", system=self.system)
+            message = f"{self.system}: no answer from {mask(url)} ({type(exc).__name__})"
+            raise Unreachable(message, system=self.system) from exc
         except requests.RequestException as exc:
-            raise Unreachable(f"{self.system}: cannot reach {mask(url)}: {mask(str(exc))}", system=self.system)
+            raise Unreachable(f"{self.system}: cannot reach {mask(url)}: {mask(str(exc))}", system=self.system) from exc
         if response.status_code >= 400:
             raise self.classify(response)
         return response
