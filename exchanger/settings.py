@@ -1,0 +1,116 @@
+"""Settings: one pydantic-settings class per concern, read from the process environment.
+
+``env_loader`` has already merged ``.env.<env>`` into ``os.environ`` (the real environment wins),
+so every class here reads the environment only. Every field's variable name is documented in
+``config.env.example``; a test proves the two lists are the same. :func:`load` turns a validation
+error into a :class:`~exchanger.errors.ConfigError` that names the variable, and registers every
+secret value with :mod:`exchanger.secrets` so it is masked in logs.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from exchanger.errors import ConfigError
+from exchanger.secrets import register_secret
+
+S = TypeVar("S", bound="ExchangerSettings")
+
+
+class ExchangerSettings(BaseSettings):
+    """Base of every settings class; subclasses set ``env_prefix`` or per-field ``alias``."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, populate_by_name=True)
+
+    @classmethod
+    def env_names(cls) -> list[str]:
+        """The environment variable name of every field, as users write them."""
+        prefix = (cls.model_config.get("env_prefix") or "").upper()
+        names = []
+        for name, field in cls.model_fields.items():
+            names.append((field.alias or f"{prefix}{name}").upper())
+        return names
+
+
+def load(cls: type[S]) -> S:
+    """Instantiate ``cls`` from the environment, or raise ``ConfigError`` naming the bad variable."""
+    try:
+        settings = cls()
+    except ValidationError as exc:
+        prefix = (cls.model_config.get("env_prefix") or "").upper()
+        problems = []
+        for error in exc.errors():
+            field_name = str(error["loc"][0]) if error["loc"] else "?"
+            field = cls.model_fields.get(field_name)
+            variable = (field.alias if field and field.alias else f"{prefix}{field_name}").upper()
+            value = error.get("input")
+            secret = field is not None and "SecretStr" in str(field.annotation)
+            shown = "" if secret or isinstance(value, dict) else f" (got {value!r})"
+            problems.append(f"{variable}: {error['msg']}{shown}")
+        hint = " — fix it in the environment or the .env file"
+        raise ConfigError("invalid setting " + "; ".join(problems) + hint) from None
+    for value in settings.model_dump().values():
+        if isinstance(value, SecretStr):
+            register_secret(value.get_secret_value())
+    return settings
+
+
+def all_settings_classes() -> list[type[ExchangerSettings]]:
+    """Every settings class defined anywhere in the package (subclasses, recursively)."""
+    found: list[type[ExchangerSettings]] = []
+    pending = list(ExchangerSettings.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"]
+
+
+class LoggingSettings(ExchangerSettings):
+    model_config = SettingsConfigDict(env_prefix="LOG_")
+
+    level: LogLevel = "INFO"
+    json_file: bool = Field(False, description="also write logs/<env>/<component>.json (one JSON object a line)")
+    rotation: str = Field("50 MB", description="loguru rotation of the log files")
+    retention: str = Field("14 days", description="loguru retention of rotated files")
+    dir: str = Field("", description="log folder; empty = logs/<env>/ under the project root")
+
+
+class RabbitMQSettings(ExchangerSettings):
+    model_config = SettingsConfigDict(env_prefix="RABBITMQ_")
+
+    host: str = "localhost"
+    port: int = Field(5672, ge=1, le=65535)
+    virtual_host: str = "/"
+    username: str = "guest"
+    password: SecretStr = SecretStr("guest")
+    heartbeat_s: int = Field(30, ge=0, description="AMQP heartbeat; long handlers run off the I/O thread")
+    blocked_connection_timeout_s: float = Field(60.0, gt=0)
+    connection_attempts: int = Field(3, ge=1)
+    use_tls: bool = False
+    tls_ca_file: str | None = None
+    tls_verify: bool = True
+    queue_type: Literal["classic", "quorum"] = "classic"
+    prefetch: int = Field(10, ge=1, description="unacked deliveries per consumer")
+    reconnect_max_s: float = Field(30.0, gt=0, description="cap of the reconnect backoff")
+
+
+class TopologySettings(ExchangerSettings):
+    """Names of exchanges and queues; the defaults are those of the design documents."""
+
+    model_config = SettingsConfigDict(env_prefix="AMQP_")
+
+    tasks_exchange: str = "camunda.external.tasks"
+    unrouted_exchange: str = "camunda.unrouted.tasks"
+    responses_exchange: str = "camunda.task.responses"
+    responses_queue: str = "camunda.responses.queue"
+    parking_queue: str = "errors.camunda_tasks.queue"
+    delay_exchange: str = "exchanger.delay"
+    redeliver_exchange: str = "exchanger.redeliver"
+    systems: str = Field("bitrix24,openproject,1c,python,default", description="systems whose queues are declared")
