@@ -113,4 +113,3 @@ class TopologySettings(ExchangerSettings):
     parking_queue: str = "errors.camunda_tasks.queue"
     delay_exchange: str = "exchanger.delay"
     redeliver_exchange: str = "exchanger.redeliver"
-    systems: str = Field("bitrix24,openproject,1c,python,default", description="systems whose queues are declared")

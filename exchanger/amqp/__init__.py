@@ -1,0 +1,1 @@
+"""RabbitMQ for every daemon: connection policy, topology, confirmed publisher, consumer base."""

@@ -1,0 +1,283 @@
+"""The consumer base: one queue, its own connection, work off the I/O thread, ack after the effect.
+
+The I/O thread only receives deliveries and services heartbeats; each delivery runs in a worker
+thread (at most ``prefetch`` at once) that calls the handler with a :class:`Delivery` and a
+thread-owned :class:`~exchanger.amqp.publisher.Publisher`. The ack goes back to the I/O thread
+through ``add_callback_threadsafe`` once the handler returned, i.e. once its effect and its next
+message are confirmed. What the handler raises decides the rest, in one place:
+
+* :class:`RetryLater` — republished to the queue after a delay with the attempt count + 1, then acked;
+* :class:`ParkMessage` (or a contract error) — parked with its reason and the original bytes, acked;
+* anything else — treated as transient: retried with backoff up to ``max_attempts``, then parked.
+
+If even the retry or the parking cannot be published (broker trouble), the message is not acked:
+the worker waits a backoff step and rejects it with requeue, so it is never lost and never spins.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pika
+from loguru import logger
+from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+from pika.exceptions import AMQPError
+
+from exchanger.amqp.connection import connect
+from exchanger.amqp.publisher import ATTEMPT_HEADER, Publisher
+from exchanger.amqp.topology import Topology
+from exchanger.backoff import Backoff
+from exchanger.contracts import ContractError, ParkedRecord
+from exchanger.errors import ExchangerError, Unreachable
+from exchanger.settings import RabbitMQSettings
+
+DEFAULT_MAX_ATTEMPTS = 5  # deliveries of one message before an unexpected error parks it
+DEFAULT_RETRY_BACKOFF = Backoff(initial_s=2.0, factor=2.0, max_s=300.0, jitter=0.0)  # 2 s, 4 s, 8 s … 5 min
+DEFAULT_DRAIN_S = 20.0  # how long a stopping consumer waits for in-flight messages
+
+
+class RetryLater(ExchangerError):
+    """Deliver this message again after ``delay_ms`` (``None``: the consumer's backoff for the attempt)."""
+
+    def __init__(self, reason: str, delay_ms: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delay_ms = delay_ms
+
+
+class ParkMessage(ExchangerError):
+    """This message can never be processed; keep it in the parking lot with ``reason``."""
+
+    def __init__(self, reason: str, error_type: str = "ParkMessage") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.error_type = error_type
+
+
+@dataclass
+class Delivery:
+    queue: str
+    body: bytes
+    headers: dict[str, Any]
+    routing_key: str
+    redelivered: bool
+    delivery_tag: int
+    message_id: str | None = None
+    correlation_id: str | None = None
+    received_at: float = field(default_factory=time.time)
+
+    @property
+    def attempt(self) -> int:
+        """1 on the first delivery; scheduled retries count up (broker redeliveries do not)."""
+        try:
+            return int(self.headers.get(ATTEMPT_HEADER, 1))
+        except (TypeError, ValueError):
+            return 1
+
+    def park_record(self, reason: str, error_type: str) -> ParkedRecord:
+        return ParkedRecord.for_body(
+            self.body,
+            reason=reason,
+            error_type=error_type,
+            source_queue=self.queue,
+            attempts=self.attempt,
+            headers={k: v for k, v in self.headers.items() if isinstance(v, str | int | float | bool)},
+            task_id=self.correlation_id,
+        )
+
+
+Handler = Callable[[Delivery, Publisher], None]
+
+
+class Consumer:
+    """Consume ``queue`` until :meth:`stop`; see the module docstring for the ack policy."""
+
+    def __init__(
+        self,
+        settings: RabbitMQSettings,
+        topology: Topology,
+        queue: str,
+        handler: Handler,
+        *,
+        prefetch: int | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        retry_backoff: Backoff = DEFAULT_RETRY_BACKOFF,
+        name: str | None = None,
+        declare: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.topology = topology
+        self.queue = queue
+        self.handler = handler
+        self.prefetch = prefetch or settings.prefetch
+        self.max_attempts = max_attempts
+        self.retry_backoff = retry_backoff
+        self.name = name or f"consumer:{queue}"
+        self.declare = declare
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._local = threading.local()
+        self._publishers: list[Publisher] = []
+        self._publishers_lock = threading.Lock()
+        self._inflight = 0
+        self._inflight_lock = threading.Lock()
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """True while connected and consuming."""
+        return self._ready.is_set()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def start_in_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run, name=self.name, daemon=True)
+        thread.start()
+        return thread
+
+    def run(self, drain_s: float = DEFAULT_DRAIN_S) -> None:
+        """Consume with reconnects until stopped; on stop, drain in-flight work within ``drain_s``."""
+        attempt = 0
+        with ThreadPoolExecutor(max_workers=self.prefetch, thread_name_prefix=self.name) as executor:
+            while not self._stop.is_set():
+                try:
+                    connection = connect(self.settings, name=self.name, stop=self._stop)
+                except Unreachable:
+                    break
+                try:
+                    self._consume(connection, executor, drain_s)
+                    attempt = 0
+                except (AMQPError, OSError) as exc:
+                    attempt += 1
+                    self._ready.clear()
+                    wait = self.retry_backoff.delay(attempt) if attempt > 1 else 0.5
+                    logger.warning("{}: connection lost ({!r}); reconnecting in {:.1f}s", self.name, exc, wait)
+                    self._stop.wait(min(wait, self.settings.reconnect_max_s))
+                finally:
+                    self._ready.clear()
+                    if connection.is_open:
+                        try:
+                            connection.close()
+                        except AMQPError as exc:
+                            logger.debug("{}: close failed: {!r}", self.name, exc)
+        with self._publishers_lock:
+            for publisher in self._publishers:
+                publisher.close()
+
+    def _consume(self, connection: BlockingConnection, executor: ThreadPoolExecutor, drain_s: float) -> None:
+        if self.declare:
+            self.topology.declare(connection)
+        channel = connection.channel()
+        channel.basic_qos(prefetch_count=self.prefetch)
+        on_message = functools.partial(self._on_message, connection, executor)
+        tag = channel.basic_consume(self.queue, on_message)
+        self._ready.set()
+        logger.info("{}: consuming {} (prefetch {})", self.name, self.queue, self.prefetch)
+        while not self._stop.is_set():
+            connection.process_data_events(time_limit=0.2)
+        channel.basic_cancel(tag)
+        deadline = time.monotonic() + drain_s
+        while self._inflight and time.monotonic() < deadline:
+            connection.process_data_events(time_limit=0.1)
+        if self._inflight:
+            logger.warning("{}: {} message(s) still in flight at the deadline; they will be redelivered",
+                           self.name, self._inflight)
+        connection.process_data_events(time_limit=0)
+
+    # --- one delivery -------------------------------------------------------------------------
+
+    def _on_message(
+        self,
+        connection: BlockingConnection,
+        executor: ThreadPoolExecutor,
+        channel: BlockingChannel,
+        method: pika.spec.Basic.Deliver,
+        properties: pika.BasicProperties,
+        body: bytes,
+    ) -> None:
+        delivery = Delivery(
+            queue=self.queue,
+            body=body,
+            headers=dict(properties.headers or {}),
+            routing_key=method.routing_key,
+            redelivered=bool(method.redelivered),
+            delivery_tag=method.delivery_tag,
+            message_id=properties.message_id,
+            correlation_id=properties.correlation_id,
+        )
+        with self._inflight_lock:
+            self._inflight += 1
+        executor.submit(self._process, connection, channel, delivery)
+
+    def _publisher(self) -> Publisher:
+        publisher = getattr(self._local, "publisher", None)
+        if publisher is None:
+            publisher = Publisher(self.settings, self.topology, name=f"{self.name}:publisher")
+            self._local.publisher = publisher
+            with self._publishers_lock:
+                self._publishers.append(publisher)
+        return publisher
+
+    def _process(self, connection: BlockingConnection, channel: BlockingChannel, delivery: Delivery) -> None:
+        try:
+            if self._settle(delivery):
+                settle = functools.partial(channel.basic_ack, delivery.delivery_tag)
+            else:
+                time.sleep(self.retry_backoff.delay(1))  # broker trouble: no hot redelivery loop
+                settle = functools.partial(channel.basic_nack, delivery.delivery_tag, requeue=True)
+            try:
+                connection.add_callback_threadsafe(settle)
+            except (AMQPError, OSError) as exc:
+                logger.warning("{}: could not settle {} ({!r}); the broker will redeliver it",
+                               self.name, delivery.correlation_id or delivery.message_id, exc)
+        finally:
+            with self._inflight_lock:
+                self._inflight -= 1
+
+    def _settle(self, delivery: Delivery) -> bool:
+        """Run the handler and its consequences; True when the message may be acked."""
+        publisher = self._publisher()
+        try:
+            self.handler(delivery, publisher)
+            return True
+        except RetryLater as exc:
+            return self._retry(delivery, publisher, exc.reason, exc.delay_ms)
+        except (ParkMessage, ContractError) as exc:
+            error_type = exc.error_type if isinstance(exc, ParkMessage) else "ContractError"
+            return self._park(delivery, publisher, str(exc), error_type)
+        except Exception as exc:  # noqa: BLE001 - unknown failure: retried, then parked, never dropped
+            logger.exception("{}: handler failed on attempt {}", self.name, delivery.attempt)
+            if delivery.attempt >= self.max_attempts:
+                reason = f"failed {delivery.attempt} times, last: {type(exc).__name__}: {exc}"
+                return self._park(delivery, publisher, reason, type(exc).__name__)
+            return self._retry(delivery, publisher, f"{type(exc).__name__}: {exc}", None)
+
+    def _retry(self, delivery: Delivery, publisher: Publisher, reason: str, delay_ms: int | None) -> bool:
+        if delay_ms is None:
+            delay_ms = int(self.retry_backoff.delay(delivery.attempt) * 1000)
+        headers = {**delivery.headers, ATTEMPT_HEADER: delivery.attempt + 1, "x-exchanger-last-error": reason[:500]}
+        try:
+            publisher.publish_delayed(self.queue, delay_ms, delivery.body, headers=headers,
+                                      correlation_id=delivery.correlation_id)
+        except ExchangerError as exc:
+            logger.error("{}: cannot schedule the retry ({}); leaving the message unacked", self.name, exc)
+            return False
+        logger.info("{}: retry {} of {} in {} ms: {}", self.name, delivery.attempt + 1,
+                    delivery.correlation_id or delivery.message_id, delay_ms, reason)
+        return True
+
+    def _park(self, delivery: Delivery, publisher: Publisher, reason: str, error_type: str) -> bool:
+        try:
+            publisher.park(delivery.park_record(reason, error_type))
+        except ExchangerError as exc:
+            logger.error("{}: cannot park ({}); leaving the message unacked", self.name, exc)
+            return False
+        return True

@@ -1,0 +1,144 @@
+"""The RabbitMQ topology: the single source of truth for every exchange and queue name.
+
+Declared idempotently by every daemon at start (declaring twice changes nothing)::
+
+    camunda.external.tasks  (topic, alternate exchange camunda.unrouted.tasks)
+        <system>.#      → <system>.queue                   one per system of the routing table
+    camunda.unrouted.tasks  (fanout)           → default.queue   tasks whose system has no queue
+    camunda.task.responses  (direct)           → camunda.responses.queue
+    <system>.sent.queue                                     tracking records
+    errors.camunda_tasks.queue                              the parking lot
+    exchanger.delay         (topic)  <ms>.#    → exchanger.delay.<ms>   (TTL <ms>, dead-letters to ↓)
+    exchanger.redeliver     (topic)  *.<queue> → <queue>                every consumable queue
+
+A delayed message (a retry or a re-check) is published to ``exchanger.delay`` with routing key
+``<ms>.<target queue>``; it waits in the queue whose TTL is ``<ms>`` (one TTL per queue, so nothing
+blocks the head), expires, and is dead-lettered with the same routing key to ``exchanger.redeliver``,
+which routes it back to the target queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+from pika.exceptions import ChannelClosedByBroker
+
+from exchanger.errors import ConfigError
+from exchanger.routing import DEFAULT_SYSTEM
+from exchanger.settings import TopologySettings
+
+
+class TopologyMismatch(ConfigError):
+    """An existing exchange or queue was declared with other arguments; the message says how to migrate."""
+
+
+def system_queue(system: str) -> str:
+    return f"{system}.queue"
+
+
+def sent_queue(system: str) -> str:
+    return f"{system}.sent.queue"
+
+
+@dataclass
+class Topology:
+    settings: TopologySettings
+    systems: list[str]
+    queue_type: str = "classic"
+    virtual_host: str = "/"
+    _declared_delays: set[int] = field(default_factory=set)
+
+    @property
+    def consumable_queues(self) -> list[str]:
+        """Every queue a consumer may read, hence a target of delayed redelivery."""
+        queues = [self.settings.responses_queue]
+        for system in self.systems:
+            queues += [system_queue(system), sent_queue(system)]
+        return queues
+
+    def delay_queue(self, delay_ms: int) -> str:
+        return f"{self.settings.delay_exchange}.{delay_ms}"
+
+    def delay_routing_key(self, delay_ms: int, target_queue: str) -> str:
+        return f"{delay_ms}.{target_queue}"
+
+    def _queue_arguments(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        arguments: dict[str, Any] = {"x-queue-type": "quorum"} if self.queue_type == "quorum" else {}
+        arguments.update(extra or {})
+        return arguments
+
+    def declare(self, connection: BlockingConnection) -> None:
+        """Declare everything; raise :class:`TopologyMismatch` with migration advice on a clash."""
+        s = self.settings
+        with _Declarer(connection, self.virtual_host) as d:
+            d.exchange(s.unrouted_exchange, "fanout")
+            d.exchange(s.tasks_exchange, "topic", {"alternate-exchange": s.unrouted_exchange})
+            d.exchange(s.responses_exchange, "direct")
+            d.exchange(s.delay_exchange, "topic")
+            d.exchange(s.redeliver_exchange, "topic")
+            for system in self.systems:
+                d.queue(system_queue(system), self._queue_arguments())
+                d.bind(system_queue(system), s.tasks_exchange, f"{system}.#")
+                d.queue(sent_queue(system), self._queue_arguments())
+            d.queue(system_queue(DEFAULT_SYSTEM), self._queue_arguments())
+            d.bind(system_queue(DEFAULT_SYSTEM), s.unrouted_exchange, "")
+            d.queue(s.responses_queue, self._queue_arguments())
+            d.bind(s.responses_queue, s.responses_exchange, s.responses_queue)
+            d.queue(s.parking_queue, self._queue_arguments())
+            for queue in self.consumable_queues:
+                d.bind(queue, s.redeliver_exchange, f"*.{queue}")
+
+    def declare_delay(self, channel: BlockingChannel, delay_ms: int) -> None:
+        """Declare (once per process) the queue that holds messages for ``delay_ms``."""
+        if delay_ms in self._declared_delays:
+            return
+        name = self.delay_queue(delay_ms)
+        arguments = self._queue_arguments(
+            {"x-message-ttl": delay_ms, "x-dead-letter-exchange": self.settings.redeliver_exchange}
+        )
+        channel.queue_declare(name, durable=True, arguments=arguments)
+        channel.queue_bind(name, self.settings.delay_exchange, routing_key=f"{delay_ms}.#")
+        self._declared_delays.add(delay_ms)
+
+
+class _Declarer:
+    """Declares on a channel of its own and turns a 406 PRECONDITION_FAILED into migration advice."""
+
+    def __init__(self, connection: BlockingConnection, virtual_host: str) -> None:
+        self.connection = connection
+        self.virtual_host = virtual_host
+        self.channel: BlockingChannel = connection.channel()
+
+    def __enter__(self) -> _Declarer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.channel.is_open:
+            self.channel.close()
+
+    def exchange(self, name: str, kind: str, arguments: dict[str, Any] | None = None) -> None:
+        try:
+            self.channel.exchange_declare(name, exchange_type=kind, durable=True, arguments=arguments)
+        except ChannelClosedByBroker as exc:
+            raise TopologyMismatch(
+                f"exchange {name!r} already exists with other settings ({exc.reply_text}); Exchanger wants a "
+                f"durable {kind} exchange with {arguments or {}}. To migrate: stop the daemons and delete it "
+                f"(rabbitmqctl eval or the management UI, vhost {self.virtual_host!r}), then start again."
+            ) from None
+
+    def queue(self, name: str, arguments: dict[str, Any]) -> None:
+        try:
+            self.channel.queue_declare(name, durable=True, arguments=arguments)
+        except ChannelClosedByBroker as exc:
+            raise TopologyMismatch(
+                f"queue {name!r} already exists with other arguments ({exc.reply_text}); Exchanger wants "
+                f"{arguments or 'a plain durable classic queue'}. To migrate: stop the daemons, let the queue "
+                f"drain (or move its messages with a shovel), delete it with "
+                f"`rabbitmqctl delete_queue {name} -p {self.virtual_host}`, and start again; or set "
+                f"RABBITMQ_QUEUE_TYPE to the type the existing queues have."
+            ) from None
+
+    def bind(self, queue: str, exchange: str, routing_key: str) -> None:
+        self.channel.queue_bind(queue, exchange, routing_key=routing_key)

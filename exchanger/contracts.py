@@ -1,0 +1,185 @@
+"""The message contracts every daemon reads and writes, as pydantic models.
+
+A message body is the model's JSON (UTF-8); its schema name and version travel in the
+``x-exchanger-schema`` header (e.g. ``exchanger.task/1``) so that a consumer can refuse what it does
+not understand before parsing. Variables are Camunda-typed (``{"value", "type"}``, see
+:mod:`exchanger.variables`), exactly what Camunda sends and accepts.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from exchanger.variables import TypedValue, from_typed, from_typed_map
+
+SCHEMA_HEADER = "x-exchanger-schema"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ContractError(ValueError):
+    """A message does not match its contract; the text says what is wrong (it goes to the parking lot)."""
+
+
+class Contract(BaseModel):
+    """Base of every message: knows its schema name, encodes to bytes, decodes with a clear error."""
+
+    model_config = ConfigDict(extra="ignore")
+    SCHEMA: ClassVar[str]
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, body: bytes, headers: dict[str, Any] | None = None) -> Any:
+        """Parse and validate ``body``; raise :class:`ContractError` naming the problem."""
+        schema = (headers or {}).get(SCHEMA_HEADER)
+        if schema is not None and schema != cls.SCHEMA:
+            raise ContractError(f"expected schema {cls.SCHEMA}, got {schema}")
+        try:
+            return cls.model_validate_json(body)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc']) or 'body'}: {error['msg']}" for error in exc.errors()
+            )
+            raise ContractError(f"not a valid {cls.SCHEMA} message: {problems}") from None
+
+
+class IoParameters(BaseModel):
+    input: dict[str, Any] = Field(default_factory=dict)
+    output: dict[str, Any] = Field(default_factory=dict)
+
+
+class BpmnMetadata(BaseModel):
+    """What the BPMN model says about the activity (extension properties, fields, I/O) and its process."""
+
+    activity_name: str = ""
+    activity_type: str = ""
+    documentation: str = ""
+    topic: str = ""
+    extension_properties: dict[str, str] = Field(default_factory=dict)
+    field_injections: dict[str, Any] = Field(default_factory=dict)
+    io_parameters: IoParameters = Field(default_factory=IoParameters)
+    process_name: str = ""
+    process_properties: dict[str, str] = Field(default_factory=dict)
+
+
+class TaskMessage(Contract):
+    """camunda-worker → ``<system>.queue``: one locked external task and everything needed to do it."""
+
+    SCHEMA: ClassVar[str] = "exchanger.task/1"
+
+    task_id: str
+    topic_name: str
+    system: str
+    worker_id: str
+    tenant_id: str | None = None
+    process_instance_id: str
+    process_definition_id: str = ""
+    process_definition_key: str = ""
+    activity_id: str = ""
+    activity_instance_id: str = ""
+    business_key: str | None = None
+    priority: int = 0
+    retries: int | None = None
+    created_at: datetime = Field(default_factory=utcnow)  # when the worker fetched it
+    published_at: datetime | None = None
+    variables: dict[str, TypedValue] = Field(default_factory=dict)
+    bpmn_metadata: BpmnMetadata = Field(default_factory=BpmnMetadata)
+
+    def value(self, name: str, default: Any = None) -> Any:
+        """A process variable as a Python value."""
+        typed = self.variables.get(name)
+        return default if typed is None else from_typed(typed)
+
+    def values(self) -> dict[str, Any]:
+        return from_typed_map(self.variables)
+
+    def prop(self, name: str, default: str | None = None) -> str | None:
+        """An extension property of the activity."""
+        return self.bpmn_metadata.extension_properties.get(name, default)
+
+
+class ExternalItem(BaseModel):
+    """The work item created for a task in an external system."""
+
+    system: str
+    id: str
+    url: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+    data: dict[str, Any] = Field(default_factory=dict)  # system-specific facts the tracker needs
+
+
+class SentRecord(Contract):
+    """handler → ``<system>.sent.queue``: a created work item to watch until it is done."""
+
+    SCHEMA: ClassVar[str] = "exchanger.sent/1"
+
+    task: TaskMessage
+    item: ExternalItem
+    checks: int = 0
+    last_checked_at: datetime | None = None
+
+
+class ResponseStatus(StrEnum):
+    COMPLETE = "complete"
+    FAILURE = "failure"
+    BPMN_ERROR = "bpmn_error"
+
+
+class ResponseMessage(Contract):
+    """tracker or handler → ``camunda.responses.queue``: how the task ended."""
+
+    SCHEMA: ClassVar[str] = "exchanger.response/1"
+
+    task_id: str
+    process_instance_id: str = ""
+    worker_id: str
+    tenant_id: str | None = None
+    topic_name: str = ""
+    status: ResponseStatus
+    variables: dict[str, TypedValue] = Field(default_factory=dict)
+    local_variables: dict[str, TypedValue] = Field(default_factory=dict)
+    error_message: str | None = None
+    error_details: str | None = None
+    error_code: str | None = None
+    retries: int | None = None
+    retry_timeout_ms: int | None = None
+    item: ExternalItem | None = None
+    task_created_at: datetime | None = None
+    handled_at: datetime = Field(default_factory=utcnow)
+
+
+class ParkedRecord(Contract):
+    """Anything that could not be processed, kept with its reason in ``errors.camunda_tasks.queue``."""
+
+    SCHEMA: ClassVar[str] = "exchanger.parked/1"
+
+    reason: str
+    error_type: str
+    source_queue: str
+    attempts: int = 1
+    parked_at: datetime = Field(default_factory=utcnow)
+    body_text: str | None = None  # the original body when it is UTF-8
+    body_base64: str | None = None  # otherwise
+    headers: dict[str, Any] = Field(default_factory=dict)
+    task_id: str | None = None
+
+    @classmethod
+    def for_body(cls, body: bytes, **fields: Any) -> ParkedRecord:
+        try:
+            return cls(body_text=body.decode("utf-8"), **fields)
+        except UnicodeDecodeError:
+            return cls(body_base64=base64.b64encode(body).decode("ascii"), **fields)
+
+    def original_body(self) -> bytes:
+        if self.body_text is not None:
+            return self.body_text.encode("utf-8")
+        return base64.b64decode(self.body_base64 or "")

@@ -1,0 +1,64 @@
+"""Logging for every daemon and CLI: loguru, the environment label on every line, secrets masked.
+
+Sinks: stdout; ``<logs>/<component>.log`` (rotating); ``<logs>/<component>.errors.log`` (errors only);
+optionally ``<logs>/<component>.json`` (one JSON object per line, ``LOG_JSON_FILE=true``). A patcher
+masks secrets (:mod:`exchanger.secrets`) in the message and in the formatted exception before any
+sink sees the record; ``diagnose`` is off so that variable values never reach a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from env_loader import Environment
+from exchanger.secrets import mask
+from exchanger.settings import LoggingSettings
+
+LINE_FORMAT = (
+    "{time:YYYY-MM-DD HH:mm:ss.SSS} {extra[env_label]} {level:<7} {extra[component]} | {message}{extra[exc_text]}\n"
+)
+
+
+def _mask_record(record: Any) -> None:
+    record["message"] = mask(record["message"])
+    record["extra"].setdefault("env_label", "")
+    record["extra"].setdefault("component", "")
+    exc_text = ""
+    if record["exception"] is not None:
+        kind, value, tb = record["exception"]
+        exc_text = "\n" + mask("".join(traceback.format_exception(kind, value, tb)).rstrip())
+        record["exception"] = None
+    record["extra"]["exc_text"] = exc_text
+
+
+def setup_logging(
+    component: str, environment: Environment | None, settings: LoggingSettings | None = None
+) -> Path | None:
+    """Configure the global loguru logger for one process; returns the log folder (None: stdout only)."""
+    settings = settings or LoggingSettings()
+    label = environment.label if environment else ""
+    logger.remove()
+    logger.configure(patcher=_mask_record, extra={"env_label": label, "component": component, "exc_text": ""})
+    logger.add(sys.stdout, level=settings.level, format=LINE_FORMAT, colorize=False, backtrace=False, diagnose=False)
+    if environment is None:
+        return None
+    folder = Path(settings.dir) if settings.dir else environment.logs_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    common: dict[str, Any] = {
+        "rotation": settings.rotation,
+        "retention": settings.retention,
+        "encoding": "utf-8",
+        "enqueue": False,
+        "backtrace": False,
+        "diagnose": False,
+    }
+    logger.add(folder / f"{component}.log", level=settings.level, format=LINE_FORMAT, **common)
+    logger.add(folder / f"{component}.errors.log", level="ERROR", format=LINE_FORMAT, **common)
+    if settings.json_file:
+        logger.add(folder / f"{component}.json", level=settings.level, serialize=True, **common)
+    return folder

@@ -1,0 +1,215 @@
+"""The RabbitMQ layer against the real broker: routing, confirms, consumer ack policy, delays, parking."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from exchanger.amqp.connection import connect
+from exchanger.amqp.consumer import Consumer, Delivery, ParkMessage, RetryLater
+from exchanger.amqp.publisher import ATTEMPT_HEADER, Publisher, Unroutable
+from exchanger.amqp.topology import Topology, TopologyMismatch
+from exchanger.backoff import Backoff
+from exchanger.contracts import ParkedRecord, TaskMessage
+from exchanger.routing import RoutingTable
+from exchanger.settings import RabbitMQSettings, TopologySettings
+
+
+def get_one(settings: RabbitMQSettings, queue: str, timeout_s: float = 5.0):
+    """Poll ``queue`` until a message arrives; return (properties, body) or fail."""
+    connection = connect(settings, name="test-get", attempts=3)
+    try:
+        channel = connection.channel()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            method, properties, body = channel.basic_get(queue, auto_ack=True)
+            if method is not None:
+                return properties, body
+            time.sleep(0.05)
+        pytest.fail(f"nothing arrived in {queue} within {timeout_s}s")
+    finally:
+        connection.close()
+
+
+def queue_depth(settings: RabbitMQSettings, queue: str) -> int:
+    connection = connect(settings, name="test-depth", attempts=3)
+    try:
+        return connection.channel().queue_declare(queue, passive=True).method.message_count
+    finally:
+        connection.close()
+
+
+def test_topics_with_dots_and_hyphens_reach_their_system_and_unknown_topics_reach_default(rabbit_settings, topology):
+    routing = RoutingTable({"bitrix24": ["bitrix.create-task.v2"], "python": ["send_email"]})
+    with Publisher(rabbit_settings, topology, name="t") as publisher:
+        for topic in ("bitrix.create-task.v2", "nobody_knows_me"):
+            publisher.publish(topology.settings.tasks_exchange, routing.routing_key(topic), topic.encode())
+    assert get_one(rabbit_settings, "bitrix24.queue")[1] == b"bitrix.create-task.v2"
+    assert get_one(rabbit_settings, "default.queue")[1] == b"nobody_knows_me"
+
+
+def test_unroutable_publish_raises(rabbit_settings, topology):
+    with Publisher(rabbit_settings, topology, name="t") as publisher:
+        with pytest.raises(Unroutable, match="no queue bound"):
+            publisher.publish(topology.settings.responses_exchange, "no-such-key", b"{}")
+
+
+def test_declaring_the_topology_twice_changes_nothing(rabbit_settings, topology):
+    with Publisher(rabbit_settings, topology, name="t") as publisher:
+        publisher.publish("", "python.queue", b"kept")
+    connection = connect(rabbit_settings, name="t", attempts=1)
+    topology.declare(connection)
+    topology.declare(connection)
+    connection.close()
+    assert queue_depth(rabbit_settings, "python.queue") == 1
+
+
+def test_a_queue_declared_with_other_arguments_stops_with_migration_advice(rabbit_settings, topology):
+    quorum = Topology(TopologySettings(), topology.systems, queue_type="quorum", virtual_host=topology.virtual_host)
+    connection = connect(rabbit_settings, name="t", attempts=1)
+    try:
+        with pytest.raises(TopologyMismatch, match="rabbitmqctl delete_queue .* RABBITMQ_QUEUE_TYPE"):
+            quorum.declare(connection)
+    finally:
+        connection.close()
+
+
+def run_consumer(consumer: Consumer) -> threading.Thread:
+    thread = consumer.start_in_thread()
+    deadline = time.monotonic() + 10
+    while not consumer.ready and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert consumer.ready
+    return thread
+
+
+def test_a_message_whose_consumer_dies_before_acking_is_redelivered(rabbit_settings, topology):
+    seen: list[Delivery] = []
+    crashed = threading.Event()
+
+    def die_without_ack(delivery: Delivery, publisher: Publisher) -> None:
+        seen.append(delivery)
+        crashed.set()
+        raise SystemExit  # the thread dies; the connection below is closed before any ack
+
+    first = Consumer(rabbit_settings, topology, "python.queue", die_without_ack, prefetch=1)
+    with Publisher(rabbit_settings, topology, name="t") as publisher:
+        publisher.publish("", "python.queue", b"work", correlation_id="task-1")
+    thread = run_consumer(first)
+    assert crashed.wait(5)
+    first.stop()
+    thread.join(10)
+
+    received = threading.Event()
+    second = Consumer(rabbit_settings, topology, "python.queue", lambda d, p: (seen.append(d), received.set()))
+    thread = run_consumer(second)
+    assert received.wait(5)
+    second.stop()
+    thread.join(10)
+    assert [d.body for d in seen] == [b"work", b"work"]
+    assert seen[1].redelivered is True
+
+
+def test_poison_messages_are_parked_with_reason_and_original_bytes_and_the_queue_keeps_flowing(rabbit_settings, topology):
+    processed: list[str] = []
+    done = threading.Event()
+
+    def handle(delivery: Delivery, publisher: Publisher) -> None:
+        task = TaskMessage.from_bytes(delivery.body, delivery.headers)
+        processed.append(task.task_id)
+        done.set()
+
+    consumer = Consumer(rabbit_settings, topology, "python.queue", handle, prefetch=1)
+    good = TaskMessage(task_id="t-good", topic_name="echo", system="python", worker_id="w", process_instance_id="p")
+    with Publisher(rabbit_settings, topology, name="t") as publisher:
+        publisher.publish("", "python.queue", b"\xff not json", correlation_id="t-bad")
+        publisher.publish("", "python.queue", json.dumps({"task_id": 1}).encode())
+        publisher.publish("", "python.queue", good.to_bytes())
+    thread = run_consumer(consumer)
+    assert done.wait(10)
+    consumer.stop()
+    thread.join(10)
+    assert processed == ["t-good"]
+    first = ParkedRecord.from_bytes(get_one(rabbit_settings, "errors.camunda_tasks.queue")[1])
+    second = ParkedRecord.from_bytes(get_one(rabbit_settings, "errors.camunda_tasks.queue")[1])
+    assert first.original_body() == b"\xff not json" and first.body_base64 is not None
+    assert first.source_queue == "python.queue" and first.task_id == "t-bad"
+    assert "not a valid exchanger.task/1 message" in first.reason
+    assert "topic_name: Field required" in second.reason
+    assert second.original_body() == b'{"task_id": 1}'
+
+
+def test_a_delayed_retry_arrives_after_its_delay_with_the_attempt_count(rabbit_settings, topology):
+    arrivals: list[tuple[float, int]] = []
+    second = threading.Event()
+
+    def flaky(delivery: Delivery, publisher: Publisher) -> None:
+        arrivals.append((time.monotonic(), delivery.attempt))
+        if delivery.attempt == 1:
+            raise RetryLater("Bitrix24 said QUERY_LIMIT_EXCEEDED", delay_ms=1500)
+        second.set()
+
+    consumer = Consumer(rabbit_settings, topology, "bitrix24.queue", flaky, prefetch=2)
+    thread = run_consumer(consumer)
+    with Publisher(rabbit_settings, topology, name="t") as publisher:
+        publisher.publish("", "bitrix24.queue", b"{}", correlation_id="task-r")
+    assert second.wait(10)
+    consumer.stop()
+    thread.join(10)
+    (t1, a1), (t2, a2) = arrivals
+    assert (a1, a2) == (1, 2)
+    assert 1.4 <= t2 - t1 < 5.0
+
+
+def test_unexpected_errors_are_retried_then_parked_after_max_attempts(rabbit_settings, topology):
+    attempts: list[int] = []
+
+    def always_broken(delivery: Delivery, publisher: Publisher) -> None:
+        attempts.append(delivery.attempt)
+        raise RuntimeError("the handler has a bug")
+
+    consumer = Consumer(rabbit_settings, topology, "openproject.queue", always_broken, prefetch=1, max_attempts=3,
+                        retry_backoff=Backoff(initial_s=1.0, factor=1.0, jitter=0.0))
+    thread = run_consumer(consumer)
+    with Publisher(rabbit_settings, topology, name="t") as publisher:
+        publisher.publish("", "openproject.queue", b"{}", correlation_id="task-x")
+    parked = ParkedRecord.from_bytes(get_one(rabbit_settings, "errors.camunda_tasks.queue", timeout_s=15)[1])
+    consumer.stop()
+    thread.join(10)
+    assert attempts == [1, 2, 3]
+    assert parked.attempts == 3 and "RuntimeError: the handler has a bug" in parked.reason
+    assert parked.headers[ATTEMPT_HEADER] == 3
+
+
+def test_explicit_park_keeps_the_reason(rabbit_settings, topology):
+    consumer = Consumer(rabbit_settings, topology, "1c.queue",
+                        lambda d, p: (_ for _ in ()).throw(ParkMessage("topic not supported", "Unsupported")))
+    thread = run_consumer(consumer)
+    with Publisher(rabbit_settings, topology, name="t") as publisher:
+        publisher.publish("", "1c.queue", b"{}")
+    parked = ParkedRecord.from_bytes(get_one(rabbit_settings, "errors.camunda_tasks.queue")[1])
+    consumer.stop()
+    thread.join(10)
+    assert (parked.reason, parked.error_type) == ("topic not supported", "Unsupported")
+
+
+def test_a_handler_longer_than_two_heartbeats_keeps_its_connection(session_vhost, topology):
+    settings = RabbitMQSettings(virtual_host=session_vhost, heartbeat_s=1)
+    finished = threading.Event()
+
+    def slow(delivery: Delivery, publisher: Publisher) -> None:
+        time.sleep(3.5)
+        finished.set()
+
+    consumer = Consumer(settings, topology, "python.queue", slow, prefetch=1)
+    thread = run_consumer(consumer)
+    with Publisher(settings, topology, name="t") as publisher:
+        publisher.publish("", "python.queue", b"{}")
+    assert finished.wait(10)
+    time.sleep(0.5)
+    consumer.stop()
+    thread.join(10)
+    assert queue_depth(settings, "python.queue") == 0  # acked on the same connection: no redelivery
