@@ -12,7 +12,7 @@ import threading
 import pika
 from loguru import logger
 from pika.adapters.blocking_connection import BlockingConnection
-from pika.exceptions import AMQPConnectionError
+from pika.exceptions import AMQPConnectionError, ProbableAccessDeniedError, ProbableAuthenticationError
 
 from exchanger.backoff import Backoff
 from exchanger.errors import Unreachable
@@ -68,6 +68,12 @@ def connect(
             return BlockingConnection(parameters)
         except AMQPConnectionError as exc:
             reason = f"RabbitMQ at {describe(settings)} unreachable ({type(exc).__name__}: {exc})"
+            if isinstance(exc, ProbableAccessDeniedError):
+                reason += (f"; does the virtual host exist and may {settings.username} use it? "
+                           f"rabbitmqctl add_vhost {settings.virtual_host} && rabbitmqctl set_permissions "
+                           f"-p {settings.virtual_host} {settings.username} '.*' '.*' '.*'")
+            elif isinstance(exc, ProbableAuthenticationError):
+                reason += "; check RABBITMQ_USERNAME and RABBITMQ_PASSWORD"
             if (attempts is not None and attempt >= attempts) or (stop is not None and stop.is_set()):
                 raise Unreachable(reason, system="rabbitmq") from exc
             wait = backoff.delay(attempt)
