@@ -113,7 +113,7 @@ def test_a_message_whose_consumer_dies_before_acking_is_redelivered(rabbit_setti
     assert seen[1].redelivered is True
 
 
-def test_poison_messages_are_parked_with_reason_and_original_bytes_and_the_queue_keeps_flowing(rabbit_settings, topology):
+def test_poison_messages_are_parked_with_reason_and_bytes_and_the_queue_keeps_flowing(rabbit_settings, topology):
     processed: list[str] = []
     done = threading.Event()
 
