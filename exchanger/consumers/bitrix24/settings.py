@@ -1,0 +1,63 @@
+"""Settings of the Bitrix24 consumer (``BITRIX_*``): the portal, its limits, and the task fields used."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from exchanger.consumers.bitrix24.ratelimit import DEFAULT_BURST, DEFAULT_RATE_PER_S
+from exchanger.settings import ExchangerSettings
+
+# https://<portal>/rest/<user id>/<webhook code>/  (the trailing slash is optional)
+WEBHOOK_URL = re.compile(r"^https?://[^/\s]+(/[^\s]*)?/rest/\d+/[A-Za-z0-9_]+/?$")
+
+
+class Bitrix24Settings(ExchangerSettings):
+    model_config = SettingsConfigDict(env_prefix="BITRIX_")
+
+    webhook_url: SecretStr = Field(description="inbound webhook https://<portal>/rest/<user id>/<code>/")
+    default_responsible_id: int = Field(1, ge=1, description="RESPONSIBLE_ID when the process names nobody")
+    default_created_by: int | None = Field(None, ge=1, description="CREATED_BY default; empty = the webhook user")
+
+    rate_per_s: float = Field(DEFAULT_RATE_PER_S, gt=0, description="portal leaky-bucket drain, requests/s")
+    burst: int = Field(DEFAULT_BURST, ge=1, description="portal leaky-bucket size, requests")
+    connect_timeout_s: float = Field(5.0, gt=0)
+    read_timeout_s: float = Field(30.0, gt=0, description="the portal itself stops a request after 60 s")
+    attempts: int = Field(5, ge=1, description="tries per call for retryable errors (writes: limits only)")
+    tls_verify: bool = True
+    tls_ca_file: str | None = None
+
+    external_id_field: str = Field("UF_CAMUNDA_ID_EXTERNAL_TASK", description="string UF holding the Camunda task id")
+    answer_field: str = Field("UF_RESULT_ANSWER", description="enumeration UF the person answers yes/no in")
+    answer_ok_xml_id: str = Field("ok", description="XML_ID of the answer field's 'yes' value")
+    answer_no_xml_id: str = Field("no", description="XML_ID of the answer field's 'no' value")
+    result_expected_field: str = Field("UF_RESULT_EXPECTED", description="boolean UF: an answer is expected")
+    result_question_field: str = Field("UF_RESULT_QUESTION", description="string UF: the question asked")
+    user_fields_cache_s: float = Field(300.0, gt=0, description="how long the user-field list is cached")
+
+    complete_on_awaiting_control: bool = Field(False, description="status 4 (awaiting control) counts as done")
+    deleted_error_code: str = Field("BITRIX_TASK_DELETED", description="BPMN error raised for a deleted task")
+    deleted_as_failure: bool = Field(False, description="report a deleted task as a failure, not a BPMN error")
+    check_interval_s: float = Field(60.0, gt=0, description="how often the tracker looks at an open task")
+    task_url_template: str = Field(
+        "{portal}/company/personal/user/{user_id}/tasks/task/view/{task_id}/",
+        description="link published for a task; {portal}, {user_id}, {task_id}",
+    )
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_shape(cls, value: SecretStr) -> SecretStr:
+        if not WEBHOOK_URL.match(value.get_secret_value().strip()):
+            raise ValueError("expected https://<portal>/rest/<user id>/<webhook code>/")
+        return SecretStr(value.get_secret_value().strip())
+
+    def required_user_fields(self) -> dict[str, str]:
+        """Task user fields Exchanger writes or reads, with their Bitrix24 ``USER_TYPE_ID``."""
+        return {
+            self.external_id_field: "string",
+            self.answer_field: "enumeration",
+            self.result_expected_field: "boolean",
+            self.result_question_field: "string",
+        }
