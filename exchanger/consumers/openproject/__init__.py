@@ -1,0 +1,1 @@
+"""OpenProject (API v3): the system ``openproject`` of the routing table."""
