@@ -1,0 +1,1 @@
+"""task-creator: consumers for the system queues, handlers, trackers, retries and parking."""

@@ -1,0 +1,235 @@
+"""The contracts every system plugs into: a task handler, a tracker, and the outcomes they return.
+
+A system package (``exchanger/consumers/<system>/``) provides a ``handler.py`` with a subclass of
+:class:`BaseMessageHandler` and, when its work items take time, a ``tracker.py`` with a subclass of
+:class:`BaseTracker`. The task-creator loads them by module path from its routing table
+(:mod:`exchanger.creator.routing_config`), validates them at start and calls them from its consumers.
+Neither talks to RabbitMQ: they return an outcome (or raise), and :mod:`exchanger.creator.outcomes`
+turns that into the next message, in one place.
+
+**Construction.** The creator builds each class once per process as ``cls(context)`` with a
+:class:`SystemContext`. A subclass loads its own settings there (``load(MySystemSettings)``, which
+raises ``ConfigError`` naming the variable and so stops the start) and builds its client. Extra
+constructor arguments must be keyword-only with defaults (tests inject fakes through them).
+
+**Handler** (one instance serves every message of ``<system>.queue``, from several threads at once,
+so keep it thread-safe: a pooled HTTP client, no per-message state on ``self``)::
+
+    find_existing(task) -> ExternalItem | None        # idempotency: called first, on every delivery
+    _process_message_impl(task) -> HandlerOutcome      # the business logic, called when nothing exists
+
+``HandlerOutcome`` is one of
+
+* :class:`~exchanger.contracts.ExternalItem` — a work item was created; the creator publishes a
+  :class:`~exchanger.contracts.SentRecord` to ``<system>.sent.queue`` (after the tracker's check
+  interval) and the tracker takes over;
+* :class:`Done` — finished at once; a ``complete`` response carries its variables;
+* :class:`Failed` — give up: a ``failure`` response (``retries`` 0 by default: an incident in Cockpit);
+* :class:`BpmnErrorOutcome` — a business error for a boundary event;
+
+or an exception:
+
+* :class:`~exchanger.errors.BpmnError` → ``bpmn_error`` response;
+* :class:`~exchanger.errors.Incident`, :class:`~exchanger.errors.PermanentError` → ``failure`` with
+  retries 0, and a copy of the task in the parking lot;
+* :class:`~exchanger.errors.TransientError` (and anything unexpected) → delivered again after the
+  delay of the retry policy (:mod:`exchanger.creator.retry_policy`, BPMN ``retryConfig`` or
+  ``CREATOR_RETRY_CONFIG``); after the last retry a ``failure`` with retries 0 and a parked copy;
+* :class:`~exchanger.contracts.ContractError` → the message is parked (nothing can be reported).
+
+A handler whose ``retry_through_camunda`` is True (the python system) reports other exceptions as a
+``failure`` with the retries decremented and the retry timeout instead, so that Camunda schedules
+the retry (the external task client convention).
+
+**Tracker** (one instance serves ``<system>.sent.queue``; same threading rule)::
+
+    check_task_status(record: SentRecord) -> Done | Failed | BpmnErrorOutcome | StillOpen
+
+``StillOpen`` → the record is checked again after ``check_interval_s`` (a delay queue, so any number
+of items can be tracked and none blocks another); ``Done`` / ``Failed`` / ``BpmnErrorOutcome`` → the
+response is published (confirmed) and the record acked. A ``TransientError`` (or anything
+unexpected) counts as "still open": checked again after the interval. ``PermanentError`` /
+``Incident`` → failure with retries 0 and a parked copy. ``CREATOR_MAX_TRACKING_AGE_S`` bounds how
+long an item is tracked.
+
+Variables in outcomes are plain Python values (str, int, float, bool, None, dict, list, datetime);
+:func:`exchanger.variables.to_typed_map` gives them their Camunda types.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from loguru import logger
+
+from exchanger.contracts import ExternalItem, SentRecord, TaskMessage
+
+DEFAULT_CHECK_INTERVAL_S = 60.0  # a tracker re-checks an open item once a minute unless its system says otherwise
+
+
+# --- outcomes ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Done:
+    """The work is finished: complete the Camunda task with these (plain Python) variables."""
+
+    variables: dict[str, Any] = field(default_factory=dict)
+    local_variables: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The work cannot be done. ``retries`` 0 makes an incident; more lets Camunda retry after the timeout."""
+
+    reason: str
+    details: str = ""
+    retries: int = 0
+    retry_timeout_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class BpmnErrorOutcome:
+    """A business error with ``code`` for a boundary error event (the tracker's form of ``BpmnError``)."""
+
+    code: str
+    message: str = ""
+    variables: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StillOpen:
+    """The work item is not finished yet; ``note`` is logged (e.g. the item's current status)."""
+
+    note: str = ""
+
+
+HandlerOutcome = ExternalItem | Done | Failed | BpmnErrorOutcome
+TrackerOutcome = Done | Failed | BpmnErrorOutcome | StillOpen
+
+
+@dataclass(frozen=True)
+class SystemContext:
+    """What the creator tells a handler or tracker about where it runs.
+
+    ``settings`` is the creator's :class:`~exchanger.creator.settings.CreatorSettings` (typed loosely
+    to keep this module free of imports a system does not need).
+    """
+
+    system: str  # e.g. "bitrix24"
+    queue: str  # <system>.queue
+    sent_queue: str | None  # <system>.sent.queue, None for systems without tracking
+    settings: Any = None
+
+
+class _Stats:
+    """Thread-safe counters behind ``get_stats``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def add(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self._counts[name] += amount
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+# --- handler ----------------------------------------------------------------------------------------
+
+
+class BaseMessageHandler(ABC):
+    """Turns one task into a work item (or a result). See the module docstring for the contract."""
+
+    retry_through_camunda: ClassVar[bool] = False  # True: unexpected errors → failure with retries-1
+
+    def __init__(self, context: SystemContext) -> None:
+        self.context = context
+        self.stats = _Stats()
+
+    def process_message(self, task: TaskMessage) -> HandlerOutcome:
+        """Look the item up, else run the business logic; count what happened. Exceptions propagate."""
+        self.stats.add("total_messages")
+        try:
+            existing = self.find_existing(task)
+            if existing is not None:
+                self.stats.add("found_existing")
+                logger.info("{}: task {} already has {} item {}; tracking it", self.context.system, task.task_id,
+                            existing.system, existing.id)
+                return existing
+            outcome = self._process_message_impl(task)
+        except Exception as exc:
+            self.stats.add(f"raised_{type(exc).__name__}")
+            self.stats.add("failed_tasks")
+            raise
+        self.stats.add({ExternalItem: "created_items", Done: "completed_tasks", Failed: "failed_tasks",
+                        BpmnErrorOutcome: "bpmn_errors"}.get(type(outcome), "other_outcomes"))
+        return outcome
+
+    def find_existing(self, task: TaskMessage) -> ExternalItem | None:
+        """The work item already created for ``task`` (search by the external task id), or None.
+
+        Called before every ``_process_message_impl``: a redelivered task (crash after creating, before
+        the ack) then goes on with the existing item instead of creating a second one. Systems that
+        create nothing keep this default.
+        """
+        return None
+
+    @abstractmethod
+    def _process_message_impl(self, task: TaskMessage) -> HandlerOutcome:
+        """Do the work for ``task``; return an outcome or raise (module docstring)."""
+
+    def get_stats(self) -> dict[str, int]:
+        return self.stats.snapshot()
+
+    def cleanup(self) -> None:
+        """Release clients and connections; called once at shutdown after the consumers drained."""
+        return None
+
+
+# --- tracker ----------------------------------------------------------------------------------------
+
+
+class BaseTracker(ABC):
+    """Watches created work items until they are done. See the module docstring for the contract.
+
+    ``check_interval_s`` is how long an open item waits before its next check; a subclass sets it from
+    its system's settings (e.g. ``BITRIX_CHECK_INTERVAL_S``); the default comes from
+    ``CREATOR_CHECK_INTERVAL_S``.
+    """
+
+    def __init__(self, context: SystemContext) -> None:
+        self.context = context
+        self.stats = _Stats()
+        default = getattr(context.settings, "check_interval_s", None)
+        self.check_interval_s: float = float(default) if default else DEFAULT_CHECK_INTERVAL_S
+
+    @abstractmethod
+    def check_task_status(self, record: SentRecord) -> TrackerOutcome:
+        """Ask the system about ``record.item``; return its state (module docstring)."""
+
+    def check(self, record: SentRecord) -> TrackerOutcome:
+        """``check_task_status`` with stats; exceptions propagate."""
+        self.stats.add("checks")
+        try:
+            outcome = self.check_task_status(record)
+        except Exception as exc:
+            self.stats.add(f"raised_{type(exc).__name__}")
+            raise
+        self.stats.add({Done: "done", Failed: "failed", BpmnErrorOutcome: "bpmn_errors",
+                        StillOpen: "still_open"}.get(type(outcome), "other_outcomes"))
+        return outcome
+
+    def get_stats(self) -> dict[str, int]:
+        return self.stats.snapshot()
+
+    def cleanup(self) -> None:
+        """Release clients and connections; called once at shutdown."""
+        return None
