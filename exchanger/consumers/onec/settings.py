@@ -24,7 +24,7 @@ class OneCSettings(ExchangerSettings):
     posting_operational: bool = Field(False, description="PostingModeOperational of the Post action")
     connect_timeout_s: float = Field(5.0, gt=0)
     read_timeout_s: float = Field(60.0, gt=0, description="posting a large document can take a while")
-    retry_attempts: int = Field(4, ge=1, description="tries of one call on transient errors (first included)")
+    attempts: int = Field(4, ge=1, description="tries of one call on transient errors (first included)")
     tls_verify: bool = True
     tls_ca_file: str | None = Field(None, description="PEM bundle of a private CA")
 

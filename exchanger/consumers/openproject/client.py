@@ -103,7 +103,7 @@ class OpenProjectClient:
             tls=TlsOptions(verify=settings.tls_verify, ca_bundle=settings.tls_ca_file),
             connect_timeout_s=settings.connect_timeout_s,
             read_timeout_s=settings.read_timeout_s,
-            attempts=settings.retry_attempts,
+            attempts=settings.attempts,
             backoff=backoff,
             classify=classify,
         )

@@ -23,7 +23,7 @@ class OpenProjectSettings(ExchangerSettings):
     check_interval_s: float = Field(60.0, gt=0, description="how often the tracker reads an open work package")
     connect_timeout_s: float = Field(5.0, gt=0)
     read_timeout_s: float = Field(30.0, gt=0)
-    retry_attempts: int = Field(4, ge=1, description="tries of one call on transient errors (first included)")
+    attempts: int = Field(4, ge=1, description="tries of one call on transient errors (first included)")
     conflict_retries: int = Field(2, ge=0, description="re-reads of lockVersion after a 409 on update")
     tls_verify: bool = True
     tls_ca_file: str | None = Field(None, description="PEM bundle of a private CA")
