@@ -1,0 +1,1 @@
+"""camunda-worker: fetch tasks and publish them (fetcher), apply results to Camunda (responses)."""

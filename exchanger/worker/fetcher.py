@@ -1,0 +1,249 @@
+"""The fetch half of camunda-worker: long-poll Camunda, publish each task, and only then lock it long.
+
+Lock short, publish, confirm, then lock long (architecture, delivery guarantee 1):
+
+1. one ``fetchAndLock`` for every routed topic, locked for ``CAMUNDA_FETCH_LOCK_MINUTES``;
+2. the task message is published with confirms and ``mandatory`` to ``<system>.<topic>``;
+3. only after the broker's confirm the lock is extended to ``CAMUNDA_LOCK_DURATION``.
+
+A crash before 3 lets the short lock expire and the task is fetched again. A nacked or returned
+publish, or a broker that is gone, unlocks the task at once; while the broker is down nothing is
+fetched (a cheap connection probe gates the next poll), so no task sits locked for nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from loguru import logger
+
+from exchanger.amqp.connection import connect
+from exchanger.amqp.publisher import Publisher, PublishError
+from exchanger.backoff import Backoff
+from exchanger.camunda.client import CamundaClient, CamundaNotFound
+from exchanger.camunda.metadata import MetadataCache, MetadataError
+from exchanger.camunda.settings import CamundaSettings
+from exchanger.contracts import BpmnMetadata, TaskMessage
+from exchanger.errors import IntegrationError, TransientError, Unreachable
+from exchanger.routing import RoutingTable
+from exchanger.settings import RabbitMQSettings, TopologySettings
+from exchanger.worker.metrics import WorkerMetrics
+
+# headers of every task message (besides the schema header), so that a consumer can route or refuse
+# a message without parsing it
+TOPIC_HEADER = "x-exchanger-topic"
+SYSTEM_HEADER = "x-exchanger-system"
+TASK_ID_HEADER = "x-exchanger-task-id"
+PROCESS_INSTANCE_HEADER = "x-exchanger-process-instance-id"
+
+EMPTY_POLL_GUARD_S = 0.05  # an empty answer faster than this means no long polling: back off instead of spinning
+
+
+class Fetcher:
+    """Runs in one thread (it owns its :class:`Publisher`) until ``stop`` is set."""
+
+    def __init__(
+        self,
+        *,
+        client: CamundaClient,
+        cache: MetadataCache,
+        publisher: Publisher,
+        camunda: CamundaSettings,
+        rabbit: RabbitMQSettings,
+        topology: TopologySettings,
+        routing: RoutingTable,
+        metrics: WorkerMetrics,
+        stop: threading.Event,
+    ) -> None:
+        self.client = client
+        self.cache = cache
+        self.publisher = publisher
+        self.camunda = camunda
+        self.rabbit = rabbit
+        self.exchange = topology.tasks_exchange
+        self.routing = routing
+        self.metrics = metrics
+        self.stop = stop
+        self.backoff = Backoff(initial_s=camunda.backoff_initial_s, max_s=camunda.backoff_max_s)
+        self.discovered: set[str] = set()
+        self._next_discovery = 0.0
+        # state for readiness
+        self.last_poll_ok: float | None = None  # time.monotonic() of the last answered poll
+        self.camunda_error: str | None = None
+        self.broker_error: str | None = None
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        failures = 0
+        while not self.stop.is_set():
+            if self.broker_error is not None and not self._probe_broker():
+                failures += 1
+                self.stop.wait(self.backoff.delay(failures))
+                continue
+            started = time.monotonic()
+            try:
+                tasks = self.poll()
+            except IntegrationError as exc:
+                failures += 1
+                wait = self.backoff.delay(failures)
+                logger.warning("fetchAndLock failed ({}); next poll in {:.1f}s", exc.message, wait)
+                self.stop.wait(wait)
+                continue
+            failures = 0
+            self.dispatch(tasks)
+            if not tasks and time.monotonic() - started < EMPTY_POLL_GUARD_S and self.camunda.async_response_timeout_ms:
+                self.stop.wait(self.backoff.initial_s)
+
+    def topics(self) -> list[str]:
+        """The routed topics, plus discovered ones nobody routed (they go to the default system)."""
+        if self.camunda.topic_discovery and time.monotonic() >= self._next_discovery:
+            self._next_discovery = time.monotonic() + self.camunda.topic_discovery_interval_s
+            try:
+                new = set(self.client.topic_names()) - set(self.routing.topics) - self.discovered
+            except IntegrationError as exc:
+                logger.warning("topic discovery failed: {}", exc.message)
+                new = set()
+            if new:
+                logger.info("discovered topics nobody routed, sent to the default system: {}", sorted(new))
+                self.discovered |= new
+        return self.routing.topics + sorted(self.discovered)
+
+    def poll(self) -> list[dict[str, Any]]:
+        """One fetchAndLock; records the outcome for readiness and metrics."""
+        started = time.monotonic()
+        try:
+            tasks = self.client.fetch_and_lock(self.topics())
+        except IntegrationError as exc:
+            self.camunda_error = exc.message
+            self.metrics.poll_errors.inc()
+            raise
+        finally:
+            self.metrics.fetch_latency.observe(time.monotonic() - started)
+        self.camunda_error = None
+        self.last_poll_ok = time.monotonic()
+        self.metrics.polls.inc()
+        for task in tasks:
+            self.metrics.fetched.labels(task.get("topicName", "")).inc()
+        return tasks
+
+    def dispatch(self, tasks: list[dict[str, Any]]) -> None:
+        """Publish each task; once stopping or the broker is gone, unlock the rest at once."""
+        for task in tasks:
+            if self.stop.is_set() or self.broker_error is not None:
+                self.unlock(task, "stopping" if self.stop.is_set() else "broker unreachable")
+                continue
+            try:
+                self.handle(task)
+            except Exception:  # noqa: BLE001 - a bug must not strand a locked task: log it and unlock
+                logger.exception("unexpected error handling task {}; unlocking it", task.get("id"))
+                self.unlock(task, "unexpected error")
+
+    # --- one task -----------------------------------------------------------------------------
+
+    def handle(self, task: dict[str, Any]) -> None:
+        started = time.monotonic()
+        task_id, topic = task["id"], task["topicName"]
+        try:
+            metadata = self.metadata(task)
+        except TransientError as exc:
+            logger.error("task {}: BPMN metadata unavailable ({}); it stays under the short lock and is fetched "
+                         "again when that expires", task_id, exc.message)
+            return
+        message = self.message(task, metadata)
+        try:
+            self.publisher.publish_contract(
+                message, self.exchange, self.routing.routing_key(topic), correlation_id=task_id,
+                headers={TOPIC_HEADER: topic, SYSTEM_HEADER: message.system, TASK_ID_HEADER: task_id,
+                         PROCESS_INSTANCE_HEADER: message.process_instance_id},
+            )
+        except Unreachable as exc:
+            self.broker_error = exc.message
+            self.metrics.returned.labels("unreachable").inc()
+            logger.error("task {}: broker unreachable ({}); unlocking it and pausing fetches", task_id, exc.message)
+            self.unlock(task, "broker unreachable")
+            return
+        except PublishError as exc:
+            self.metrics.returned.labels(type(exc).__name__).inc()
+            logger.error("task {}: the broker did not take it ({}); unlocking it", task_id, exc)
+            self.unlock(task, type(exc).__name__)
+            return
+        self.metrics.published.labels(message.system).inc()
+        self.metrics.confirmed.labels(message.system).inc()
+        self.extend(task_id, topic)
+        self.metrics.publish_latency.observe(time.monotonic() - started)
+
+    def metadata(self, task: dict[str, Any]) -> BpmnMetadata:
+        """The activity's BPMN metadata; a model that cannot be read gives empty metadata and a warning."""
+        try:
+            return self.cache.activity(task["processDefinitionId"], task["activityId"])
+        except TransientError:
+            raise
+        except (IntegrationError, MetadataError) as exc:
+            logger.warning("task {}: no BPMN metadata for {} ({}); publishing without it",
+                           task["id"], task["processDefinitionId"], exc)
+            return BpmnMetadata(topic=task["topicName"])
+
+    def message(self, task: dict[str, Any], metadata: BpmnMetadata) -> TaskMessage:
+        now = datetime.now(UTC)
+        return TaskMessage(
+            task_id=task["id"],
+            topic_name=task["topicName"],
+            system=self.routing.system_for(task["topicName"]),
+            worker_id=self.client.worker_id,
+            tenant_id=task.get("tenantId"),
+            process_instance_id=task.get("processInstanceId") or "",
+            process_definition_id=task.get("processDefinitionId") or "",
+            process_definition_key=task.get("processDefinitionKey") or "",
+            activity_id=task.get("activityId") or "",
+            activity_instance_id=task.get("activityInstanceId") or "",
+            business_key=task.get("businessKey"),
+            priority=task.get("priority") or 0,
+            retries=task.get("retries"),
+            created_at=now,
+            published_at=now,
+            variables=task.get("variables") or {},
+            bpmn_metadata=metadata,
+        )
+
+    def extend(self, task_id: str, topic: str) -> None:
+        """Lock long after the confirm. A failure here costs at most a duplicate, never a lost task."""
+        try:
+            self.client.extend_lock(task_id, self.camunda.lock_duration)
+        except CamundaNotFound:
+            self.metrics.lock_extend_failed.labels("gone").inc()
+            logger.info("task {} ({}) was completed or cancelled while being published", task_id, topic)
+            return
+        except IntegrationError as exc:
+            self.metrics.lock_extend_failed.labels(type(exc).__name__).inc()
+            logger.warning("task {} ({}) published but its lock could not be extended ({}); it will be published "
+                           "again when the short lock expires and the consumer will see the duplicate",
+                           task_id, topic, exc.message)
+            return
+        self.metrics.lock_extended.inc()
+
+    def unlock(self, task: dict[str, Any], reason: str) -> None:
+        try:
+            self.client.unlock(task["id"])
+        except CamundaNotFound:
+            return
+        except IntegrationError as exc:
+            logger.error("task {}: could not unlock it ({}); it is fetched again when the short lock expires",
+                         task["id"], exc.message)
+            return
+        self.metrics.unlocked.inc()
+        logger.info("task {} ({}) unlocked: {}", task["id"], task.get("topicName"), reason)
+
+    def _probe_broker(self) -> bool:
+        """True (and fetching resumes) once a connection to the broker can be opened again."""
+        try:
+            connect(self.rabbit, name="camunda-worker:probe", attempts=1).close()
+        except Unreachable as exc:
+            self.broker_error = exc.message
+            return False
+        logger.info("broker reachable again; fetching resumes")
+        self.broker_error = None
+        return True
