@@ -21,6 +21,10 @@ PASSWORD = "1c-sandbox-Pa55"  # that user's password
 EXTERNAL_ID_ATTRIBUTE = "ВнешнийИдентификатор"  # string attribute holding the Camunda task id
 STATUS_ATTRIBUTE = "Статус"  # enum attribute of the payment request (as a string in OData)
 STATUS_DONE_VALUE = "Согласована"  # the value that means "approved"
+ORDER = "Document_ЗаказПокупателя"  # customer order: posting needs a counterparty
+PAYMENT_REQUEST = "Document_ЗаявкаНаРасходованиеДенежныхСредств"  # payment request with an approval status
+COUNTERPARTIES = "Catalog_Контрагенты"
+PRODUCTS = "Catalog_Номенклатура"
 EMPTY_REF = "00000000-0000-0000-0000-000000000000"
 DEFAULT_POSTING_FAILURE = "Не удалось провести документ: период закрыт для изменений"  # admin switch default
 
@@ -55,7 +59,7 @@ ENTITY_TYPES = {
     t.name: t
     for t in [
         EntityType(
-            "Document_ЗаказПокупателя",
+            ORDER,
             "Заказ покупателя",
             {
                 "Контрагент_Key": GUID,
@@ -68,7 +72,7 @@ ENTITY_TYPES = {
             required_for_posting={"Контрагент_Key": "Контрагент"},
         ),
         EntityType(
-            "Document_ЗаявкаНаРасходованиеДенежныхСредств",
+            PAYMENT_REQUEST,
             "Заявка на расходование денежных средств",
             {
                 "Контрагент_Key": GUID,
@@ -80,8 +84,8 @@ ENTITY_TYPES = {
             },
             required_for_posting={"СуммаДокумента": "Сумма документа"},
         ),
-        EntityType("Catalog_Контрагенты", "Контрагенты", {"ИНН": STRING, EXTERNAL_ID_ATTRIBUTE: STRING}),
-        EntityType("Catalog_Номенклатура", "Номенклатура", {"Артикул": STRING}),
+        EntityType(COUNTERPARTIES, "Контрагенты", {"ИНН": STRING, EXTERNAL_ID_ATTRIBUTE: STRING}),
+        EntityType(PRODUCTS, "Номенклатура", {"Артикул": STRING}),
     ]
 }
 
@@ -117,9 +121,9 @@ class Infobase:
             self.numbers: dict[str, int] = dict.fromkeys(ENTITY_TYPES, 0)
             self.version = 0
             self.posting_failures: list[PostingFailure] = []
-            self.new("Catalog_Контрагенты", {"Description": "ООО Ромашка", "ИНН": "7701234567"})
-            self.new("Catalog_Контрагенты", {"Description": "АО Василёк", "ИНН": "7807654321"})
-            self.new("Catalog_Номенклатура", {"Description": "Бумага А4", "Артикул": "A4-500"})
+            self.new(COUNTERPARTIES, {"Description": "ООО Ромашка", "ИНН": "7701234567"})
+            self.new(COUNTERPARTIES, {"Description": "АО Василёк", "ИНН": "7807654321"})
+            self.new(PRODUCTS, {"Description": "Бумага А4", "Артикул": "A4-500"})
 
     def next_data_version(self) -> str:
         """An opaque string that changes on every write, like 1C's ``DataVersion``."""
