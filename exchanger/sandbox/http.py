@@ -74,13 +74,14 @@ class Fault:
     delay_s: float = 0.0
     body: Any = None
     path_contains: str = ""
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. Retry-After
 
 
 class App:
     """Routes plus the fault injector and reset hook shared by every fake server.
 
     Admin endpoints (not part of any real API): ``POST /_admin/faults`` with
-    ``{"status": 503, "count": 3, "delay_s": 0, "body": {...}, "path_contains": ""}``,
+    ``{"status": 503, "count": 3, "delay_s": 0, "body": {...}, "path_contains": "", "headers": {}}``,
     ``DELETE /_admin/faults``, ``POST /_admin/reset``.
     """
 
@@ -119,7 +120,9 @@ class App:
                 if fault.delay_s:
                     time.sleep(fault.delay_s)
                 if fault.status is not None:
-                    return json_response(fault.status, fault.body or {"error": "injected fault"})
+                    response = json_response(fault.status, fault.body or {"error": "injected fault"})
+                    response.headers.update(fault.headers)
+                    return response
         allowed: list[str] = []
         for method, regex, function in self._routes:
             match = regex.match(request.path)
@@ -157,6 +160,7 @@ class App:
                 delay_s=float(spec.get("delay_s", 0.0)),
                 body=spec.get("body"),
                 path_contains=str(spec.get("path_contains", "")),
+                headers={str(k): str(v) for k, v in (spec.get("headers") or {}).items()},
             )
         )
         return empty_response(204)
@@ -206,7 +210,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
 
     def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("{} sandbox: " + format, self.app.name, *args)
+        logger.debug("{} sandbox: {}", self.app.name, format % args)
 
 
 class SandboxServer:
