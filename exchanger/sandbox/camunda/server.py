@@ -1,0 +1,88 @@
+"""Run the sandbox Camunda 7 engine: in-process (:func:`start`) or as ``python -m exchanger.sandbox camunda``.
+
+CLI: ``--port 8080 [--db PATH] [--user NAME:PASSWORD ...] [--host 127.0.0.1]``. Port 0 picks a free
+port. The first stdout line is one JSON object with the settings a daemon needs
+(``{"CAMUNDA_BASE_URL": "http://127.0.0.1:PORT/engine-rest"}``); the server then runs until
+SIGTERM/SIGINT and exits 0. ``--db`` defaults to ``camunda-sandbox.db`` in the working directory;
+``--db :memory:`` keeps nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from loguru import logger
+
+from exchanger.sandbox import http
+from exchanger.sandbox.camunda.clock import Clock
+from exchanger.sandbox.camunda.engine import Engine
+from exchanger.sandbox.camunda.rest import ROOT, CamundaApp
+from exchanger.sandbox.camunda.store import Store
+
+# Where the CLI keeps its state unless told otherwise.
+DEFAULT_DB = "camunda-sandbox.db"
+
+
+class CamundaSandbox:
+    """A running engine: ``url`` is the ``/engine-rest`` root (no trailing slash)."""
+
+    def __init__(self, server: http.SandboxServer, engine: Engine) -> None:
+        self.server = server
+        self.engine = engine
+        self.clock = engine.clock
+
+    @property
+    def url(self) -> str:
+        return self.server.url + ROOT
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def stop(self) -> None:
+        self.engine.close()  # pending long polls answer first
+        self.server.stop()
+        self.engine.store.close()
+
+    def __enter__(self) -> CamundaSandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start(port: int = 0, db: str = ":memory:", users: dict[str, str] | None = None, clock: Clock | None = None,
+          host: str = "127.0.0.1") -> CamundaSandbox:
+    """Serve the engine in background threads; ``clock`` lets tests move time."""
+    engine = Engine(Store(db), clock or Clock())
+    server = http.start(CamundaApp(engine, users), host=host, port=port)
+    engine.start_timer_thread()
+    return CamundaSandbox(server, engine)
+
+
+def _user(text: str) -> tuple[str, str]:
+    name, separator, password = text.partition(":")
+    if not separator or not name:
+        raise argparse.ArgumentTypeError("expected NAME:PASSWORD")
+    return name, password
+
+
+def cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m exchanger.sandbox camunda",
+                                     description="Sandbox Camunda-7-compatible engine (/engine-rest).")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--db", default=DEFAULT_DB, help="SQLite file (':memory:' keeps nothing)")
+    parser.add_argument("--user", type=_user, action="append", default=[], help="NAME:PASSWORD for basic auth")
+    args = parser.parse_args(argv)
+    users = dict(args.user) if args.user else None
+    sandbox = start(port=args.port, db=args.db, users=users, host=args.host)
+    settings: dict[str, Any] = {"CAMUNDA_BASE_URL": sandbox.url}
+    if users:
+        name, password = args.user[0]
+        settings.update({"CAMUNDA_USERNAME": name, "CAMUNDA_PASSWORD": password})
+    logger.info("camunda sandbox: serving {} (db {})", sandbox.url, args.db)
+    # The engine closes first inside stop(), so pending long polls get Camunda's shutdown answer.
+    return http.serve_until_signal(sandbox, json.dumps(settings))  # type: ignore[arg-type]
