@@ -16,7 +16,7 @@ TOKEN = "t0ken5ecretabc12"  # webhook code of user 1 in every test portal
 
 
 def client_for(server: PortalServer, **overrides: Any) -> Bitrix24Client:
-    options: dict[str, Any] = {"rate_per_s": 1000, "burst": 1000, "read_timeout_s": 2.0, "attempts": 3}
+    options: dict[str, Any] = {"rate_per_s": 1000, "burst": 1000, "read_timeout_s": 0.5, "attempts": 3}
     options.update(overrides)
     return Bitrix24Client(Bitrix24Settings(webhook_url=server.webhook_url, **options), backoff=FAST_BACKOFF)
 
