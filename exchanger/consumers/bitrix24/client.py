@@ -119,9 +119,9 @@ def classify(response: requests.Response) -> IntegrationError:
     if not isinstance(body, dict) or "error" not in body:
         body = {"error": "", "error_description": response.text[:300]}
     retry_after = retry_after_seconds(response)
-    reset_at = (body.get("time") or {}).get("operating_reset_at") if isinstance(body.get("time"), dict) else None
-    if body.get("error") == "OPERATION_TIME_LIMIT" and reset_at:
-        retry_after = max(0.0, float(reset_at) - time.time())  # that method is paused until then
+    timing = body["time"] if isinstance(body.get("time"), dict) else {}
+    if body.get("error") == "OPERATION_TIME_LIMIT" and timing.get("operating_reset_at"):
+        retry_after = max(0.0, float(timing["operating_reset_at"]) - time.time())  # the method is paused until then
     return error_from_envelope(
         method, response.status_code, str(body.get("error")), str(body.get("error_description") or ""), retry_after
     )
