@@ -298,7 +298,7 @@ class Engine:
             rt.store.run("UPDATE external_task SET lock_expiration = ? WHERE id = ?",
                          (rt.now + new_duration, task_id))
 
-    def lock(self, task_id: str, worker_id: str | None, lock_duration: int) -> None:
+    def lock_task(self, task_id: str, worker_id: str | None, lock_duration: int) -> None:
         """``LockExternalTaskCmd``: refused only while another worker's lock is still running."""
         ensure_not_null("workerId", worker_id)
         if lock_duration <= 0:

@@ -486,7 +486,7 @@ class CamundaApp(App):
     def lock(self, request: Request) -> Response:
         body = _body(request)
         duration = _int_field(body, "lockDuration", 0) or 0
-        return self._task_command(request, lambda: self.engine.lock(request.params["id"], body.get("workerId"),
+        return self._task_command(request, lambda: self.engine.lock_task(request.params["id"], body.get("workerId"),
                                                                     duration))
 
     def unlock(self, request: Request) -> Response:
