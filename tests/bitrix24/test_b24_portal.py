@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import requests
 from b24_helpers import TOKEN, inject, new_task, rest
@@ -201,11 +202,12 @@ def test_user_fields_can_be_absent_and_created() -> None:
         )
 
 
-def test_cli_prints_the_webhook_url_first_and_stops_on_sigterm() -> None:
+def test_cli_prints_the_webhook_url_first_and_stops_on_sigterm(tmp_path: Path) -> None:
+    log = (tmp_path / "bitrix24.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "exchanger.sandbox", "bitrix24", "--port", "0", "--token", "clitoken1234"],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -217,3 +219,6 @@ def test_cli_prints_the_webhook_url_first_and_stops_on_sigterm() -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
+        log.close()
+    logged = (tmp_path / "bitrix24.log").read_text()
+    assert "user.current" in logged and "clitoken1234" not in logged  # the request log masks the code

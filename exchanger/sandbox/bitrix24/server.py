@@ -14,11 +14,14 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
+from loguru import logger
+
 from exchanger.consumers.bitrix24.ratelimit import DEFAULT_BURST, DEFAULT_RATE_PER_S, LeakyBucket
 from exchanger.sandbox.bitrix24.methods import Call, invoke, time_block
 from exchanger.sandbox.bitrix24.params import parse_php_query
 from exchanger.sandbox.bitrix24.state import ADMIN_ID, Portal, PortalError
 from exchanger.sandbox.http import App, Request, Response, SandboxServer, json_response, serve_until_signal
+from exchanger.secrets import mask, register_secret
 
 
 class PortalApp(App):
@@ -152,4 +155,7 @@ def cli(argv: list[str]) -> int:
         with_user_fields=not args.no_user_fields,
         external_id_field=args.external_id_field,
     )
+    # the request log quotes webhook paths; the demo keeps this process's output, so the code is masked there
+    register_secret(server.portal.webhooks[ADMIN_ID])
+    logger.configure(patcher=lambda record: record.update(message=mask(record["message"])))
     return serve_until_signal(server, json.dumps({"BITRIX_WEBHOOK_URL": server.webhook_url}))
