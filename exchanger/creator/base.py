@@ -67,6 +67,7 @@ from typing import Any, ClassVar
 from loguru import logger
 
 from exchanger.contracts import ExternalItem, SentRecord, TaskMessage
+from exchanger.creator.retry_policy import RetryPolicy
 
 DEFAULT_CHECK_INTERVAL_S = 60.0  # a tracker re-checks an open item once a minute unless its system says otherwise
 
@@ -185,6 +186,13 @@ class BaseMessageHandler(ABC):
     @abstractmethod
     def _process_message_impl(self, task: TaskMessage) -> HandlerOutcome:
         """Do the work for ``task``; return an outcome or raise (module docstring)."""
+
+    def retry_policy_for(self, task: TaskMessage) -> RetryPolicy | None:
+        """This system's retry policy for ``task``; None uses ``CREATOR_RETRY_CONFIG``.
+
+        Either way the activity's ``retryConfig`` extension property wins.
+        """
+        return None
 
     def get_stats(self) -> dict[str, int]:
         return self.stats.snapshot()

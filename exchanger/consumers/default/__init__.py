@@ -1,0 +1,1 @@
+"""The default system: tasks whose topic no system claims (they reach ``default.queue``)."""

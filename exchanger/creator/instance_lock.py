@@ -1,0 +1,79 @@
+"""One task-creator per environment and host: an exclusive ``flock`` on ``<lock dir>/<name>.<env>.lock``.
+
+The file holds the PID of the holder. A second instance fails to take the lock and says which PID
+holds it. The kernel drops the lock when its holder dies, so a lock file left by a killed process
+is simply taken over (and logged); no stale-PID guessing is needed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from typing import IO
+
+from loguru import logger
+
+from exchanger.errors import ExchangerError
+
+
+class InstanceLocked(ExchangerError):
+    """Another live process holds the lock; the message names its PID and the lock file."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class InstanceLock:
+    def __init__(self, path: Path, label: str) -> None:
+        self.path = path
+        self.label = label  # e.g. "task-creator (dev)", for the message
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise :class:`InstanceLocked`."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+", encoding="ascii")  # held open while the process runs
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise InstanceLocked(
+                f"{self.label} is already running as PID {holder} (lock file {self.path}); stop it first "
+                f"(systemctl stop, or kill {holder}) — two instances on one environment would compete"
+            ) from None
+        handle.seek(0)
+        previous = handle.read().strip()
+        if previous.isdigit() and int(previous) != os.getpid():
+            state = "still alive but not holding it" if _pid_alive(int(previous)) else "gone"
+            logger.info("took over the lock {} left by PID {} ({})", self.path, previous, state)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        handle, self._file = self._file, None
+        if handle is None:
+            return
+        handle.seek(0)
+        handle.truncate()
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        handle.close()
+
+    def __enter__(self) -> InstanceLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -1,0 +1,80 @@
+"""task-creator's ``main``: settings, instance lock, handlers and trackers, consumers, health, SIGTERM."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from loguru import logger
+
+from env_loader import Environment
+from exchanger.amqp.topology import Topology, system_queue
+from exchanger.creator.instance_lock import InstanceLock, InstanceLocked
+from exchanger.creator.loader import Components, load_components
+from exchanger.creator.routing_config import CreatorRouting
+from exchanger.creator.service import CreatorService
+from exchanger.creator.settings import CreatorSettings
+from exchanger.errors import ConfigError
+from exchanger.health import HealthServer
+from exchanger.routing import DEFAULT_SYSTEM, RoutingSettings, load_routing
+from exchanger.runtime import stop_on_signals
+from exchanger.settings import RabbitMQSettings, TopologySettings, load
+
+COMPONENT = "task-creator"
+EXIT_LOCKED = 3  # another instance runs on this environment
+
+
+def lock_path(settings: CreatorSettings, environment: Environment) -> Path:
+    folder = Path(settings.lock_dir) if settings.lock_dir else environment.root / "run"
+    return folder / f"{COMPONENT}.{environment.name}.lock"
+
+
+def check_declared(components: Components, topology: Topology) -> None:
+    """Every served queue must be one the topology declares, else the consumer could never start."""
+    declared = {*topology.consumable_queues, system_queue(DEFAULT_SYSTEM)}
+    missing = [q for q in components.queues if q not in declared]
+    if missing:
+        raise ConfigError(f"{', '.join(missing)} would never receive anything: the routing table has no such "
+                          f"system; add its topics to ROUTING_FILE ([systems] <system> = [\"topic\", …])")
+
+
+def main(environment: Environment) -> int:
+    settings = load(CreatorSettings)
+    rabbit = load(RabbitMQSettings)
+    topology_settings = load(TopologySettings)
+    table = load_routing(load(RoutingSettings))
+    lock = InstanceLock(lock_path(settings, environment), f"{COMPONENT} ({environment.name})")
+    try:
+        lock.acquire()
+    except InstanceLocked as exc:
+        logger.error("{}", exc)
+        print(f"{COMPONENT}: {exc}", file=sys.stderr)
+        return EXIT_LOCKED
+    try:
+        stop = stop_on_signals()
+        topology = Topology(topology_settings, table.systems, queue_type=rabbit.queue_type,
+                            virtual_host=rabbit.virtual_host)
+        routing = CreatorRouting.from_settings(settings)
+        components = load_components(settings, routing, topology_settings.responses_queue)
+        try:
+            if not components.queues:
+                raise ConfigError("task-creator has nothing to serve: no handler or tracker could be loaded "
+                                  f"({'; '.join(components.skipped.values())})")
+            check_declared(components, topology)
+        except ConfigError:
+            components.cleanup()
+            raise
+        service = CreatorService(components, rabbit=rabbit, topology=topology, settings=settings)
+        health = None
+        if settings.health_port:
+            health = HealthServer(settings.health_port, service.registry, {"consumers": service.readiness},
+                                  host=settings.health_host).start()
+        service.start()
+        stop.wait()
+        logger.info("stopping: draining in-flight messages (up to {:g}s)", settings.drain_s)
+        service.stop()
+        if health is not None:
+            health.stop()
+        return 0
+    finally:
+        lock.release()

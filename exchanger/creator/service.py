@@ -1,0 +1,199 @@
+"""The running task-creator: one consumer per served queue, each delivery turned into its next message.
+
+For a task (``<system>.queue``) the handler runs, :func:`~exchanger.creator.outcomes.for_task` decides,
+and this module publishes: a response, a parked copy, a sent record (delayed by the tracker's check
+interval), or a retry. For a sent record (``<system>.sent.queue``) the tracker runs,
+:func:`~exchanger.creator.outcomes.for_check` decides, and an open item goes back through a delay
+queue with ``checks + 1``. Every publish is confirmed before the handler function returns, and the
+:class:`~exchanger.amqp.consumer.Consumer` acks only then (architecture doc, delivery guarantee).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from datetime import UTC, datetime
+
+from loguru import logger
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from exchanger.amqp.consumer import Consumer, Delivery, ParkMessage, RetryLater
+from exchanger.amqp.publisher import Publisher
+from exchanger.amqp.topology import Topology
+from exchanger.contracts import SCHEMA_HEADER, SentRecord, TaskMessage
+from exchanger.creator import outcomes
+from exchanger.creator.loader import Components, LoadedHandler, LoadedTracker
+from exchanger.creator.retry_policy import RetryPolicy
+from exchanger.creator.settings import CreatorSettings
+from exchanger.settings import RabbitMQSettings
+
+
+class CreatorMetrics:
+    """The task-creator's Prometheus series, in the service's own registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.tasks = Counter("exchanger_creator_tasks", "tasks handled, by queue and result", ["queue", "result"],
+                             registry=registry)
+        self.checks = Counter("exchanger_creator_checks", "tracker checks, by queue and result", ["queue", "result"],
+                              registry=registry)
+        self.handler_seconds = Histogram("exchanger_creator_handler_seconds", "time in a handler or tracker call",
+                                         ["queue"], registry=registry)
+        self.task_age_seconds = Histogram(
+            "exchanger_creator_task_age_seconds", "fetch to final response", ["queue"], registry=registry,
+            buckets=(0.1, 0.5, 1, 5, 30, 60, 300, 1800, 3600, 4 * 3600, 86400, 7 * 86400))
+
+
+def _result_label(action: outcomes.Action) -> str:
+    if isinstance(action, outcomes.Respond):
+        return f"{action.response.status.value}{'_parked' if action.park_reason else ''}"
+    return {outcomes.Track: "tracked", outcomes.Retry: "retry", outcomes.Park: "parked"}[type(action)]
+
+
+class CreatorService:
+    """Consumers for every loaded handler and tracker; :meth:`start`, then :meth:`stop` drains and cleans up."""
+
+    def __init__(
+        self,
+        components: Components,
+        *,
+        rabbit: RabbitMQSettings,
+        topology: Topology,
+        settings: CreatorSettings,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.components = components
+        self.rabbit = rabbit
+        self.topology = topology
+        self.settings = settings
+        self.default_policy = settings.retry_policy
+        self.registry = registry or CollectorRegistry()
+        self.metrics = CreatorMetrics(self.registry)
+        self.consumers: list[Consumer] = []
+        self._threads: list[threading.Thread] = []
+        for loaded in components.handlers.values():
+            self.consumers.append(self._consumer(loaded.queue, functools.partial(self._on_task, loaded)))
+        for tracked in components.trackers.values():
+            self.consumers.append(self._consumer(tracked.queue, functools.partial(self._on_record, tracked)))
+
+    def _consumer(self, queue: str, handler: functools.partial[None]) -> Consumer:
+        return Consumer(self.rabbit, self.topology, queue, handler, prefetch=self.settings.prefetch.get(queue),
+                        name=f"creator:{queue}")
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> CreatorService:
+        for consumer in self.consumers:
+            thread = threading.Thread(target=consumer.run, kwargs={"drain_s": self.settings.drain_s},
+                                      name=consumer.name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        logger.info("task-creator serving {}", ", ".join(c.queue for c in self.consumers))
+        return self
+
+    def wait_ready(self, timeout_s: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(c.ready for c in self.consumers):
+                return True
+            time.sleep(0.02)
+        return False
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready when every consumer is connected and consuming."""
+        down = [c.queue for c in self.consumers if not c.ready]
+        return (not down, f"not consuming: {', '.join(down)}" if down else f"consuming {len(self.consumers)} queues")
+
+    def stop(self) -> None:
+        """Stop consuming, let in-flight messages finish within ``CREATOR_DRAIN_S``, clean up handlers."""
+        for consumer in self.consumers:
+            consumer.stop()
+        deadline = time.monotonic() + self.settings.drain_s + 5
+        for thread in self._threads:
+            thread.join(max(0.1, deadline - time.monotonic()))
+        stuck = [t.name for t in self._threads if t.is_alive()]
+        if stuck:
+            logger.warning("consumers still running at the deadline: {}", ", ".join(stuck))
+        self.components.cleanup()
+        for name, stats in self.stats().items():
+            logger.info("{} stats: {}", name, stats)
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """``get_stats()`` of every handler and tracker, by queue."""
+        found = {q: h.handler.get_stats() for q, h in self.components.handlers.items()}
+        found.update({q: t.tracker.get_stats() for q, t in self.components.trackers.items()})
+        return found
+
+    def check_interval_ms(self, sent_queue: str) -> int:
+        """The tracker's interval when it runs here, else ``CREATOR_CHECK_INTERVAL_S``."""
+        tracked = self.components.trackers.get(sent_queue)
+        seconds = tracked.tracker.check_interval_s if tracked else self.settings.check_interval_s
+        return int(seconds * 1000)
+
+    # --- deliveries ---------------------------------------------------------------------------
+
+    def _on_task(self, loaded: LoadedHandler, delivery: Delivery, publisher: Publisher) -> None:
+        task = TaskMessage.from_bytes(delivery.body, delivery.headers)  # ContractError → parked by the consumer
+        handler = loaded.handler
+        policy = RetryPolicy.for_task(task, handler.retry_policy_for(task) or self.default_policy)
+        started = time.perf_counter()
+        try:
+            result = handler.process_message(task)
+        except Exception as exc:  # noqa: BLE001 - every exception is an outcome; outcomes.for_task maps it
+            result = exc
+            if not isinstance(exc, outcomes.EXPECTED_ERRORS):
+                logger.opt(exception=exc).warning("{}: task {} raised", loaded.queue, task.task_id)
+        finally:
+            self.metrics.handler_seconds.labels(loaded.queue).observe(time.perf_counter() - started)
+        action = outcomes.for_task(task, result, attempt=delivery.attempt, policy=policy,
+                                   retry_through_camunda=handler.retry_through_camunda)
+        if isinstance(action, outcomes.Track) and not loaded.sent_queue:
+            reason = (f"the {loaded.system} handler created item {action.record.item.id}, but {loaded.queue} has no "
+                      f"sent queue (CREATOR_SENT_QUEUES_MAPPING) to track it in")
+            action = outcomes.incident(task, reason, reason, "ConfigError", action.record.item)
+        self.metrics.tasks.labels(loaded.queue, _result_label(action)).inc()
+        self._execute(action, delivery, publisher, sent_queue=loaded.sent_queue,
+                      target_queue=self.topology.settings.responses_queue)
+
+    def _on_record(self, tracked: LoadedTracker, delivery: Delivery, publisher: Publisher) -> None:
+        record = SentRecord.from_bytes(delivery.body, delivery.headers)
+        started = time.perf_counter()
+        try:
+            result = tracked.tracker.check(record)
+        except Exception as exc:  # noqa: BLE001 - mapped by outcomes.for_check; transient ones re-check later
+            result = exc
+            log = logger.opt(exception=exc) if not isinstance(exc, outcomes.EXPECTED_ERRORS) else logger
+            log.warning("{}: check of {} item {} failed ({}); checking again later", tracked.queue,
+                        record.item.system, record.item.id, exc)
+        finally:
+            self.metrics.handler_seconds.labels(tracked.queue).observe(time.perf_counter() - started)
+        action = outcomes.for_check(record, result, now=datetime.now(UTC),
+                                    max_age_s=self.settings.max_tracking_age_s)
+        self.metrics.checks.labels(tracked.queue, _result_label(action)).inc()
+        self._execute(action, delivery, publisher, sent_queue=tracked.queue, target_queue=tracked.target_queue)
+
+    def _execute(self, action: outcomes.Action, delivery: Delivery, publisher: Publisher, *,
+                 sent_queue: str | None, target_queue: str) -> None:
+        """Publish what ``action`` says (confirmed), or raise what makes the consumer retry or park."""
+        if isinstance(action, outcomes.Retry):
+            raise RetryLater(action.reason, action.delay_ms)
+        if isinstance(action, outcomes.Park):
+            raise ParkMessage(action.reason, action.error_type)
+        if isinstance(action, outcomes.Track):
+            assert sent_queue is not None  # a Track without a sent queue became an incident above
+            record = action.record
+            publisher.publish_delayed(sent_queue, self.check_interval_ms(sent_queue), record.to_bytes(),
+                                      headers={SCHEMA_HEADER: SentRecord.SCHEMA}, correlation_id=record.task.task_id)
+            return
+        response = action.response
+        if action.park_reason:
+            publisher.park(delivery.park_record(action.park_reason, action.error_type))
+        if target_queue == self.topology.settings.responses_queue:
+            publisher.publish_response(response, correlation_id=response.task_id)
+        else:
+            publisher.publish_contract(response, "", target_queue, correlation_id=response.task_id)
+        if response.task_created_at is not None:
+            age = (datetime.now(UTC) - response.task_created_at).total_seconds()
+            self.metrics.task_age_seconds.labels(delivery.queue).observe(max(0.0, age))
+        logger.info("{}: task {} → {}{}", delivery.queue, response.task_id, response.status.value,
+                    f" ({response.error_message})" if response.error_message else "")

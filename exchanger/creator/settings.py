@@ -1,0 +1,72 @@
+"""Settings of the task-creator (``CREATOR_*``): what it serves, how it retries and tracks, its endpoints."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from exchanger.creator.base import DEFAULT_CHECK_INTERVAL_S
+from exchanger.creator.retry_policy import DEFAULT_RETRY_CONFIG, RetryPolicy, policy_setting
+from exchanger.settings import ExchangerSettings
+
+DEFAULT_HEALTH_PORT = 9102  # camunda-worker uses the port below it
+DEFAULT_DRAIN_S = 20.0  # SIGTERM: how long in-flight messages may take before the process exits anyway
+
+
+class HandlerSpec(BaseModel):
+    """``QUEUE_HANDLERS`` entry: where the handler class of a queue lives."""
+
+    module: str
+    handler_class: str
+
+
+class TrackerSpec(BaseModel):
+    """``TRACKER_HANDLERS`` entry: where the tracker class of a sent queue lives, and where results go."""
+
+    module: str
+    tracker_class: str
+    target_queue: str = ""  # empty: AMQP_RESPONSES_QUEUE
+
+
+class CreatorSettings(ExchangerSettings):
+    model_config = SettingsConfigDict(env_prefix="CREATOR_")
+
+    queues: str = Field("", description="comma-separated queues served; empty = every queue whose module imports")
+    queue_handlers: dict[str, HandlerSpec] = Field(
+        default_factory=dict, description="JSON {queue: {module, handler_class}} added to / replacing the defaults")
+    sent_queues_mapping: dict[str, str] = Field(
+        default_factory=dict, description="JSON {queue: sent queue} added to / replacing the defaults")
+    tracker_handlers: dict[str, TrackerSpec] = Field(
+        default_factory=dict, description="JSON {sent queue: {module, tracker_class, target_queue}}")
+    prefetch: dict[str, int] = Field(
+        default_factory=dict, description="JSON {queue: prefetch}; others use RABBITMQ_PREFETCH")
+    retry_config: str = Field(DEFAULT_RETRY_CONFIG, description="default retry policy (R3/PT5M or PT10S,PT1M,…)")
+    check_interval_s: float = Field(DEFAULT_CHECK_INTERVAL_S, gt=0,
+                                    description="tracker re-check interval for systems that set none")
+    max_tracking_age_s: float = Field(0.0, ge=0, description="give up tracking an item after this long; 0 = never")
+    drain_s: float = Field(DEFAULT_DRAIN_S, gt=0, description="SIGTERM: deadline for in-flight messages")
+    health_port: int = Field(DEFAULT_HEALTH_PORT, ge=0, le=65535, description="/healthz /readyz /metrics; 0 = off")
+    health_host: str = Field("127.0.0.1", description="address the health endpoint listens on")
+    lock_dir: str = Field("", description="folder of the instance lock file; empty = run/ under the project root")
+
+    @field_validator("retry_config")
+    @classmethod
+    def _valid_policy(cls, value: str) -> str:
+        RetryPolicy.parse(value)  # a ValueError becomes "CREATOR_RETRY_CONFIG: …" in load()
+        return value
+
+    @field_validator("prefetch")
+    @classmethod
+    def _positive_prefetch(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = [queue for queue, n in value.items() if n < 1]
+        if bad:
+            raise ValueError(f"prefetch must be at least 1 (queues {', '.join(bad)})")
+        return value
+
+    @property
+    def served_queues(self) -> list[str]:
+        return [q.strip() for q in self.queues.split(",") if q.strip()]
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return policy_setting(self.retry_config, "CREATOR_RETRY_CONFIG")
