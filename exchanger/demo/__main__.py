@@ -1,0 +1,314 @@
+"""``make demo`` / ``make chaos``: the whole pipeline on one machine, with a ledger at the end.
+
+Starts the sandbox (Camunda-compatible engine, fake Bitrix24, OpenProject and 1C), deploys the
+onboarding process, starts camunda-worker and task-creator as real subprocesses, starts the process
+instances, lets the simulated people finish the work items, shows live progress, and prints a summary.
+Exit code 0 only when every instance finished exactly once, no work item was duplicated, nothing is
+parked, locked or in an incident. ``--chaos`` adds SIGKILLs of both daemons, a broker restart and
+faults injected into the fakes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import requests
+from loguru import logger
+
+from exchanger.amqp.connection import connect
+from exchanger.camunda.client import CamundaClient
+from exchanger.camunda.settings import CamundaSettings
+from exchanger.demo.engine import EngineOps, duration_s
+from exchanger.demo.people import People
+from exchanger.demo.stack import Stack, StackError, rabbitmqctl
+from exchanger.settings import RabbitMQSettings
+
+PROCESS_KEY = "exchanger_demo_onboarding"
+BPMN = Path(__file__).with_name("onboarding.bpmn")
+TENANT = "demo"
+SYSTEM_OF_ACTIVITY = {"Activity_Workplace": "openproject", "Activity_Welcome": "python",
+                      "Activity_Approve": "bitrix24", "Activity_Expense": "1c", "Activity_NotifyDeleted": "python"}
+DEPARTMENTS = ["Sales", "Engineering", "Finance", "Support"]
+NAMES = ["Анна Иванова", "Boris Petrov", "Chen Wei", "Dana Smith", "Эмиль Гарипов", "Fatima Khan"]
+
+
+def daemon_settings(chaos: bool) -> dict[str, str]:
+    """Demo-speed settings: short locks and intervals so that a run takes a minute, not a day."""
+    return {
+        "CAMUNDA_TENANT_ID": TENANT,
+        "CAMUNDA_WORKER_ID": "exchanger-demo",
+        "CAMUNDA_FETCH_LOCK_MINUTES": "0.25" if chaos else "1",
+        "CAMUNDA_ASYNC_RESPONSE_TIMEOUT_MS": "10000",
+        "CAMUNDA_MAX_TASKS": "50",
+        "WORKER_HEALTH_PORT": "0",
+        "WORKER_RESPONSE_RETRY_INITIAL_S": "1",
+        "WORKER_SHUTDOWN_DEADLINE_S": "10",
+        "CREATOR_HEALTH_PORT": "0",
+        "CREATOR_CHECK_INTERVAL_S": "1",
+        "CREATOR_RETRY_CONFIG": "PT1S,PT2S,PT4S,PT8S,PT15S,PT30S",
+        "CREATOR_DRAIN_S": "10",
+        "BITRIX_CHECK_INTERVAL_S": "1",
+        "BITRIX_RATE_PER_S": "20",
+        "BITRIX_BURST": "100",
+        "OPENPROJECT_CHECK_INTERVAL_S": "1",
+        "ONEC_CHECK_INTERVAL_S": "1",
+        "RABBITMQ_PREFETCH": "20",
+        "LOG_LEVEL": "INFO",
+    }
+
+
+class Progress:
+    """One status line on stderr, rewritten in place."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.tty = sys.stderr.isatty()
+
+    def show(self, finished: int, started: int, per_system: dict[str, int], errors: int) -> None:
+        width = 30
+        filled = int(width * finished / max(1, self.total))
+        systems = " ".join(f"{k}:{v}" for k, v in sorted(per_system.items()))
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {finished}/{started} instances | {systems} | errors {errors}"
+        print(("\r" + line) if self.tty else line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.tty:
+            print(file=sys.stderr)
+
+
+class Demo:
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.stack = Stack(workdir)
+        self.random = random.Random(args.seed)
+        self.ops: EngineOps | None = None
+        self.people: People | None = None
+        self.fakes: dict[str, str] = {}
+        self.chaos_log: list[str] = []
+
+    # --- set-up -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.stack.create_vhost()
+        self.stack.start_sandbox("camunda")
+        self.fakes["bitrix24"] = self.stack.start_sandbox(
+            "bitrix24", "--rate", "20", "--burst", "100", "--external-id-field", "UF_CAMUNDA_ID_EXTERNAL_TASK"
+        )["BITRIX_WEBHOOK_URL"]
+        self.fakes["openproject"] = self.stack.start_sandbox("openproject")["OPENPROJECT_BASE_URL"]
+        self.fakes["1c"] = self.stack.start_sandbox("onec")["ONEC_BASE_URL"]
+        self.stack.write_env_file(daemon_settings(self.args.chaos))
+        camunda = CamundaClient(CamundaSettings(base_url=self.stack.settings["CAMUNDA_BASE_URL"], tenant_id=TENANT))
+        self.ops = EngineOps(camunda, TENANT)
+        self.ops.deploy(BPMN, "exchanger-demo")
+        self.stack.start_daemon("camunda-worker")
+        self.stack.start_daemon("task-creator")
+        self.people = People(self.stack.settings, seed=self.args.seed,
+                             delete_ratio=0.0 if self.args.chaos else 0.1)
+        self.people.start()
+
+    def start_instances(self) -> list[str]:
+        assert self.ops is not None
+        ids = []
+        for n in range(self.args.instances):
+            variables = {"employeeName": self.random.choice(NAMES), "department": self.random.choice(DEPARTMENTS),
+                         "equipmentBudget": float(self.random.randrange(500, 3000, 50)), "startedBy": 1}
+            ids.append(self.ops.start(PROCESS_KEY, variables, business_key=f"onboarding-{n + 1}"))
+        return ids
+
+    # --- observation ------------------------------------------------------------------------
+
+    def fake_stats(self) -> dict[str, dict[str, Any]]:
+        return {system: requests.get(f"{_origin(url)}/_admin/stats", timeout=5).json()
+                for system, url in self.fakes.items()}
+
+    def parked(self) -> int:
+        settings = RabbitMQSettings(virtual_host=self.stack.vhost)
+        connection = connect(settings, name="demo-ledger", attempts=3)
+        try:
+            return connection.channel().queue_declare("errors.camunda_tasks.queue", passive=True).method.message_count
+        finally:
+            connection.close()
+
+    def wait(self, ids: list[str]) -> tuple[int, str]:
+        """Until every instance finished, or nothing moved for ``--stall-timeout`` seconds."""
+        assert self.ops is not None
+        progress = Progress(len(ids))
+        last_change, last_finished = time.monotonic(), -1
+        deadline = time.monotonic() + self.args.timeout
+        while True:
+            finished = self.ops.count("/history/process-instance", processDefinitionKey=PROCESS_KEY,
+                                      finished="true")
+            done_activities = Counter(SYSTEM_OF_ACTIVITY.get(a["activityId"], "?") for a in
+                                      self.ops.activity_history(processDefinitionKey=PROCESS_KEY, finished="true")
+                                      if a["activityId"] in SYSTEM_OF_ACTIVITY)
+            errors = sum(self.people.errors.values()) if self.people else 0
+            progress.show(finished, len(ids), dict(done_activities), errors)
+            if finished >= len(ids):
+                progress.done()
+                return finished, ""
+            if finished != last_finished:
+                last_change, last_finished = time.monotonic(), finished
+            now = time.monotonic()
+            if now - last_change > self.args.stall_timeout or now > deadline:
+                progress.done()
+                return finished, (f"stuck: {len(ids) - finished} instance(s) unfinished after "
+                                  f"{now - last_change:.0f}s without progress")
+            time.sleep(0.5)
+
+    # --- chaos -----------------------------------------------------------------------------
+
+    def chaos(self, stop: threading.Event) -> None:
+        """Kill and restart daemons at random, restart the broker once, inject faults into the fakes."""
+        broker_restarted = False
+        while not stop.wait(self.random.uniform(2.0, 5.0)):
+            roll = self.random.random()
+            if roll < 0.5:
+                victim = self.random.choice(["camunda-worker", "task-creator"])
+                self.stack.kill(victim)
+                self.chaos_log.append(f"SIGKILL {victim}")
+                stop.wait(self.random.uniform(0.5, 2.0))
+                self.stack.restart(victim)
+            elif roll < 0.65 and not broker_restarted:
+                rabbitmqctl("stop_app")
+                self.chaos_log.append("broker stop_app")
+                stop.wait(2.0)
+                rabbitmqctl("start_app")
+                self.chaos_log.append("broker start_app")
+                broker_restarted = True
+            else:
+                system = self.random.choice(list(self.fakes))
+                fault = self.random.choice([{"status": 503, "count": 3}, {"status": 429, "count": 2,
+                                            "headers": {"Retry-After": "1"}}, {"delay_s": 35, "count": 1}])
+                requests.post(f"{_origin(self.fakes[system])}/_admin/faults", json=fault, timeout=5)
+                self.chaos_log.append(f"{system} fault {fault}")
+        if not broker_restarted:
+            rabbitmqctl("stop_app")
+            rabbitmqctl("start_app")
+            self.chaos_log.append("broker restart (stop_app/start_app)")
+        for name in ("camunda-worker", "task-creator"):
+            if not self.stack.processes[name].running:
+                self.stack.restart(name)
+
+    # --- ledger -----------------------------------------------------------------------------
+
+    def summary(self, ids: list[str], finished: int, stuck: str) -> int:
+        assert self.ops is not None
+        history = self.ops.finished_instances(PROCESS_KEY)
+        per_instance = Counter(h["id"] for h in history)
+        ends = Counter(a["activityId"] for a in self.ops.activity_history(processDefinitionKey=PROCESS_KEY,
+                                                                           activityType="noneEndEvent"))
+        stats = self.fake_stats()
+        duplicates = {"bitrix24": len(stats["bitrix24"].get("duplicates", {})),
+                      "openproject": len(stats["openproject"].get("duplicates", {})),
+                      "1c": sum(len(d) for d in stats["1c"].get("duplicates", {}).values())}
+        items = {"bitrix24": stats["bitrix24"].get("created", 0),
+                 "openproject": stats["openproject"].get("work_packages", 0), "1c": stats["1c"].get("documents", 0)}
+        latencies = [d for a in self.ops.activity_history(processDefinitionKey=PROCESS_KEY, finished="true")
+                     if a["activityId"] in SYSTEM_OF_ACTIVITY and (d := duration_s(a)) is not None]
+        parked, locked, incidents = self.parked(), len(self.ops.locked_tasks()), self.ops.incidents()
+        problems = []
+        if stuck:
+            problems.append(stuck)
+        if any(n != 1 for n in per_instance.values()) or set(per_instance) != set(ids):
+            problems.append(f"{len(set(ids) - set(per_instance))} instance(s) not finished exactly once")
+        if sum(duplicates.values()):
+            problems.append(f"duplicated work items: {duplicates}")
+        if parked:
+            problems.append(f"{parked} message(s) parked in errors.camunda_tasks.queue")
+        if locked:
+            problems.append(f"{locked} external task(s) still locked")
+        if incidents:
+            problems.append(f"{len(incidents)} incident(s): {incidents[0].get('incidentMessage')}")
+        rows = [
+            ("instances started", len(ids)), ("instances completed", finished),
+            ("  onboarded", ends.get("End_Onboarded", 0)), ("  not approved", ends.get("End_Rejected", 0)),
+            ("  expense withdrawn (error path)", ends.get("End_Withdrawn", 0)),
+            *((f"work items in {k}", v) for k, v in items.items()),
+            ("duplicates in the fakes", sum(duplicates.values())), ("parked messages", parked),
+            ("tasks still locked", locked), ("incidents", len(incidents)),
+            ("task latency p50 (s)", f"{_percentile(latencies, 50):.2f}"),
+            ("task latency p95 (s)", f"{_percentile(latencies, 95):.2f}"),
+        ]
+        if self.args.chaos:
+            rows.append(("chaos events", len(self.chaos_log)))
+        print("\nExchanger demo summary" + (" (chaos)" if self.args.chaos else ""))
+        for label, value in rows:
+            print(f"  {label:<36} {value:>10}")
+        if self.args.chaos:
+            print("  chaos log: " + "; ".join(self.chaos_log))
+        if problems:
+            print("FAILED: " + "; ".join(problems))
+            print(f"logs: {self.stack.workdir / 'logs'}")
+            return 1
+        print("OK: every instance finished exactly once; nothing duplicated, parked, locked or in an incident.")
+        return 0
+
+    def stop(self) -> None:
+        if self.people:
+            self.people.stop()
+        self.stack.stop_all()
+        self.stack.delete_vhost()
+
+
+def _origin(url: str) -> str:
+    parts = url.split("/")
+    return "/".join(parts[:3])
+
+
+def _percentile(values: list[float], p: int) -> float:
+    if not values:
+        return 0.0
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m exchanger.demo", description=__doc__)
+    parser.add_argument("--instances", type=int, default=20)
+    parser.add_argument("--chaos", action="store_true", help="kill daemons, restart the broker, inject faults")
+    parser.add_argument("--timeout", type=float, default=900.0, help="overall limit in seconds")
+    parser.add_argument("--stall-timeout", type=float, default=120.0, help="limit without any progress")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the work folder with the logs")
+    args = parser.parse_args(argv)
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
+    workdir = Path(tempfile.mkdtemp(prefix="exchanger-demo-"))
+    demo = Demo(args, workdir)
+    try:
+        print(f"Exchanger demo: {args.instances} onboarding instances{' with chaos' if args.chaos else ''}; "
+              f"work folder {workdir}", flush=True)
+        demo.start()
+        ids = demo.start_instances()
+        stop_chaos = threading.Event()
+        chaos = threading.Thread(target=demo.chaos, args=(stop_chaos,), daemon=True) if args.chaos else None
+        if chaos:
+            chaos.start()
+            time.sleep(min(30.0, 0.1 * args.instances + 10))
+            stop_chaos.set()
+            chaos.join()
+        finished, stuck = demo.wait(ids)
+        code = demo.summary(ids, finished, stuck)
+        if code == 0 and not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return code
+    except StackError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        demo.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""What the demo, the chaos test and the benchmark ask of the engine beyond the worker's needs:
+deploy, start instances, and read history, incidents and locks for the ledger.
+
+Built on the worker's :class:`~exchanger.camunda.client.CamundaClient` HTTP client (same pool, auth,
+TLS and error mapping), so nothing here talks HTTP on its own.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from exchanger.camunda.client import CamundaClient
+from exchanger.variables import to_typed_map
+
+
+class EngineOps:
+    def __init__(self, client: CamundaClient, tenant_id: str | None) -> None:
+        self.client = client
+        self.http = client.http
+        self.tenant_id = tenant_id
+
+    def deploy(self, bpmn: Path, name: str) -> dict[str, Any]:
+        data = {"deployment-name": name, "deploy-changed-only": "true"}
+        if self.tenant_id:
+            data["tenant-id"] = self.tenant_id
+        files = {bpmn.name: (bpmn.name, bpmn.read_bytes(), "application/octet-stream")}
+        return self.http.request("POST", "/deployment/create", data=data, files=files).json()
+
+    def start(self, key: str, variables: dict[str, Any], business_key: str | None = None) -> str:
+        path = f"/process-definition/key/{key}"
+        if self.tenant_id:
+            path += f"/tenant-id/{self.tenant_id}"
+        body: dict[str, Any] = {"variables": to_typed_map(variables)}
+        if business_key:
+            body["businessKey"] = business_key
+        return str(self.http.request("POST", f"{path}/start", json=body).json()["id"])
+
+    def count(self, path: str, **params: Any) -> int:
+        return int(self.http.request("GET", f"{path}/count", params=params).json()["count"])
+
+    def finished_instances(self, key: str) -> list[dict[str, Any]]:
+        return self.http.request("GET", "/history/process-instance",
+                                 params={"processDefinitionKey": key, "finished": "true"}).json()
+
+    def activity_history(self, **params: Any) -> list[dict[str, Any]]:
+        return self.http.request("GET", "/history/activity-instance", params=params).json()
+
+    def incidents(self) -> list[dict[str, Any]]:
+        return self.http.request("GET", "/incident").json()
+
+    def locked_tasks(self) -> list[dict[str, Any]]:
+        return self.http.request("GET", "/external-task", params={"locked": "true"}).json()
+
+    def open_tasks(self) -> list[dict[str, Any]]:
+        return self.http.request("GET", "/external-task").json()
+
+
+def duration_s(record: dict[str, Any]) -> float | None:
+    """Seconds between an activity instance's start and end (None while it runs)."""
+    if not record.get("endTime") or not record.get("startTime"):
+        return None
+    start = datetime.strptime(record["startTime"], "%Y-%m-%dT%H:%M:%S.%f%z")
+    end = datetime.strptime(record["endTime"], "%Y-%m-%dT%H:%M:%S.%f%z")
+    return (end - start).total_seconds()
