@@ -389,6 +389,8 @@ class Runtime:
         if kind == "subProcess":
             execution_id = self._new_execution(context, scope_id, activity, act_inst_id, "subprocess")
             self._history_start(context, activity, act_inst_id, scope_id, execution_id)
+            for name, param in activity.inputs:
+                self.set_local(execution_id, name, self._param(context, param, scope_id))
             self._arm_boundary_timers(context, activity, execution_id)
             self._agenda.append((context, activity.start_event or "", execution_id))
             return
@@ -533,9 +535,12 @@ class Runtime:
             return
         subprocess = context.model.activities[scope["activity_id"]]
         parent = scope["parent_id"]
+        outputs = [(name, self._param(context, param, scope_id)) for name, param in subprocess.outputs]
         self._remove_execution(scope_id)
         self.store.run("UPDATE activity_instance SET complete_scope = 1 WHERE id = ?", (scope["act_inst_id"],))
         self._history_end(scope["act_inst_id"])
+        for name, typed in outputs:
+            self.set_variable(parent, name, typed)
         self._leave(context, subprocess, parent)
 
     def _throw_error(self, context: InstanceContext, execution_id: str, code: str, message: str | None) -> bool:
