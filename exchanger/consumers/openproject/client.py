@@ -133,6 +133,14 @@ class OpenProjectClient:
     def priority_by_name(self, name: str) -> dict[str, Any]:
         return self._by_name("priorities", name)
 
+    def project_types(self, project: str | int) -> list[dict[str, Any]]:
+        """The types enabled in ``project``, in their configured order."""
+        return self._get(f"{API}/projects/{quote(str(project), safe='')}/types")["_embedded"]["elements"]
+
+    def work_package_schema(self, project_id: int, type_id: int) -> dict[str, Any]:
+        """The schema of work packages of one type in one project: which fields (custom ones too) exist there."""
+        return self._get(f"{API}/work_packages/schemas/{int(project_id)}-{int(type_id)}")
+
     def user_by_name(self, login_or_name: str) -> dict[str, Any]:
         """A user by login, else by full name (listing users needs the admin-like right to see them)."""
         for key in ("login", "name"):
