@@ -101,6 +101,10 @@ class OneCClient:
         params = {"$format": "json", **{k: v for k, v in query.items() if v is not None}}
         return path + "?" + "&".join(f"{k}={quote(str(v), safe=_QUERY_SAFE)}" for k, v in params.items())
 
+    def object_url(self, entity: str, ref_key: str) -> str:
+        """The object's canonical OData address (there is no browser URL for a 1C object)."""
+        return self.settings.base_url + self._path(entity, ref_key)
+
     def find(
         self, entity: str, filter: str | None = None, *, select: str | None = None, top: int | None = None
     ) -> list[dict[str, Any]]:

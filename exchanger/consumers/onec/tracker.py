@@ -1,0 +1,58 @@
+"""1C tracker: a document is done when it is posted, or when its status attribute reaches the done value.
+
+The status rule applies when ``ONEC_STATUS_ATTRIBUTE`` and ``ONEC_STATUS_DONE_VALUE`` are set and the
+object has that attribute (an approval status, say); otherwise posting decides, and a catalog item,
+which cannot be posted, is done once it exists. A deletion mark or a physically deleted object sends
+the process down its error path (``ONEC_DELETED_ERROR_CODE``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from exchanger.consumers.onec.client import OneCClient
+from exchanger.consumers.onec.settings import OneCSettings
+from exchanger.contracts import SentRecord
+from exchanger.creator.base import BaseTracker, BpmnErrorOutcome, Done, StillOpen, SystemContext, TrackerOutcome
+from exchanger.errors import NotFound
+from exchanger.settings import load
+
+
+class OneCTracker(BaseTracker):
+    def __init__(self, context: SystemContext, *, settings: OneCSettings | None = None,
+                 client: OneCClient | None = None) -> None:
+        super().__init__(context)
+        self.settings = settings or load(OneCSettings)
+        self.client = client or OneCClient(self.settings)
+        self.check_interval_s = self.settings.check_interval_s
+
+    def cleanup(self) -> None:
+        self.client.close()
+
+    def check_task_status(self, record: SentRecord) -> TrackerOutcome:
+        entity, ref_key = record.item.data["entity"], record.item.id
+        try:
+            found = self.client.get(entity, ref_key)
+        except NotFound:
+            found = None
+        if found is None or found.get("DeletionMark"):
+            how = "marked for deletion" if found else "deleted"
+            return BpmnErrorOutcome(self.settings.deleted_error_code, f"1C {entity} {ref_key} was {how}",
+                                    variables={"onec_ref_key": ref_key})
+        if not self._is_done(found):
+            return StillOpen(f"posted={found.get('Posted')}" + self._status_note(found))
+        return Done(variables={
+            "onec_ref_key": ref_key,
+            "onec_number": found.get("Number") or found.get("Code") or "",
+            "onec_posted": bool(found.get("Posted", False)),
+        })
+
+    def _is_done(self, found: dict[str, Any]) -> bool:
+        attribute = self.settings.status_attribute
+        if attribute and attribute in found:
+            return str(found[attribute]) == self.settings.status_done_value
+        return bool(found.get("Posted", True))  # no Posted: a catalog item
+
+    def _status_note(self, found: dict[str, Any]) -> str:
+        attribute = self.settings.status_attribute
+        return f", {attribute}={found[attribute]!r}" if attribute and attribute in found else ""
