@@ -1,0 +1,136 @@
+"""Retry policy, routing/loader validation and the instance lock, without a broker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from creator_testkit import make_task
+
+from exchanger.creator.instance_lock import InstanceLock, InstanceLocked
+from exchanger.creator.loader import load_components
+from exchanger.creator.retry_policy import RetryPolicy, parse_duration_ms
+from exchanger.creator.routing_config import QUEUE_HANDLERS, TRACKER_HANDLERS, CreatorRouting
+from exchanger.creator.settings import CreatorSettings, HandlerSpec
+from exchanger.errors import ConfigError
+from exchanger.settings import load
+
+# --- retry policy -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "ms"), [("PT5M", 300_000), ("PT1H30M", 5_400_000), ("P1D", 86_400_000),
+                                          ("PT0.5S", 500), ("pt10s", 10_000)])
+def test_iso_durations(text, ms):
+    assert parse_duration_ms(text) == ms
+
+
+@pytest.mark.parametrize("text", ["5m", "PT", "P", "PT5X", ""])
+def test_bad_durations_are_refused(text):
+    with pytest.raises(ValueError, match="ISO 8601"):
+        parse_duration_ms(text)
+
+
+def test_repeat_and_list_forms():
+    assert RetryPolicy.parse("R3/PT5M").delays_ms == (300_000,) * 3
+    assert RetryPolicy.parse("PT10S, PT1M,PT5M").delays_ms == (10_000, 60_000, 300_000)
+    assert RetryPolicy.parse("").retries == 0
+
+
+def test_queue_retries_and_camunda_retries_read_the_same_policy():
+    policy = RetryPolicy.parse("PT10S,PT1M,PT5M")
+    assert [policy.delay_for_attempt(n) for n in (1, 2, 3, 4)] == [10_000, 60_000, 300_000, None]
+    assert policy.retries_left(None) == 3 and policy.timeout_for(3) == 10_000
+    assert policy.retries_left(3) == 2 and policy.timeout_for(2) == 60_000
+    assert policy.retries_left(1) == 0 and policy.timeout_for(0) is None
+
+
+def test_the_activity_retry_config_wins_and_a_bad_one_falls_back():
+    default = RetryPolicy.parse("R1/PT1S", source="CREATOR_RETRY_CONFIG")
+    task = make_task("t", "x", "python")
+    assert RetryPolicy.for_task(task, default) is default
+    task.bpmn_metadata.extension_properties["retryConfig"] = "R5/PT2M"
+    assert RetryPolicy.for_task(task, default).delays_ms == (120_000,) * 5
+    task.bpmn_metadata.extension_properties["retryConfig"] = "every five minutes"
+    assert RetryPolicy.for_task(task, default) is default
+
+
+def test_a_bad_retry_setting_stops_the_start_naming_it(monkeypatch):
+    monkeypatch.setenv("CREATOR_RETRY_CONFIG", "sometimes")
+    with pytest.raises(ConfigError, match="CREATOR_RETRY_CONFIG"):
+        load(CreatorSettings)
+
+
+# --- routing and loading ----------------------------------------------------------------------------
+
+
+def test_defaults_follow_the_seeds_and_settings_override_them(monkeypatch):
+    assert QUEUE_HANDLERS["bitrix24.queue"].handler_class == "Bitrix24TaskHandler"
+    assert QUEUE_HANDLERS["1c.queue"].module == "exchanger.consumers.onec.handler"
+    assert TRACKER_HANDLERS["openproject.sent.queue"].tracker_class == "OpenProjectTracker"
+    monkeypatch.setenv("CREATOR_QUEUE_HANDLERS", '{"crm.queue": {"module": "acme.crm", "handler_class": "Crm"}}')
+    monkeypatch.setenv("CREATOR_SENT_QUEUES_MAPPING", '{"crm.queue": "crm.sent.queue"}')
+    routing = CreatorRouting.from_settings(load(CreatorSettings))
+    assert routing.queue_handlers["crm.queue"] == HandlerSpec(module="acme.crm", handler_class="Crm")
+    assert routing.sent_queues["crm.queue"] == "crm.sent.queue" and "python.queue" in routing.queue_handlers
+
+
+def _routing(**handlers: tuple[str, str]) -> CreatorRouting:
+    return CreatorRouting({q: HandlerSpec(module=m, handler_class=c) for q, (m, c) in handlers.items()}, {}, {})
+
+
+@pytest.mark.parametrize(("module", "cls", "message"), [
+    ("no_such_pkg.handler", "H", "queue x.queue: no_such_pkg.handler:H cannot be loaded: module no_such_pkg.handler "
+                                 "does not exist"),
+    ("creator_testkit", "Missing", "creator_testkit:Missing cannot be loaded: module creator_testkit has no Missing"),
+    ("creator_testkit", "NotAHandler", "does not implement the contract: it must subclass "
+                                       "exchanger.creator.base.BaseMessageHandler"),
+    ("creator_testkit", "HalfAHandler", "does not implement the contract: missing _process_message_impl"),
+])
+def test_an_explicitly_served_queue_that_cannot_load_stops_the_start_naming_it(module, cls, message):
+    with pytest.raises(ConfigError) as error:
+        load_components(CreatorSettings(queues="x.queue"), _routing(**{"x.queue": (module, cls)}), "responses")
+    assert message in str(error.value)
+
+
+def test_a_handler_whose_settings_are_missing_stops_an_explicit_start_and_is_skipped_otherwise(monkeypatch):
+    monkeypatch.delenv("TESTKIT_STORE_DIR", raising=False)  # StoreHandler reads it in its constructor
+    routing = _routing(**{"x.queue": ("creator_testkit", "StoreHandler"),
+                          "y.queue": ("no_such_pkg.handler", "H"),
+                          "default.queue": ("exchanger.consumers.default.handler", "DefaultTaskHandler")})
+    with pytest.raises(ConfigError, match="queue x.queue: creator_testkit:StoreHandler cannot start: KeyError"):
+        load_components(CreatorSettings(queues="x.queue"), routing, "responses")
+    # a KeyError is a bug, not missing settings: it stops even the automatic start
+    with pytest.raises(ConfigError, match="StoreHandler cannot start"):
+        load_components(CreatorSettings(), routing, "responses")
+    del routing.queue_handlers["x.queue"]
+    components = load_components(CreatorSettings(), routing, "responses")
+    assert list(components.handlers) == ["default.queue"]
+    assert "does not exist" in components.skipped["y.queue"]
+
+
+def test_an_unknown_served_queue_is_named():
+    with pytest.raises(ConfigError, match="CREATOR_QUEUES names nope.queue"):
+        load_components(CreatorSettings(queues="nope.queue"), _routing(), "responses")
+
+
+# --- instance lock ----------------------------------------------------------------------------------
+
+
+def test_a_second_lock_on_the_same_environment_names_the_holder(tmp_path):
+    path = tmp_path / "task-creator.dev.lock"
+    with InstanceLock(path, "task-creator (dev)"):
+        with pytest.raises(InstanceLocked, match=f"task-creator \\(dev\\) is already running as PID {os.getpid()}"):
+            InstanceLock(path, "task-creator (dev)").acquire()
+    InstanceLock(path, "task-creator (dev)").acquire()  # released: free again
+
+
+def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
+    path = tmp_path / "task-creator.dev.lock"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    path.write_text(dead.stdout)
+    lock = InstanceLock(path, "task-creator (dev)")
+    lock.acquire()
+    assert path.read_text().strip() == str(os.getpid())
+    lock.release()
