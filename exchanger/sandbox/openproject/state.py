@@ -123,6 +123,7 @@ class OpenProjectState:
                     Project(2, "finance", "Finance"),
                     Project(3, "secret", "Board only", visible=False),
                     Project(4, "archive", "Archive", can_add_work_packages=False),
+                    Project(5, "onboarding", "Employee onboarding"),
                 ]
             }
             self.custom_fields = {
