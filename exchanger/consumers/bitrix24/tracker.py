@@ -1,0 +1,137 @@
+"""Bitrix24 tracker: waits until the person finishes the task, then completes the Camunda task.
+
+One ``tasks.task.get`` with a minimal ``select`` per check. Status 5 (completed), and 4 (awaiting
+control) with ``BITRIX_COMPLETE_ON_AWAITING_CONTROL``, is done: the Camunda task completes with
+``bitrix_task_id``, ``bitrix_task_status``, ``bitrix_task_url``, ``bitrix_result`` (the texts of
+``tasks.task.result.list``, blank-line separated), ``bitrix_closed_by`` and ``bitrix_closed_at``.
+
+When the handler asked a yes/no question, the answer field's enumeration value (an enum ID, mapped to
+its XML_ID through the task user-field list, cached ``BITRIX_USER_FIELDS_CACHE_S`` and read again when
+an ID is unknown) sets the variable named after the activity id to ``"ok"`` or ``"no"``, for a gateway
+``${Activity_x == "ok"}``. A task completed without an answer (or with a value that is neither) counts
+as ``"no"`` with a warning: the person closed it without approving, and stopping the process with an
+incident would help nobody.
+
+Pending, in progress and deferred (6) keep waiting. A deleted task (``NotFound``) is the BPMN error
+``BITRIX_DELETED_ERROR_CODE``, or a failure with ``BITRIX_DELETED_AS_FAILURE``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from loguru import logger
+
+from exchanger.consumers.bitrix24.client import Bitrix24Client, camel_key, shared_client
+from exchanger.consumers.bitrix24.settings import Bitrix24Settings
+from exchanger.contracts import SentRecord
+from exchanger.creator.base import BaseTracker, BpmnErrorOutcome, Done, Failed, StillOpen, SystemContext, TrackerOutcome
+from exchanger.errors import NotFound
+from exchanger.settings import load
+from exchanger.variables import parse_date
+
+COMPLETED = "5"
+AWAITING_CONTROL = "4"
+STATUS_NAMES = {"1": "new", "2": "pending", "3": "in progress", "4": "awaiting control", "5": "completed",
+                "6": "deferred", "7": "declined"}  # fmt: skip
+SELECT = ["ID", "STATUS", "CLOSED_BY", "CLOSED_DATE"]
+OK, NO = "ok", "no"
+
+
+class Bitrix24Tracker(BaseTracker):
+    """Checks a Bitrix24 task created by :class:`~exchanger.consumers.bitrix24.handler.Bitrix24TaskHandler`."""
+
+    def __init__(
+        self,
+        context: SystemContext,
+        *,
+        settings: Bitrix24Settings | None = None,
+        client: Bitrix24Client | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(context)
+        self.settings = settings or load(Bitrix24Settings)
+        self.client = client or shared_client(self.settings)
+        self.check_interval_s = self.settings.check_interval_s
+        self.done_statuses = {COMPLETED}
+        if self.settings.complete_on_awaiting_control:
+            self.done_statuses.add(AWAITING_CONTROL)
+        self._clock = clock
+        self._answers: dict[str, str] = {}  # enum ID of the answer field → XML_ID
+        self._answers_read_at: float | None = None
+        self._answers_lock = threading.Lock()
+
+    def check_task_status(self, record: SentRecord) -> TrackerOutcome:
+        item = record.item
+        expected = bool(item.data.get("result_expected"))
+        answer_key = camel_key(self.settings.answer_field)
+        try:
+            task = self.client.get_task(item.id, select=[*SELECT, self.settings.answer_field] if expected else SELECT)
+            status = str(task.get("status"))
+            if status not in self.done_statuses:
+                return StillOpen(note=f"status {status} ({STATUS_NAMES.get(status, 'unknown')})")
+            results = self.client.task_results(item.id)
+        except NotFound:
+            return self._deleted(record)
+        closed_at = task.get("closedDate")
+        variables: dict[str, Any] = {
+            "bitrix_task_id": int(item.id),
+            "bitrix_task_status": int(status),
+            "bitrix_task_url": item.url,
+            "bitrix_result": "\n\n".join(str(r.get("text") or "") for r in results if r.get("text")),
+            "bitrix_closed_by": int(task["closedBy"]) if str(task.get("closedBy") or "").isdigit() else None,
+            "bitrix_closed_at": parse_date(closed_at) if closed_at else None,
+        }
+        if expected:
+            activity_id = record.task.activity_id
+            variables[activity_id] = self._answer(task.get(answer_key), item.id, activity_id)
+        logger.info("Bitrix24 task {} is {}; completing Camunda task {}", item.id, STATUS_NAMES[status],
+                    record.task.task_id)
+        return Done(variables=variables)
+
+    def _deleted(self, record: SentRecord) -> Failed | BpmnErrorOutcome:
+        reason = f"Bitrix24 task {record.item.id} was deleted (or the webhook's user lost access to it)"
+        logger.warning("{}; Camunda task {}", reason, record.task.task_id)
+        if self.settings.deleted_as_failure:
+            return Failed(reason=reason)
+        return BpmnErrorOutcome(self.settings.deleted_error_code, reason, {"bitrix_task_id": int(record.item.id)})
+
+    # --- the yes/no answer --------------------------------------------------------------------------
+
+    def _answer(self, value: Any, task_id: str, activity_id: str) -> str:
+        """``"ok"`` or ``"no"`` for the answer field's enum ID ``value``; no answer counts as ``"no"``."""
+        xml_id = self.answer_xml_id(str(value)) if value not in (None, "", "0", 0, False) else None
+        if xml_id == self.settings.answer_ok_xml_id:
+            return OK
+        if xml_id == self.settings.answer_no_xml_id:
+            return NO
+        logger.warning("Bitrix24 task {} was completed with answer {!r} (XML_ID {!r}), neither {} nor {}; "
+                       "{} = \"no\"", task_id, value, xml_id, self.settings.answer_ok_xml_id,
+                       self.settings.answer_no_xml_id, activity_id)
+        return NO
+
+    def answer_xml_id(self, enum_id: str) -> str | None:
+        """The XML_ID of the answer field's value ``enum_id``; the field list is read again when stale or
+        when the ID is unknown (a value added on the portal since)."""
+        with self._answers_lock:
+            stale = self._answers_read_at is None or (
+                self._clock() - self._answers_read_at > self.settings.user_fields_cache_s
+            )
+            if stale or enum_id not in self._answers:
+                self._answers = self._read_answers()
+                self._answers_read_at = self._clock()
+            return self._answers.get(enum_id)
+
+    def _read_answers(self) -> dict[str, str]:
+        wanted = self.settings.answer_field.upper()
+        for definition in self.client.user_fields():
+            if str(definition.get("FIELD_NAME")).upper() == wanted:
+                return {str(v.get("ID")): str(v.get("XML_ID")) for v in definition.get("LIST") or []}
+        logger.warning("Bitrix24 has no task user field {}; answers cannot be read", wanted)
+        return {}
+
+    def cleanup(self) -> None:
+        self.client.close()
