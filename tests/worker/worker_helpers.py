@@ -14,7 +14,7 @@ from exchanger.amqp.publisher import Publisher
 from exchanger.amqp.topology import Topology
 from exchanger.camunda.client import CamundaClient
 from exchanger.camunda.settings import CamundaSettings
-from exchanger.contracts import Contract
+from exchanger.contracts import ResponseMessage
 from exchanger.settings import RabbitMQSettings
 from exchanger.variables import to_typed_map
 
@@ -108,8 +108,8 @@ class Queues:
     def depth(self, queue: str) -> int:
         return self.channel.queue_declare(queue, passive=True).method.message_count
 
-    def respond(self, message: Contract) -> None:
-        self.publisher.publish_response(message)
+    def respond(self, message: ResponseMessage) -> None:
+        self.publisher.publish_response(message, correlation_id=message.task_id)
 
     def publish_raw(self, queue: str, body: bytes) -> None:
         self.publisher.publish("", queue, body)
