@@ -177,10 +177,56 @@ class App:
         return empty_response(204)
 
 
+class _Headers(dict[str, str]):
+    """Request headers keyed by lower-cased name; ``get`` ignores case like ``email.message.Message``."""
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(name.lower(), default)
+
+
+# Limits of the request head, as in http.server / http.client.
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
+
+
 class _Handler(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive handler, tuned for throughput: a plain header parser instead of the email
+    package, and each response written with a single send (head and body together)."""
+
     protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
-    disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms delayed-ACK stalls
+    disable_nagle_algorithm = True  # small responses go out at once (no delayed-ACK stalls)
     app: App  # set on the per-server subclass
+
+    def parse_request(self) -> bool:
+        words = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n").split()
+        if len(words) != 3 or words[2] not in ("HTTP/1.1", "HTTP/1.0"):
+            return super().parse_request()  # the stdlib answers malformed or unusual requests
+        self.command, self.path, self.request_version = words
+        self.requestline = " ".join(words)
+        if self.path.startswith("//"):
+            self.path = "/" + self.path.lstrip("/")
+        headers = _Headers()
+        while True:
+            line = self.rfile.readline(_MAX_LINE + 1)
+            if len(line) > _MAX_LINE:
+                self.send_error(431, "Line too long")
+                return False
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = str(line, "iso-8859-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+            if len(headers) > _MAX_HEADERS:
+                self.send_error(431, "Too many headers")
+                return False
+        self.headers = headers  # type: ignore[assignment]
+        connection = headers.get("connection", "").lower()
+        if self.request_version == "HTTP/1.1":
+            self.close_connection = connection == "close"
+        else:
+            self.close_connection = connection != "keep-alive"
+        if headers.get("expect", "").lower() == "100-continue" and self.request_version == "HTTP/1.1":
+            return self.handle_expect_100()
+        return True
 
     def _handle(self) -> None:
         parts = urlsplit(self.path)
@@ -198,15 +244,22 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # a bug in a fake must still answer, like a real server's 500
             logger.exception("{} sandbox: unhandled error on {} {}", self.app.name, self.command, self.path)
             response = json_response(500, {"error": f"{type(exc).__name__}: {exc}"})
-        self.send_response(response.status)
+        self._send(response)
+
+    def _send(self, response: Response) -> None:
+        phrase = self.responses.get(response.status, ("",))[0]
+        lines = [f"{self.protocol_version} {response.status} {phrase}", f"Server: {self.version_string()}",
+                 f"Date: {self.date_time_string()}"]
         if response.content_type:
-            self.send_header("Content-Type", f"{response.content_type}; charset=utf-8")
+            lines.append(f"Content-Type: {response.content_type}; charset=utf-8")
         for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        if response.body and self.command != "HEAD":
-            self.wfile.write(response.body)
+            lines.append(f"{name}: {value}")
+            if name.lower() == "connection" and value.lower() == "close":
+                self.close_connection = True
+        lines.append(f"Content-Length: {len(response.body)}")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.log_request(response.status)
+        self.wfile.write(head + response.body if self.command != "HEAD" else head)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
 

@@ -1,16 +1,18 @@
 """Run the sandbox Camunda 7 engine: in-process (:func:`start`) or as ``python -m exchanger.sandbox camunda``.
 
-CLI: ``--port 8080 [--db PATH] [--user NAME:PASSWORD ...] [--host 127.0.0.1]``. Port 0 picks a free
+CLI: ``--port 8080 [--db PATH] [--user NAME:PASSWORD ...] [--host 127.0.0.1] [--log-level DEBUG]``. Port 0 picks a free
 port. The first stdout line is one JSON object with the settings a daemon needs
 (``{"CAMUNDA_BASE_URL": "http://127.0.0.1:PORT/engine-rest"}``); the server then runs until
 SIGTERM/SIGINT and exits 0. ``--db`` defaults to ``camunda-sandbox.db`` in the working directory;
-``--db :memory:`` keeps nothing.
+``--db :memory:`` keeps nothing. Each request is logged at DEBUG level (``--log-level INFO`` silences that,
+e.g. for the benchmark).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from loguru import logger
@@ -76,7 +78,10 @@ def cli(argv: list[str]) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--db", default=DEFAULT_DB, help="SQLite file (':memory:' keeps nothing)")
     parser.add_argument("--user", type=_user, action="append", default=[], help="NAME:PASSWORD for basic auth")
+    parser.add_argument("--log-level", default="DEBUG", help="loguru level on stderr (requests are DEBUG)")
     args = parser.parse_args(argv)
+    logger.remove()
+    logger.add(sys.stderr, level=args.log_level.upper())
     users = dict(args.user) if args.user else None
     sandbox = start(port=args.port, db=args.db, users=users, host=args.host)
     settings: dict[str, Any] = {"CAMUNDA_BASE_URL": sandbox.url}
