@@ -14,8 +14,12 @@ from b24_helpers import TOKEN, client_for, inject, rest
 
 from exchanger.consumers.bitrix24.client import Bitrix24Client
 from exchanger.consumers.bitrix24.handler import Bitrix24TaskHandler
+from exchanger.consumers.bitrix24.tracker import Bitrix24Tracker
 from exchanger.contracts import BpmnMetadata, ExternalItem, TaskMessage
 from exchanger.creator.base import BpmnErrorOutcome, Done, SystemContext
+from exchanger.creator.loader import load_components
+from exchanger.creator.routing_config import CreatorRouting
+from exchanger.creator.settings import CreatorSettings
 from exchanger.errors import ConfigError, Incident, TransientError, Unreachable
 from exchanger.sandbox.bitrix24.server import PortalServer, start
 from exchanger.variables import to_typed_map
@@ -259,3 +263,16 @@ def test_a_burst_of_200_tasks_never_hits_the_portal_limit() -> None:
     assert len({item.id for item in items}) == 200
     assert stats["tasks"] == 200 and stats["duplicates"] == {}
     assert stats["rejected"] == 0  # never a 503 QUERY_LIMIT_EXCEEDED
+
+
+def test_the_creator_builds_both_from_the_default_routing_sharing_one_client(portal: PortalServer,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BITRIX_WEBHOOK_URL", portal.webhook_url)
+    settings = CreatorSettings(queues="bitrix24.queue,bitrix24.sent.queue")
+    components = load_components(settings, CreatorRouting.from_settings(settings), "camunda.responses.queue")
+    handler = components.handlers["bitrix24.queue"].handler
+    tracker = components.trackers["bitrix24.sent.queue"].tracker
+    assert isinstance(handler, Bitrix24TaskHandler) and isinstance(tracker, Bitrix24Tracker)
+    assert handler.client is tracker.client  # one rate limiter: the portal meters the webhook as a whole
+    assert tracker.check_interval_s == 60.0
+    components.cleanup()
