@@ -155,6 +155,7 @@ class _Parser:
     def __init__(self, resource: str, root: Any) -> None:
         self.errors = _Errors(resource)
         self.root = root
+        self.refused: set[str] = set()  # ids of unsupported elements (flows to them are not reported again)
         self.error_codes: dict[str, str | None] = {}
         for error in root.iter(_B + "error"):
             self.error_codes[error.get("id", "")] = error.get("errorCode")
@@ -260,11 +261,14 @@ class _Parser:
                     start = activity.id
             elif name not in HARMLESS:
                 self.errors.add(f"Unsupported element '{name}'", child)
+                self.refused.add(child.get("id", ""))
         if start is None:
             self.errors.add("A process or subprocess needs a none start event", element)
         for child, flow in flows:
             source, target = activities.get(flow.source), activities.get(flow.target)
             if source is None or target is None or source.scope_id != scope_id or target.scope_id != scope_id:
+                if {flow.source, flow.target} & self.refused:
+                    continue  # already reported as unsupported
                 self.errors.add(f"Sequence flow '{flow.id}' refers to an unknown source or target", child)
                 continue
             source.outgoing.append(flow)
