@@ -142,6 +142,8 @@ class Stack:
     def start_sandbox(self, kind: str, *args: str) -> dict[str, str]:
         """Start ``python -m exchanger.sandbox <kind> --port 0``; merge and return its settings line."""
         log_path = self.workdir / "logs" / f"sandbox-{kind}.log"
+        if kind == "camunda" and "--db" not in args:
+            args = (*args, "--db", str(self.workdir / "camunda-sandbox.db"))  # a fresh engine per stack
         command = [sys.executable, "-m", "exchanger.sandbox", kind, "--port", "0", *args]
         popen = subprocess.Popen(command, cwd=ROOT, env=self._base_env(), stdout=subprocess.PIPE,
                                  stderr=open(log_path, "ab"), start_new_session=True)  # noqa: SIM115
