@@ -26,7 +26,7 @@ from exchanger.sandbox.camunda.errors import (
     SuspendedEntityInteractionException,
     ensure_not_null,
 )
-from exchanger.sandbox.camunda.runtime import Runtime, new_id
+from exchanger.sandbox.camunda.runtime import InstanceContext, Runtime, new_id
 from exchanger.sandbox.camunda.store import Store
 from exchanger.sandbox.camunda.variables import TypedValue
 
@@ -34,6 +34,8 @@ from exchanger.sandbox.camunda.variables import TypedValue
 DEFAULT_MAX_PENDING_FETCHES = 200
 # A timer whose firing fails is tried again this much later (Camunda retries failed timer jobs).
 TIMER_RETRY_MS = 10_000
+# Process-instance facts kept between commands (the cache is simply emptied when it grows past this).
+MAX_CACHED_CONTEXTS = 10_000
 # The timer thread looks for due timers at least this often (seconds of wall time).
 TIMER_POLL_S = 0.5
 
@@ -59,6 +61,7 @@ class Engine:
         self.pending_fetches = 0
         self.closed = False
         self._models: dict[str, bpmn.ProcessModel] = {}
+        self._contexts: dict[str, InstanceContext] = {}  # per process instance, never changes
         self._timer_stop = threading.Event()
         self._timer_thread: threading.Thread | None = None
         clock.add_listener(self._clock_moved)
@@ -69,7 +72,9 @@ class Engine:
     def command(self) -> Iterator[Runtime]:
         """One transaction under the engine lock; long polls are woken after a commit that changed tasks."""
         with self.lock:
-            runtime = Runtime(self.store, self.clock, self.model)
+            if len(self._contexts) > MAX_CACHED_CONTEXTS:
+                self._contexts.clear()
+            runtime = Runtime(self.store, self.clock, self.model, self._contexts)
             with self.store.transaction():
                 yield runtime
             if runtime.tasks_changed:
@@ -115,6 +120,7 @@ class Engine:
                           "external_task", "incident", "timer", "activity_instance"):
                 rt.store.run(f"DELETE FROM {table}")
             self._models.clear()
+            self._contexts.clear()
 
     # --------------------------------------------------------------------------- deployments
 

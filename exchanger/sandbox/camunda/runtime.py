@@ -105,13 +105,15 @@ class ExecutionView(ContextObject):
 class Runtime:
     """One command's view of the engine state; create one per transaction."""
 
-    def __init__(self, store: Store, clock: Clock, models: Callable[[str], ProcessModel]) -> None:
+    def __init__(self, store: Store, clock: Clock, models: Callable[[str], ProcessModel],
+                 contexts: dict[str, InstanceContext] | None = None) -> None:
         self.store = store
         self.clock = clock
         self.now = clock.now_ms()
         self._models = models
-        self._contexts: dict[str, InstanceContext] = {}
+        self._contexts = contexts if contexts is not None else {}  # immutable facts, may outlive the command
         self._parents: dict[str, str | None] = {}
+        self._act_insts: dict[str, str] = {}  # execution id -> its activity instance id (for the history)
         self._agenda: deque[tuple[InstanceContext, str, str]] = deque()  # (context, activity id, scope id)
         self._touched: set[tuple[str, str]] = set()  # (instance id, scope id) that may release inclusive joins
         self.tasks_changed = False  # long polls should look again after the commit
@@ -251,11 +253,14 @@ class Runtime:
     # ------------------------------------------------------------------------------- history
 
     def _history_start(self, context: InstanceContext, activity: Activity, act_inst_id: str, scope_id: str,
-                       execution_id: str) -> None:
-        scope = self.execution(scope_id)
+                       execution_id: str, ended: bool = False) -> None:
+        parent_act_inst = self._act_insts.get(scope_id)
+        if parent_act_inst is None:
+            scope = self.execution(scope_id)
+            parent_act_inst = scope["act_inst_id"] if scope is not None else context.id
         self.store.insert("activity_instance", {
             "id": act_inst_id,
-            "parent_act_inst_id": scope["act_inst_id"] if scope is not None else context.id,
+            "parent_act_inst_id": parent_act_inst,
             "activity_id": activity.id,
             "activity_name": activity.name,
             "activity_type": _HISTORY_TYPES.get((activity.kind, activity.event), activity.kind),
@@ -264,6 +269,7 @@ class Runtime:
             "definition_key": context.definition_key,
             "execution_id": execution_id,
             "start_time": self.now,
+            "end_time": self.now if ended else None,
             "tenant_id": context.tenant_id,
         })
 
@@ -284,6 +290,7 @@ class Runtime:
         self.store.insert("execution", {"id": instance_id, "proc_inst_id": instance_id, "parent_id": None,
                                         "activity_id": None, "act_inst_id": instance_id, "kind": "process"})
         self._parents[instance_id] = None
+        self._act_insts[instance_id] = instance_id
         for name, typed in variables.items():
             self.set_local(instance_id, name, typed)
         context = self.context(instance_id)
@@ -373,6 +380,7 @@ class Runtime:
         self.store.insert("execution", {"id": execution_id, "proc_inst_id": context.id, "parent_id": scope_id,
                                         "activity_id": activity.id, "act_inst_id": act_inst_id, "kind": kind})
         self._parents[execution_id] = scope_id
+        self._act_insts[execution_id] = act_inst_id
         return execution_id
 
     def _enter(self, context: InstanceContext, activity: Activity, scope_id: str) -> None:
@@ -407,8 +415,7 @@ class Runtime:
             else:
                 self._touched.add((context.id, scope_id))
             return
-        self._history_start(context, activity, act_inst_id, scope_id, scope_id)
-        self._history_end(act_inst_id)
+        self._history_start(context, activity, act_inst_id, scope_id, scope_id, ended=True)
         if kind == "endEvent":
             self._end_event(context, activity, scope_id)
         elif kind == "exclusiveGateway":

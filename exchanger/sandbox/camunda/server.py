@@ -6,6 +6,10 @@ port. The first stdout line is one JSON object with the settings a daemon needs
 SIGTERM/SIGINT and exits 0. ``--db`` defaults to ``camunda-sandbox.db`` in the working directory;
 ``--db :memory:`` keeps nothing. Each request is logged at DEBUG level (``--log-level INFO`` silences that,
 e.g. for the benchmark).
+
+Test hooks that are not Camunda endpoints: ``POST /engine-rest/_admin/clock`` with ``{"advance_ms": N}``
+moves the engine clock (expiring locks and retry timeouts, firing timers); ``POST /_admin/reset``
+empties the engine (see :mod:`.rest`).
 """
 
 from __future__ import annotations
