@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +40,7 @@ SYSTEM_HEADER = "x-exchanger-system"
 TASK_ID_HEADER = "x-exchanger-task-id"
 PROCESS_INSTANCE_HEADER = "x-exchanger-process-instance-id"
 
+EXTEND_THREADS = 4  # lock extensions run beside the next publish; one batch is fully extended before the next poll
 EMPTY_POLL_GUARD_S = 0.05  # an empty answer faster than this means no long polling: back off instead of spinning
 
 
@@ -70,6 +72,7 @@ class Fetcher:
         self.backoff = Backoff(initial_s=camunda.backoff_initial_s, max_s=camunda.backoff_max_s)
         self.discovered: set[str] = set()
         self._next_discovery = 0.0
+        self._extender = ThreadPoolExecutor(EXTEND_THREADS, thread_name_prefix="camunda-worker:extend")
         # state for readiness
         self.last_poll_ok: float | None = None  # time.monotonic() of the last answered poll
         self.camunda_error: str | None = None
@@ -78,6 +81,12 @@ class Fetcher:
     # --- the loop -----------------------------------------------------------------------------
 
     def run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._extender.shutdown(wait=True)
+
+    def _loop(self) -> None:
         failures = 0
         while not self.stop.is_set():
             if self.broker_error is not None and not self._probe_broker():
@@ -131,20 +140,33 @@ class Fetcher:
         return tasks
 
     def dispatch(self, tasks: list[dict[str, Any]]) -> None:
-        """Publish each task; once stopping or the broker is gone, unlock the rest at once."""
+        """Publish each task; once stopping or the broker is gone, unlock the rest at once.
+
+        Returns when every published task of the batch has its long lock (or the attempt failed).
+        """
+        extensions: list[Future[None]] = []
         for task in tasks:
             if self.stop.is_set() or self.broker_error is not None:
                 self.unlock(task, "stopping" if self.stop.is_set() else "broker unreachable")
                 continue
             try:
-                self.handle(task)
+                extension = self.handle(task)
             except Exception:  # noqa: BLE001 - a bug must not strand a locked task: log it and unlock
                 logger.exception("unexpected error handling task {}; unlocking it", task.get("id"))
                 self.unlock(task, "unexpected error")
+                continue
+            if extension is not None:
+                extensions.append(extension)
+        for extension in extensions:
+            try:
+                extension.result()
+            except Exception:  # noqa: BLE001 - published already: the short lock expiring only duplicates it
+                logger.exception("unexpected error extending a lock")
 
     # --- one task -----------------------------------------------------------------------------
 
-    def handle(self, task: dict[str, Any]) -> None:
+    def handle(self, task: dict[str, Any]) -> Future[None] | None:
+        """Publish one task; the lock extension (once confirmed) is returned as a running future."""
         started = time.monotonic()
         task_id, topic = task["id"], task["topicName"]
         try:
@@ -152,7 +174,7 @@ class Fetcher:
         except TransientError as exc:
             logger.error("task {}: BPMN metadata unavailable ({}); it stays under the short lock and is fetched "
                          "again when that expires", task_id, exc.message)
-            return
+            return None
         message = self.message(task, metadata)
         try:
             self.publisher.publish_contract(
@@ -165,16 +187,15 @@ class Fetcher:
             self.metrics.returned.labels("unreachable").inc()
             logger.error("task {}: broker unreachable ({}); unlocking it and pausing fetches", task_id, exc.message)
             self.unlock(task, "broker unreachable")
-            return
+            return None
         except PublishError as exc:
             self.metrics.returned.labels(type(exc).__name__).inc()
             logger.error("task {}: the broker did not take it ({}); unlocking it", task_id, exc)
             self.unlock(task, type(exc).__name__)
-            return
+            return None
         self.metrics.published.labels(message.system).inc()
         self.metrics.confirmed.labels(message.system).inc()
-        self.extend(task_id, topic)
-        self.metrics.publish_latency.observe(time.monotonic() - started)
+        return self._extender.submit(self.extend, task_id, topic, started)
 
     def metadata(self, task: dict[str, Any]) -> BpmnMetadata:
         """The activity's BPMN metadata; a model that cannot be read gives empty metadata and a warning."""
@@ -209,7 +230,7 @@ class Fetcher:
             bpmn_metadata=metadata,
         )
 
-    def extend(self, task_id: str, topic: str) -> None:
+    def extend(self, task_id: str, topic: str, started: float) -> None:
         """Lock long after the confirm. A failure here costs at most a duplicate, never a lost task."""
         try:
             self.client.extend_lock(task_id, self.camunda.lock_duration)
@@ -224,6 +245,7 @@ class Fetcher:
                            task_id, topic, exc.message)
             return
         self.metrics.lock_extended.inc()
+        self.metrics.publish_latency.observe(time.monotonic() - started)
 
     def unlock(self, task: dict[str, Any], reason: str) -> None:
         try:
