@@ -2,7 +2,7 @@
 
 Importable as ``creator_testkit`` (pytest puts this folder on ``sys.path``; subprocess tests set
 ``PYTHONPATH``). The store is a folder with one JSON file per work item, so that a handler in a killed
-process and one in the test see the same items, and creating is atomic (``O_EXCL``): the idempotent
+process and one in the test see the same items, and creating is atomic and exclusive (``link``): the idempotent
 store the "killed before ack" scenario needs.
 """
 
@@ -133,9 +133,12 @@ class ItemStore:
 
     def create(self, task_id: str) -> dict:
         item = {"id": f"item-{task_id}", "status": "open"}
-        fd = os.open(self._path(task_id), os.O_CREAT | os.O_EXCL | os.O_WRONLY)  # a second create would fail
-        with os.fdopen(fd, "w") as handle:
-            json.dump(item, handle)
+        tmp = self._path(task_id).with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(item))
+        try:
+            os.link(tmp, self._path(task_id))  # atomic and exclusive: a second create fails, none is half-written
+        finally:
+            tmp.unlink()
         self.creates += 1
         return item
 

@@ -1,0 +1,174 @@
+"""End to end: sandbox Camunda engine → camunda-worker → RabbitMQ → task-creator → RabbitMQ → worker → engine.
+
+Everything in-process over real HTTP and the real broker. The ``hold`` topic (routed to openproject,
+which nobody serves here) parks the token after the step under test, so the test can read where the
+process went and which variables it got.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import creator_testkit
+import pytest
+from creator_testkit import ItemStore, StoreHandler, StoreTracker, context
+
+from exchanger.camunda.client import CamundaClient
+from exchanger.camunda.settings import CamundaSettings
+from exchanger.consumers.default.handler import DefaultTaskHandler
+from exchanger.consumers.python.handler import PythonTaskHandler
+from exchanger.consumers.python.settings import PythonTasksSettings
+from exchanger.contracts import TaskMessage
+from exchanger.routing import RoutingTable
+from exchanger.settings import TopologySettings
+from exchanger.variables import from_typed, to_typed_map
+from exchanger.worker.service import Worker
+from exchanger.worker.settings import WorkerSettings
+
+PYTHON_TOPICS = ["t_ok", "t_bpmn", "t_incident", "t_flaky_fast"]
+ROUTING = RoutingTable({"python": PYTHON_TOPICS, "openproject": ["hold"], "1c": ["1c_create_document"]})
+
+
+def model(key: str, topic: str) -> str:
+    """start → ``topic`` → after (hold) → end; BPMN error EMAIL_BOUNCED on it → handle (hold)."""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+                  xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d" targetNamespace="http://exchanger/tests">
+  <bpmn:error id="err" name="Bounced" errorCode="EMAIL_BOUNCED" />
+  <bpmn:process id="{key}" isExecutable="true">
+    <bpmn:startEvent id="start" />
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="work" />
+    <bpmn:serviceTask id="work" name="Work" camunda:type="external" camunda:topic="{topic}" />
+    <bpmn:boundaryEvent id="caught" attachedToRef="work">
+      <bpmn:errorEventDefinition errorRef="err" camunda:errorMessageVariable="caughtMessage" />
+    </bpmn:boundaryEvent>
+    <bpmn:sequenceFlow id="f2" sourceRef="work" targetRef="after" />
+    <bpmn:serviceTask id="after" camunda:type="external" camunda:topic="hold" />
+    <bpmn:sequenceFlow id="f3" sourceRef="after" targetRef="end" />
+    <bpmn:sequenceFlow id="f4" sourceRef="caught" targetRef="handle" />
+    <bpmn:serviceTask id="handle" camunda:type="external" camunda:topic="hold" />
+    <bpmn:sequenceFlow id="f5" sourceRef="handle" targetRef="end2" />
+    <bpmn:endEvent id="end" />
+    <bpmn:endEvent id="end2" />
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+@creator_testkit.tasks.task("t_flaky_fast", retries=1, retry_timeout="PT1S")
+def flaky_fast(job: TaskMessage) -> dict:
+    raise ConnectionError("SMTP relay unreachable")
+
+
+class Pipeline:
+    def __init__(self, engine_url: str, queues: creator_testkit.Queues) -> None:
+        self.http = CamundaClient(CamundaSettings(base_url=engine_url, worker_id="driver", http_attempts=1)).http
+        self.queues = queues
+
+    def deploy_and_start(self, key: str, topic: str, variables: dict[str, Any] | None = None) -> str:
+        self.http.request("POST", "/deployment/create", data={"deployment-name": key},
+                          files={f"{key}.bpmn": (f"{key}.bpmn", model(key, topic).encode(), "application/xml")})
+        body = {"variables": to_typed_map(variables or {})}
+        return str(self.http.request("POST", f"/process-definition/key/{key}/start", json=body).json()["id"])
+
+    def held(self, instance: str, timeout_s: float = 15.0) -> TaskMessage:
+        """The next task of ``instance`` that reached the hold topic (openproject.queue)."""
+        body = self.queues.take("openproject.queue", 1, timeout_s)[0]
+        task = TaskMessage.from_bytes(body)
+        assert task.process_instance_id == instance
+        return task
+
+    def variables(self, instance: str) -> dict[str, Any]:
+        found = self.http.request("GET", f"/process-instance/{instance}/variables").json()
+        return {name: from_typed(typed) for name, typed in found.items()}
+
+    def incident(self, instance: str, timeout_s: float = 15.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = self.http.request("GET", "/incident", params={"processInstanceId": instance}).json()
+            if found:
+                return found[0]
+            time.sleep(0.1)
+        pytest.fail(f"no incident for {instance} within {timeout_s}s")
+
+
+@pytest.fixture
+def pipeline(rabbit_settings, topology, queues, start_service, tmp_path) -> Iterator[Callable[..., Pipeline]]:
+    from exchanger.sandbox.camunda.server import start
+
+    workers: list[Worker] = []
+    with start() as server:
+        def make(**handlers_and_trackers: Any) -> Pipeline:
+            camunda = CamundaSettings(base_url=server.url, worker_id="e2e-worker", async_response_timeout_ms=1000,
+                                      http_attempts=2, backoff_initial_s=0.1, backoff_max_s=0.5,
+                                      topic_discovery=True, topic_discovery_interval_s=0.5)
+            worker = Worker(camunda=camunda, rabbit=rabbit_settings, topology=TopologySettings(), routing=ROUTING,
+                            worker=WorkerSettings(health_port=0, shutdown_deadline_s=5))
+            worker.start()
+            workers.append(worker)
+            start_service(**handlers_and_trackers)
+            return Pipeline(server.url, queues)
+
+        yield make
+        for worker in workers:
+            worker.stop()
+
+
+def python_handler() -> PythonTaskHandler:
+    return PythonTaskHandler(context("python", tracked=False), settings=PythonTasksSettings(modules=""),
+                             tasks=creator_testkit.tasks)
+
+
+def test_a_python_task_completes_the_step_with_its_variables(pipeline):
+    p = pipeline(handlers={"python.queue": python_handler()})
+    instance = p.deploy_and_start("ok", "t_ok", {"name": "Ada", "n": 1})
+    assert p.held(instance).activity_id == "after"
+    variables = p.variables(instance)
+    assert variables["greeting"] == "hello Ada" and variables["n"] == 2 and variables["nested"] == {"a": [1, 2]}
+
+
+def test_bpmn_error_takes_the_boundary_path(pipeline):
+    p = pipeline(handlers={"python.queue": python_handler()})
+    instance = p.deploy_and_start("bounce", "t_bpmn")
+    assert p.held(instance).activity_id == "handle"
+    variables = p.variables(instance)
+    assert variables["caughtMessage"] == "the address does not exist" and variables["bounced"] is True
+
+
+def test_incident_and_exhausted_retries_become_camunda_incidents_with_the_message(pipeline):
+    p = pipeline(handlers={"python.queue": python_handler()})
+    broken = p.deploy_and_start("broken", "t_incident")
+    flaky = p.deploy_and_start("flaky", "t_flaky_fast")
+    incident = p.incident(broken)
+    assert incident["incidentType"] == "failedExternalTask"
+    assert incident["incidentMessage"] == "the template is broken"
+    incident = p.incident(flaky, timeout_s=20)  # one Camunda retry after 1 s, then no retries left
+    assert "ConnectionError: SMTP relay unreachable (no retries left)" in incident["incidentMessage"]
+    parked = {r.task_id for r in p.queues.parked(2)}
+    assert len(parked) == 2
+
+
+def test_an_unknown_topic_becomes_an_incident_naming_it(pipeline):
+    p = pipeline(handlers={"default.queue": DefaultTaskHandler(context("default", tracked=False))})
+    instance = p.deploy_and_start("unrouted", "nobody_routes_me")
+    incident = p.incident(instance)
+    assert "no system handles topic 'nobody_routes_me'" in incident["incidentMessage"]
+
+
+def test_a_tracked_item_completes_the_step_when_the_tracker_says_done(pipeline, tmp_path):
+    store = ItemStore(tmp_path / "items")
+    tracker = StoreTracker(context("1c"), store=store, interval_s=1.0)
+    p = pipeline(handlers={"1c.queue": StoreHandler(context("1c"), store=store)},
+                 trackers={"1c.sent.queue": tracker})
+    instance = p.deploy_and_start("tracked", "1c_create_document")
+    deadline = time.monotonic() + 15
+    while sum(tracker.checks.values()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sum(tracker.checks.values()) >= 2  # asked again after "still open"
+    (task_id,) = tracker.checks
+    store.finish(task_id, document="0000-42")
+    assert p.held(instance).activity_id == "after"
+    assert p.variables(instance)["item_result"] == {"document": "0000-42"}
+    assert store.count() == 1
