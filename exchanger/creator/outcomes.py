@@ -78,14 +78,21 @@ def response(
 
 
 def respond(task: TaskMessage, outcome: Done | Failed | BpmnErrorOutcome, item: ExternalItem | None = None) -> Respond:
-    """The response for a final outcome (a parked copy when it leaves the task with retries 0)."""
-    if isinstance(outcome, Done):
-        return Respond(response(task, ResponseStatus.COMPLETE, item, variables=to_typed_map(outcome.variables),
-                                local_variables=to_typed_map(outcome.local_variables)))
-    if isinstance(outcome, BpmnErrorOutcome):
-        return Respond(response(task, ResponseStatus.BPMN_ERROR, item, error_code=outcome.code,
-                                error_message=outcome.message or outcome.code,
-                                variables=to_typed_map(outcome.variables)))
+    """The response for a final outcome (a parked copy when it leaves the task with retries 0).
+
+    Variables Camunda cannot store (a set, an object) make it an incident naming the problem.
+    """
+    try:
+        if isinstance(outcome, Done):
+            return Respond(response(task, ResponseStatus.COMPLETE, item, variables=to_typed_map(outcome.variables),
+                                    local_variables=to_typed_map(outcome.local_variables)))
+        if isinstance(outcome, BpmnErrorOutcome):
+            return Respond(response(task, ResponseStatus.BPMN_ERROR, item, error_code=outcome.code,
+                                    error_message=outcome.message or outcome.code,
+                                    variables=to_typed_map(outcome.variables)))
+    except TypeError as exc:
+        reason = f"the {task.system} result has a variable Camunda cannot store: {exc}"
+        return incident(task, reason, reason, "ContractError", item)
     failure = response(task, ResponseStatus.FAILURE, item, error_message=outcome.reason,
                        error_details=outcome.details[-MAX_DETAILS:] or None, retries=outcome.retries,
                        retry_timeout_ms=outcome.retry_timeout_ms if outcome.retries > 0 else None)
@@ -175,5 +182,6 @@ def for_check(
                   f"Finish the task by hand, or retry the incident to track it again")
         return incident(task, reason, reason, "TrackingTimeout", item)
     if not isinstance(result, StillOpen | Exception):
-        return Park(f"tracker returned {type(result).__name__}, not an outcome", "ContractError")
+        reason = f"the {item.system} tracker returned {type(result).__name__}, not an outcome (a bug in the tracker)"
+        return incident(task, reason, reason, "ContractError", item)
     return Track(record.model_copy(update={"checks": record.checks + 1, "last_checked_at": now}))

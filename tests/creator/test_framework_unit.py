@@ -5,16 +5,20 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import pytest
 from creator_testkit import make_task
 
+from exchanger.contracts import ExternalItem, SentRecord
+from exchanger.creator import outcomes
+from exchanger.creator.base import Done
 from exchanger.creator.instance_lock import InstanceLock, InstanceLocked
 from exchanger.creator.loader import load_components
 from exchanger.creator.retry_policy import RetryPolicy, parse_duration_ms
 from exchanger.creator.routing_config import QUEUE_HANDLERS, TRACKER_HANDLERS, CreatorRouting
 from exchanger.creator.settings import CreatorSettings, HandlerSpec
-from exchanger.errors import ConfigError
+from exchanger.errors import ConfigError, NotFound, TransientError
 from exchanger.settings import load
 
 # --- retry policy -----------------------------------------------------------------------------------
@@ -134,3 +138,30 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
     lock.acquire()
     assert path.read_text().strip() == str(os.getpid())
     lock.release()
+
+
+# --- outcome mapping --------------------------------------------------------------------------------
+
+
+def _record() -> tuple[SentRecord, datetime]:
+    return SentRecord(task=make_task("o1", "x", "1c"), item=ExternalItem(system="1c", id="9")), datetime.now(UTC)
+
+
+def test_a_result_camunda_cannot_store_or_a_non_outcome_is_an_incident_not_a_lost_message():
+    task = make_task("o1", "x", "python")
+    action = outcomes.for_task(task, Done(variables={"tags": {"a", "b"}}), attempt=1, policy=RetryPolicy(()))
+    assert isinstance(action, outcomes.Respond) and action.response.retries == 0 and action.park_reason
+    assert "cannot store" in action.response.error_message
+    action = outcomes.for_task(task, None, attempt=1, policy=RetryPolicy(()))  # type: ignore[arg-type]
+    assert isinstance(action, outcomes.Respond) and "returned NoneType" in action.response.error_message
+    record, now = _record()
+    action = outcomes.for_check(record, "done", now=now)  # type: ignore[arg-type]
+    assert isinstance(action, outcomes.Respond) and "tracker returned str" in action.response.error_message
+
+
+def test_a_tracker_error_that_is_not_permanent_means_check_again_later():
+    record, now = _record()
+    action = outcomes.for_check(record, TransientError("timeout"), now=now)
+    assert isinstance(action, outcomes.Track) and action.record.checks == 1 and action.record.last_checked_at == now
+    action = outcomes.for_check(record, NotFound("document 9 is gone"), now=now)
+    assert isinstance(action, outcomes.Respond) and action.response.error_message == "1c item 9: document 9 is gone"
