@@ -29,7 +29,7 @@ from exchanger.amqp.connection import connect
 from exchanger.camunda.client import CamundaClient
 from exchanger.camunda.settings import CamundaSettings
 from exchanger.demo.engine import EngineOps, duration_s
-from exchanger.demo.people import People
+from exchanger.demo.people import PERSON_ID, People
 from exchanger.demo.stack import Stack, StackError, rabbitmqctl
 from exchanger.settings import RabbitMQSettings
 
@@ -57,7 +57,7 @@ def daemon_settings(chaos: bool) -> dict[str, str]:
         "CREATOR_CHECK_INTERVAL_S": "1",
         "CREATOR_RETRY_CONFIG": "PT1S,PT2S,PT4S,PT8S,PT15S,PT30S",
         "CREATOR_DRAIN_S": "10",
-        "BITRIX_CHECK_INTERVAL_S": "1",
+        "BITRIX_CHECK_INTERVAL_S": "2",
         "BITRIX_RATE_PER_S": "20",
         "BITRIX_BURST": "100",
         "OPENPROJECT_CHECK_INTERVAL_S": "1",
@@ -73,13 +73,18 @@ class Progress:
     def __init__(self, total: int) -> None:
         self.total = total
         self.tty = sys.stderr.isatty()
+        self._last = ("", 0.0)  # without a terminal: a new line only on change or every 10 s
 
     def show(self, finished: int, started: int, per_system: dict[str, int], errors: int) -> None:
         width = 30
         filled = int(width * finished / max(1, self.total))
         systems = " ".join(f"{k}:{v}" for k, v in sorted(per_system.items()))
         line = f"[{'#' * filled}{'.' * (width - filled)}] {finished}/{started} instances | {systems} | errors {errors}"
-        print(("\r" + line) if self.tty else line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+        if self.tty:
+            print("\r" + line, end="", file=sys.stderr, flush=True)
+        elif line != self._last[0] or time.monotonic() - self._last[1] > 10:
+            print(line, file=sys.stderr, flush=True)
+            self._last = (line, time.monotonic())
 
     def done(self) -> None:
         if self.tty:
@@ -102,7 +107,8 @@ class Demo:
         self.stack.create_vhost()
         self.stack.start_sandbox("camunda")
         self.fakes["bitrix24"] = self.stack.start_sandbox(
-            "bitrix24", "--rate", "20", "--burst", "100", "--external-id-field", "UF_CAMUNDA_ID_EXTERNAL_TASK"
+            "bitrix24", "--rate", "20", "--burst", "100", "--external-id-field", "UF_CAMUNDA_ID_EXTERNAL_TASK",
+            "--ui-user", str(PERSON_ID)
         )["BITRIX_WEBHOOK_URL"]
         self.fakes["openproject"] = self.stack.start_sandbox("openproject")["OPENPROJECT_BASE_URL"]
         self.fakes["1c"] = self.stack.start_sandbox("onec")["ONEC_BASE_URL"]
@@ -143,7 +149,7 @@ class Demo:
         """Until every instance finished, or nothing moved for ``--stall-timeout`` seconds."""
         assert self.ops is not None
         progress = Progress(len(ids))
-        last_change, last_finished = time.monotonic(), -1
+        last_change, last_progress = time.monotonic(), -1
         deadline = time.monotonic() + self.args.timeout
         while True:
             finished = self.ops.count("/history/process-instance", processDefinitionKey=PROCESS_KEY,
@@ -156,8 +162,9 @@ class Demo:
             if finished >= len(ids):
                 progress.done()
                 return finished, ""
-            if finished != last_finished:
-                last_change, last_finished = time.monotonic(), finished
+            progress_made = finished + sum(done_activities.values())
+            if progress_made != last_progress:
+                last_change, last_progress = time.monotonic(), progress_made
             now = time.monotonic()
             if now - last_change > self.args.stall_timeout or now > deadline:
                 progress.done()
@@ -168,33 +175,33 @@ class Demo:
     # --- chaos -----------------------------------------------------------------------------
 
     def chaos(self, stop: threading.Event) -> None:
-        """Kill and restart daemons at random, restart the broker once, inject faults into the fakes."""
-        broker_restarted = False
-        while not stop.wait(self.random.uniform(2.0, 5.0)):
-            roll = self.random.random()
-            if roll < 0.5:
-                victim = self.random.choice(["camunda-worker", "task-creator"])
-                self.stack.kill(victim)
-                self.chaos_log.append(f"SIGKILL {victim}")
-                stop.wait(self.random.uniform(0.5, 2.0))
-                self.stack.restart(victim)
-            elif roll < 0.65 and not broker_restarted:
+        """Kill and restart each daemon (twice), restart the broker once, inject faults into the fakes.
+
+        The events come in random order, a few seconds apart, while the instances are in flight.
+        """
+        plan = ["camunda-worker", "task-creator", "camunda-worker", "task-creator", "broker", "fault", "fault",
+                "fault"]
+        self.random.shuffle(plan)
+        for event in plan:
+            if stop.wait(self.random.uniform(1.5, 4.0)):
+                break
+            if event == "broker":
                 rabbitmqctl("stop_app")
-                self.chaos_log.append("broker stop_app")
-                stop.wait(2.0)
+                stop.wait(self.random.uniform(1.0, 3.0))
                 rabbitmqctl("start_app")
-                self.chaos_log.append("broker start_app")
-                broker_restarted = True
-            else:
+                self.chaos_log.append("broker stop_app/start_app")
+            elif event == "fault":
                 system = self.random.choice(list(self.fakes))
-                fault = self.random.choice([{"status": 503, "count": 3}, {"status": 429, "count": 2,
-                                            "headers": {"Retry-After": "1"}}, {"delay_s": 35, "count": 1}])
+                fault = self.random.choice([{"status": 503, "count": 5},
+                                            {"status": 429, "count": 3, "headers": {"Retry-After": "1"}},
+                                            {"delay_s": 35, "count": 1}])
                 requests.post(f"{_origin(self.fakes[system])}/_admin/faults", json=fault, timeout=5)
-                self.chaos_log.append(f"{system} fault {fault}")
-        if not broker_restarted:
-            rabbitmqctl("stop_app")
-            rabbitmqctl("start_app")
-            self.chaos_log.append("broker restart (stop_app/start_app)")
+                self.chaos_log.append(f"{system} {fault}")
+            else:
+                self.stack.kill(event)
+                self.chaos_log.append(f"SIGKILL {event}")
+                stop.wait(self.random.uniform(0.5, 2.0))
+                self.stack.restart(event)
         for name in ("camunda-worker", "task-creator"):
             if not self.stack.processes[name].running:
                 self.stack.restart(name)
@@ -291,13 +298,11 @@ def main(argv: list[str] | None = None) -> int:
               f"work folder {workdir}", flush=True)
         demo.start()
         ids = demo.start_instances()
-        stop_chaos = threading.Event()
+        stop_chaos = threading.Event()  # the plan ends by itself; set on an early exit
         chaos = threading.Thread(target=demo.chaos, args=(stop_chaos,), daemon=True) if args.chaos else None
         if chaos:
             chaos.start()
-            time.sleep(min(30.0, 0.1 * args.instances + 10))
-            stop_chaos.set()
-            chaos.join()
+            chaos.join()  # the chaos plan runs while the instances are in flight
         finished, stuck = demo.wait(ids)
         code = demo.summary(ids, finished, stuck)
         if code == 0 and not args.keep:

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from typing import Any
 
+import requests
 from loguru import logger
 from pydantic import SecretStr
 
@@ -27,6 +28,7 @@ from exchanger.errors import ExchangerError
 
 BITRIX_OPEN_STATUSES = ("2", "3")  # pending, in progress
 ONEC_DOCUMENT = "Document_ЗаявкаНаРасходованиеДенежныхСредств"
+PERSON_ID = 2  # the manager who answers and completes Bitrix24 tasks (a seeded user of the fake portal)
 
 
 class People(threading.Thread):
@@ -47,7 +49,7 @@ class People(threading.Thread):
         self.random = random.Random(seed)
         self.min_delay_s, self.max_delay_s = min_delay_s, max_delay_s
         self.approve_ratio, self.delete_ratio, self.tick_s = approve_ratio, delete_ratio, tick_s
-        self.bitrix = Bitrix24Client(Bitrix24Settings(webhook_url=SecretStr(settings["BITRIX_WEBHOOK_URL"]),
+        self.bitrix = Bitrix24Client(Bitrix24Settings(webhook_url=SecretStr(person_webhook(settings)),
                                                       rate_per_s=1000, burst=1000))
         self.openproject = OpenProjectClient(OpenProjectSettings(**_prefixed(settings, "OPENPROJECT_")))
         self.onec = OneCClient(OneCSettings(**_prefixed(settings, "ONEC_")))
@@ -125,6 +127,12 @@ class People(threading.Thread):
             else:
                 self.onec.post_document(ONEC_DOCUMENT, ref)
                 self.actions["1c posted"] += 1
+
+
+def person_webhook(settings: dict[str, str], user_id: int = PERSON_ID) -> str:
+    """The inbound webhook of the person who works in the portal's web UI (see the fake's ``--ui-user``)."""
+    origin = settings["BITRIX_WEBHOOK_URL"].split("/rest/")[0]
+    return origin + requests.post(f"{origin}/_admin/webhooks", json={"user_id": user_id}, timeout=5).json()["path"]
 
 
 def _prefixed(settings: dict[str, str], prefix: str) -> dict[str, Any]:

@@ -27,10 +27,11 @@ from exchanger.secrets import mask, register_secret
 class PortalApp(App):
     """Routes ``/rest/<user id>/<code>/<method>[.json]`` to :mod:`methods` under the portal's rules."""
 
-    def __init__(self, portal: Portal, bucket: LeakyBucket) -> None:
+    def __init__(self, portal: Portal, bucket: LeakyBucket, ui_users: frozenset[int] = frozenset()) -> None:
         super().__init__("bitrix24", on_reset=self._on_reset)
         self.portal = portal
         self.bucket = bucket
+        self.ui_users = ui_users  # people clicking in the web interface: not metered like REST apps
         for verb in ("GET", "POST"):
             self.add_route(verb, "/rest/{user_id}/{token}/{method}", self._rest)
         self.add_route("GET", "/_admin/stats", lambda request: json_response(200, portal.stats()))
@@ -44,7 +45,7 @@ class PortalApp(App):
         started = time.time()
         with self.portal.lock:
             self.portal.requests += 1
-        if self.bucket.try_take() > 0:
+        if not self._is_ui_user(request) and self.bucket.try_take() > 0:
             with self.portal.lock:
                 self.portal.rejected += 1
             return error_response(PortalError(503, "QUERY_LIMIT_EXCEEDED", "Too many requests"))
@@ -65,6 +66,10 @@ class PortalApp(App):
             envelope["total"] = answer.total
         envelope["time"] = time_block(started)
         return json_response(200, envelope)
+
+    def _is_ui_user(self, request: Request) -> bool:
+        user_id = request.params.get("user_id", "")
+        return user_id.isdigit() and int(user_id) in self.ui_users
 
     def _webhook(self, request: Request) -> Response:
         user_id = int((request.json() or {}).get("user_id", ADMIN_ID))
@@ -123,15 +128,17 @@ def start(
     burst: int = DEFAULT_BURST,
     with_user_fields: bool = True,
     external_id_field: str = "",
+    ui_users: frozenset[int] = frozenset(),
 ) -> PortalServer:
     """Start a fake portal in a background thread (port 0 = any free port).
 
     ``with_user_fields=False`` starts without Exchanger's task user fields (to test the start check);
-    ``external_id_field`` names the field ``/_admin/stats`` counts duplicates by.
+    ``external_id_field`` names the field ``/_admin/stats`` counts duplicates by; requests of
+    ``ui_users`` stand for people working in the web interface and are not metered by the bucket.
     """
     portal = Portal(token=token, with_user_fields=with_user_fields, stats_field=external_id_field)
     bucket = LeakyBucket(rate_per_s=rate_per_s, burst=burst)
-    server = PortalServer(PortalApp(portal, bucket), host, port)
+    server = PortalServer(PortalApp(portal, bucket, ui_users), host, port)
     server.start()
     return server
 
@@ -145,6 +152,8 @@ def cli(argv: list[str]) -> int:
     parser.add_argument("--burst", type=int, default=DEFAULT_BURST, help="leaky-bucket size, requests")
     parser.add_argument("--no-user-fields", action="store_true", help="start without Exchanger's task user fields")
     parser.add_argument("--external-id-field", default="", help="user field /_admin/stats counts duplicates by")
+    parser.add_argument("--ui-user", type=int, action="append", default=[],
+                        help="user whose webhook acts like a person in the web UI (not rate-limited); repeatable")
     args = parser.parse_args(argv)
     server = start(
         args.port,
@@ -154,6 +163,7 @@ def cli(argv: list[str]) -> int:
         burst=args.burst,
         with_user_fields=not args.no_user_fields,
         external_id_field=args.external_id_field,
+        ui_users=frozenset(args.ui_user),
     )
     # the request log quotes webhook paths; the demo keeps this process's output, so the code is masked there
     register_secret(server.portal.webhooks[ADMIN_ID])
