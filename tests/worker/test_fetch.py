@@ -64,8 +64,8 @@ def test_a_started_task_reaches_bitrix24_queue_with_variables_metadata_and_a_lon
     (task,) = engine.tasks(processInstanceId=instance)
     assert task["workerId"] == "worker-test"
 
-    ready = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
-    assert ready.status_code == 200, ready.text
+    wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200,
+             what="/readyz to answer 200 (broker consumed, Camunda reachable, recent poll)")
     metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     assert 'exchanger_worker_tasks_confirmed_total{system="bitrix24"} 1.0' in metrics
     assert "exchanger_worker_locks_extended_total 1.0" in metrics
