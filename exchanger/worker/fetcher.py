@@ -77,6 +77,7 @@ class Fetcher:
         self.last_poll_ok: float | None = None  # time.monotonic() of the last answered poll
         self.camunda_error: str | None = None
         self.broker_error: str | None = None
+        self.refusals = 0  # publishes refused or returned in a row: they slow the next polls down
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -104,8 +105,10 @@ class Fetcher:
                 continue
             failures = 0
             self.dispatch(tasks)
-            if not tasks and time.monotonic() - started < EMPTY_POLL_GUARD_S and self.camunda.async_response_timeout_ms:
-                self.stop.wait(self.backoff.initial_s)
+            if self.refusals:  # an unlocked task comes straight back: do not spin on a broker that refuses it
+                self.stop.wait(self.backoff.delay(self.refusals))
+            if not tasks and time.monotonic() - started < EMPTY_POLL_GUARD_S:
+                self.stop.wait(self.backoff.initial_s)  # no long polling (or none configured): no busy loop
 
     def topics(self) -> list[str]:
         """The routed topics, plus discovered ones nobody routed (they go to the default system)."""
@@ -189,10 +192,12 @@ class Fetcher:
             self.unlock(task, "broker unreachable")
             return None
         except PublishError as exc:
+            self.refusals += 1
             self.metrics.returned.labels(type(exc).__name__).inc()
             logger.error("task {}: the broker did not take it ({}); unlocking it", task_id, exc)
             self.unlock(task, type(exc).__name__)
             return None
+        self.refusals = 0
         self.metrics.published.labels(message.system).inc()
         self.metrics.confirmed.labels(message.system).inc()
         return self._extender.submit(self.extend, task_id, topic, started)

@@ -11,6 +11,7 @@ from worker_helpers import Engine, Queues, wait_for
 from worker_models import one_task
 from worker_proxy import TcpProxy
 
+from exchanger.amqp.connection import connect
 from exchanger.contracts import SCHEMA_HEADER, TaskMessage
 from exchanger.routing import RoutingTable
 from exchanger.settings import RabbitMQSettings
@@ -142,3 +143,26 @@ def test_broker_down_at_publish_unlocks_the_task_and_publishes_it_once_back(
     time.sleep(0.3)
     assert queues.depth("bitrix24.queue") == 0  # published once
     proxy.close()
+
+
+def test_a_returned_publish_unlocks_the_task_and_it_is_published_once_routable_again(
+        engine: Engine, queues: Queues, rabbit_settings: RabbitMQSettings, topology, make_worker) -> None:
+    engine.deploy(one_task("stray", "nobody-routes-me"))
+    worker = make_worker(engine.url, topic_discovery=True, topic_discovery_interval_s=0.2)
+    wait_for(lambda: worker.consumer.ready, what="the worker's consumer to have declared the topology")
+    queues.channel.queue_delete("default.queue")  # now nothing takes unrouted tasks: the broker returns them
+    instance = engine.start("stray")
+
+    wait_for(lambda: worker.metrics.unlocked._value.get() >= 1, what="the returned task to be unlocked")
+    assert worker.metrics.returned.labels("Unroutable")._value.get() >= 1
+    assert worker.metrics.lock_extended._value.get() == 0
+    (task,) = engine.tasks(processInstanceId=instance)
+    assert parse_date(task["lockExpirationTime"] or "1970-01-01T00:00:00.000+0000") < datetime.now(UTC) + timedelta(
+        minutes=6), "never the long lock"
+
+    connection = connect(rabbit_settings, name="test-redeclare", attempts=3)
+    topology.declare(connection)  # the queue is back
+    connection.close()
+    message = TaskMessage.from_bytes(queues.get("default.queue", timeout_s=15)[2])
+    assert message.process_instance_id == instance
+    wait_for(lambda: worker.metrics.lock_extended._value.get() == 1, what="the lock extension")
