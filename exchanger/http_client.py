@@ -29,6 +29,7 @@ from exchanger.errors import (
     Unreachable,
 )
 from exchanger.secrets import mask
+from exchanger.settings import ExternalSystemSettings
 
 DEFAULT_CONNECT_TIMEOUT_S = 5.0  # a loopback or LAN server answers a SYN in far less
 DEFAULT_READ_TIMEOUT_S = 30.0  # generous for a slow SaaS, short enough to notice a hung one
@@ -112,6 +113,29 @@ class HttpClient:
         self.session.auth = auth
         self.session.headers.update(headers or {})
         tls.apply(self.session)
+
+    @classmethod
+    def for_system(
+        cls,
+        base_url: str,
+        settings: ExternalSystemSettings,
+        *,
+        system: str,
+        attempts: int | None = None,
+        **options: Any,
+    ) -> HttpClient:
+        """A client whose timeouts, attempts and TLS come from an external system's settings."""
+        if not settings.tls_verify:
+            logger.warning("{}: TLS verification is OFF by setting; the server certificate is not checked", system)
+        return cls(
+            base_url,
+            system=system,
+            tls=TlsOptions(verify=settings.tls_verify, ca_bundle=settings.tls_ca_file),
+            connect_timeout_s=settings.connect_timeout_s,
+            read_timeout_s=settings.read_timeout_s,
+            attempts=settings.attempts if attempts is None else attempts,
+            **options,
+        )
 
     def close(self) -> None:
         self.session.close()

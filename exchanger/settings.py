@@ -9,7 +9,7 @@ secret value with :mod:`exchanger.secrets` so it is masked in logs.
 
 from __future__ import annotations
 
-from typing import Literal, TypeVar
+from typing import ClassVar, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,9 +64,25 @@ def all_settings_classes() -> list[type[ExchangerSettings]]:
     pending = list(ExchangerSettings.__subclasses__())
     while pending:
         cls = pending.pop()
-        found.append(cls)
+        if not cls.__dict__.get("abstract_settings", False):
+            found.append(cls)
         pending.extend(cls.__subclasses__())
     return found
+
+
+class ExternalSystemSettings(ExchangerSettings):
+    """Transport settings every external-system client has, under its own prefix (``BITRIX_``, …).
+
+    Subclasses redeclare a field only to change its default.
+    """
+
+    abstract_settings: ClassVar[bool] = True  # a base, not read on its own
+
+    connect_timeout_s: float = Field(5.0, gt=0)
+    read_timeout_s: float = Field(30.0, gt=0)
+    attempts: int = Field(4, ge=1, description="tries of one call on transient errors (first included)")
+    tls_verify: bool = Field(True, description="verify the server certificate; off only on purpose")
+    tls_ca_file: str | None = Field(None, description="PEM bundle of a private CA")
 
 
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"]

@@ -34,7 +34,7 @@ from exchanger.errors import (
     RateLimited,
     TransientError,
 )
-from exchanger.http_client import HttpClient, TlsOptions, retry_after_seconds
+from exchanger.http_client import HttpClient, retry_after_seconds
 from exchanger.secrets import mask, register_secret
 
 SYSTEM = "bitrix24"
@@ -195,14 +195,12 @@ class Bitrix24Client:
         self.attempts = settings.attempts
         self.backoff = backoff
         self.limiter = LeakyBucket(rate_per_s=settings.rate_per_s, burst=max(1, settings.burst - BURST_HEADROOM))
-        self.http = HttpClient(
+        self.http = HttpClient.for_system(
             url,
+            settings,
             system=SYSTEM,
-            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
-            tls=TlsOptions(verify=settings.tls_verify, ca_bundle=settings.tls_ca_file),
-            connect_timeout_s=settings.connect_timeout_s,
-            read_timeout_s=settings.read_timeout_s,
             attempts=1,  # retries happen in call(), per attempt through the limiter
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
             classify=classify,
         )
 

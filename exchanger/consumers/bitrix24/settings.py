@@ -8,13 +8,13 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from exchanger.consumers.bitrix24.ratelimit import DEFAULT_BURST, DEFAULT_RATE_PER_S
-from exchanger.settings import ExchangerSettings
+from exchanger.settings import ExternalSystemSettings
 
 # https://<portal>/rest/<user id>/<webhook code>/  (the trailing slash is optional)
 WEBHOOK_URL = re.compile(r"^https?://[^/\s]+(/[^\s]*)?/rest/\d+/[A-Za-z0-9_]+/?$")
 
 
-class Bitrix24Settings(ExchangerSettings):
+class Bitrix24Settings(ExternalSystemSettings):
     model_config = SettingsConfigDict(env_prefix="BITRIX_")
 
     webhook_url: SecretStr = Field(description="inbound webhook https://<portal>/rest/<user id>/<code>/")
@@ -23,11 +23,7 @@ class Bitrix24Settings(ExchangerSettings):
 
     rate_per_s: float = Field(DEFAULT_RATE_PER_S, gt=0, description="portal leaky-bucket drain, requests/s")
     burst: int = Field(DEFAULT_BURST, ge=1, description="portal leaky-bucket size, requests")
-    connect_timeout_s: float = Field(5.0, gt=0)
-    read_timeout_s: float = Field(30.0, gt=0, description="the portal itself stops a request after 60 s")
     attempts: int = Field(5, ge=1, description="tries per call for retryable errors (writes: limits only)")
-    tls_verify: bool = True
-    tls_ca_file: str | None = None
 
     external_id_field: str = Field("UF_CAMUNDA_ID_EXTERNAL_TASK", description="string UF holding the Camunda task id")
     answer_field: str = Field("UF_RESULT_ANSWER", description="enumeration UF the person answers yes/no in")

@@ -21,7 +21,7 @@ from requests.auth import HTTPBasicAuth
 from exchanger.backoff import Backoff
 from exchanger.consumers.onec.settings import OneCSettings
 from exchanger.errors import AuthError, Conflict, IntegrationError, NotFound, PermanentError, TransientError
-from exchanger.http_client import HttpClient, TlsOptions, classify_by_status, retry_after_seconds
+from exchanger.http_client import HttpClient, classify_by_status, retry_after_seconds
 from exchanger.secrets import mask, register_secret
 
 SYSTEM = "1c"
@@ -73,15 +73,12 @@ class OneCClient:
         password = settings.password.get_secret_value()
         register_secret(password)  # also when settings were built without load()
         self.settings = settings
-        self.http = HttpClient(
+        self.http = HttpClient.for_system(
             settings.base_url,
+            settings,
             system=SYSTEM,
             auth=HTTPBasicAuth(settings.username.encode("utf-8"), password.encode("utf-8")),
             headers={"Accept": "application/json"},
-            tls=TlsOptions(verify=settings.tls_verify, ca_bundle=settings.tls_ca_file),
-            connect_timeout_s=settings.connect_timeout_s,
-            read_timeout_s=settings.read_timeout_s,
-            attempts=settings.attempts,
             backoff=backoff,
             classify=classify,
         )

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from exchanger.settings import ExchangerSettings
+from exchanger.settings import ExternalSystemSettings
 
 
-class OneCSettings(ExchangerSettings):
+class OneCSettings(ExternalSystemSettings):
     model_config = SettingsConfigDict(env_prefix="ONEC_")
 
     base_url: str = Field(..., description="the publication's OData root, e.g. https://host/trade/odata/standard.odata")
@@ -22,11 +22,7 @@ class OneCSettings(ExchangerSettings):
     deleted_error_code: str = Field("ONEC_DOCUMENT_DELETED", min_length=1, description="BPMN error code")
     check_interval_s: float = Field(60.0, gt=0, description="how often the tracker reads an open document")
     posting_operational: bool = Field(False, description="PostingModeOperational of the Post action")
-    connect_timeout_s: float = Field(5.0, gt=0)
     read_timeout_s: float = Field(60.0, gt=0, description="posting a large document can take a while")
-    attempts: int = Field(4, ge=1, description="tries of one call on transient errors (first included)")
-    tls_verify: bool = True
-    tls_ca_file: str | None = Field(None, description="PEM bundle of a private CA")
 
     @field_validator("base_url")
     @classmethod

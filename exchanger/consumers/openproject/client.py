@@ -25,7 +25,7 @@ from exchanger.errors import (
     RateLimited,
     TransientError,
 )
-from exchanger.http_client import HttpClient, TlsOptions, classify_by_status, retry_after_seconds
+from exchanger.http_client import HttpClient, classify_by_status, retry_after_seconds
 from exchanger.secrets import mask, register_secret
 
 SYSTEM = "openproject"
@@ -95,15 +95,12 @@ class OpenProjectClient:
         api_key = settings.api_key.get_secret_value()
         register_secret(api_key)  # also when settings were built without load()
         self.settings = settings
-        self.http = HttpClient(
+        self.http = HttpClient.for_system(
             settings.base_url,
+            settings,
             system=SYSTEM,
             auth=("apikey", api_key),
             headers={"Accept": "application/hal+json"},
-            tls=TlsOptions(verify=settings.tls_verify, ca_bundle=settings.tls_ca_file),
-            connect_timeout_s=settings.connect_timeout_s,
-            read_timeout_s=settings.read_timeout_s,
-            attempts=settings.attempts,
             backoff=backoff,
             classify=classify,
         )

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from exchanger.settings import ExchangerSettings
+from exchanger.settings import ExternalSystemSettings
 
 
-class OpenProjectSettings(ExchangerSettings):
+class OpenProjectSettings(ExternalSystemSettings):
     model_config = SettingsConfigDict(env_prefix="OPENPROJECT_")
 
     base_url: str = Field(..., description="server root, e.g. https://openproject.example.com (no /api/v3)")
@@ -21,12 +21,7 @@ class OpenProjectSettings(ExchangerSettings):
     default_project: str = Field("", description="project id or identifier when the activity names none")
     deleted_error_code: str = Field("OP_WORK_PACKAGE_DELETED", min_length=1, description="BPMN error code")
     check_interval_s: float = Field(60.0, gt=0, description="how often the tracker reads an open work package")
-    connect_timeout_s: float = Field(5.0, gt=0)
-    read_timeout_s: float = Field(30.0, gt=0)
-    attempts: int = Field(4, ge=1, description="tries of one call on transient errors (first included)")
     conflict_retries: int = Field(2, ge=0, description="re-reads of lockVersion after a 409 on update")
-    tls_verify: bool = True
-    tls_ca_file: str | None = Field(None, description="PEM bundle of a private CA")
 
     @field_validator("base_url")
     @classmethod
