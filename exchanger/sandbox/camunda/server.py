@@ -91,7 +91,7 @@ def cli(argv: list[str]) -> int:
     settings: dict[str, Any] = {"CAMUNDA_BASE_URL": sandbox.url}
     if users:
         name, password = args.user[0]
-        settings.update({"CAMUNDA_USERNAME": name, "CAMUNDA_PASSWORD": password})
+        settings.update({"CAMUNDA_AUTH_USERNAME": name, "CAMUNDA_AUTH_PASSWORD": password})
     logger.info("camunda sandbox: serving {} (db {})", sandbox.url, args.db)
     # The engine closes first inside stop(), so pending long polls get Camunda's shutdown answer.
     return http.serve_until_signal(sandbox, json.dumps(settings))  # type: ignore[arg-type]
