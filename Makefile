@@ -22,12 +22,13 @@ test: venv ## the test suite (needs RabbitMQ on localhost:5672)
 
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
 
 demo: venv ## the whole pipeline against the sandbox, INSTANCES process instances
 	$(BIN)/python -m exchanger.demo --instances $(INSTANCES)
 
-bench: venv ## benchmarks: figures printed, never pass/fail
+bench: venv ## benchmarks: figures printed, never pass/fail (engine, worker, whole pipeline)
+	$(BIN)/python bench/engine_bench.py
+	$(BIN)/python bench/worker_bench.py
 	$(BIN)/python bench/pipeline_bench.py
 
 chaos: venv ## the fault test: kills, broker restart, injected faults; asserts with a ledger
