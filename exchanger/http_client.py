@@ -111,6 +111,10 @@ class HttpClient:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.auth = auth
+        # proxies are read from the environment once, here: with trust_env on, requests re-scans the
+        # environment and ~/.netrc on every call, which costs more CPU than a loopback call itself
+        self.session.trust_env = False
+        self.session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
         self.session.headers.update(headers or {})
         tls.apply(self.session)
 
