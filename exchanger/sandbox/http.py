@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -267,13 +268,41 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug("{} sandbox: {}", self.app.name, format % args)
 
 
+class _TrackingHTTPServer(ThreadingHTTPServer):
+    """Remembers open connections, so that stopping closes keep-alive ones too, as a dying server does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.connections_lock:
+            self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self.connections_lock:
+            open_connections, self.connections = list(self.connections), set()
+        for connection in open_connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed by the peer
+
+
 class SandboxServer:
     """A running fake server on loopback; use :func:`start` to create one."""
 
     def __init__(self, app: App, host: str = "127.0.0.1", port: int = 0) -> None:
         handler = type(f"{app.name}Handler", (_Handler,), {"app": app})
         self.app = app
-        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd = _TrackingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -294,6 +323,7 @@ class SandboxServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+        self.httpd.close_connections()
         if self._thread is not None:
             self._thread.join(timeout=5)
 
