@@ -20,7 +20,7 @@ from exchanger.secrets import mask
 from exchanger.settings import LoggingSettings
 
 LINE_FORMAT = (
-    "{time:YYYY-MM-DD HH:mm:ss.SSS} {extra[env_label]} {level:<7} {extra[component]} | {message}{extra[exc_text]}\n"
+    "{time:YYYY-MM-DD HH:mm:ss.SSS} {extra[env_label]} {level:<7} {extra[component]} | {message}{extra[exc_text]}"
 )
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from loguru import logger
 
 from env_loader import Environment, EnvironmentSelectionError, load_environment
-from exchanger.errors import ConfigError
+from exchanger.errors import ConfigError, ExchangerError
 from exchanger.logs import setup_logging
 from exchanger.settings import LoggingSettings, load
 
@@ -37,6 +37,10 @@ def run(component: str, main: Callable[[Environment], int]) -> int:
         logger.error("{}: {}", component, exc)
         print(f"{component}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except ExchangerError as exc:  # e.g. the broker unreachable at start: the reason, no traceback
+        logger.error("{} cannot start: {}", component, exc)
+        print(f"{component}: cannot start: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except Exception:  # noqa: BLE001 - the reason goes to the log and the exit code says it failed
         logger.exception("{} failed to start or crashed", component)
         return EXIT_FAILURE
