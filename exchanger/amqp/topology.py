@@ -8,7 +8,8 @@ Declared idempotently by every daemon at start (declaring twice changes nothing)
     camunda.task.responses  (direct)           → camunda.responses.queue
     <system>.sent.queue                                     tracking records
     errors.camunda_tasks.queue                              the parking lot
-    exchanger.delay         (topic)  <ms>.#    → exchanger.delay.<ms>   (TTL <ms>, dead-letters to ↓)
+    exchanger.delay         (topic)  <ms>.#    → exchanger.delay.<ms>   (quorum, TTL <ms>, dead-letters to ↓
+                                                                      at least once)
     exchanger.redeliver     (topic)  *.<queue> → <queue>                every consumable queue
 
 A delayed message (a retry or a re-check) is published to ``exchanger.delay`` with routing key
@@ -95,12 +96,26 @@ class Topology:
         if delay_ms in self._declared_delays:
             return
         name = self.delay_queue(delay_ms)
-        arguments = self._queue_arguments(
-            {"x-message-ttl": delay_ms, "x-dead-letter-exchange": self.settings.redeliver_exchange}
-        )
-        channel.queue_declare(name, durable=True, arguments=arguments)
+        channel.queue_declare(name, durable=True, arguments=delay_queue_arguments(delay_ms, self.settings))
         channel.queue_bind(name, self.settings.delay_exchange, routing_key=f"{delay_ms}.#")
         self._declared_delays.add(delay_ms)
+
+
+def delay_queue_arguments(delay_ms: int, settings: TopologySettings) -> dict[str, Any]:
+    """A quorum queue whose expired messages are dead-lettered *at least once*, whatever RABBITMQ_QUEUE_TYPE says.
+
+    Classic dead-lettering is at-most-once: a message expiring while the broker restarts can vanish
+    between the delay queue and its target (seen in the chaos test: a tracked item was never checked
+    again). Quorum queues with ``dead-letter-strategy: at-least-once`` (RabbitMQ 3.10+, which needs
+    ``overflow: reject-publish``) hand it over with internal confirms instead.
+    """
+    return {
+        "x-queue-type": "quorum",
+        "x-message-ttl": delay_ms,
+        "x-dead-letter-exchange": settings.redeliver_exchange,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
 
 
 class _Declarer:
