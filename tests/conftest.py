@@ -68,6 +68,6 @@ def topology(rabbit_settings: RabbitMQSettings) -> Iterator[Topology]:
     yield topo
     connection = connect(rabbit_settings, name="test-teardown", attempts=3)
     channel = connection.channel()
-    for delay_ms in list(topo._declared_delays):
+    for delay_ms in topo.declared_delays:
         channel.queue_delete(topo.delay_queue(delay_ms))
     connection.close()

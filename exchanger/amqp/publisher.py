@@ -66,7 +66,7 @@ class Publisher:
         self._connection = connect(self.settings, name=self.name, attempts=self.settings.connection_attempts)
         self._channel = self._connection.channel()
         self._channel.confirm_delivery()
-        self.topology._declared_delays.clear()  # a new broker may have lost non-durable state
+        self.topology.forget_delays()
         return self._channel
 
     def close(self) -> None:

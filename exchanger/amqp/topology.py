@@ -91,6 +91,15 @@ class Topology:
             for queue in self.consumable_queues:
                 d.bind(queue, s.redeliver_exchange, f"*.{queue}")
 
+    @property
+    def declared_delays(self) -> list[int]:
+        """Delays whose queue this process declared (tests delete them afterwards)."""
+        return sorted(self._declared_delays)
+
+    def forget_delays(self) -> None:
+        """Declare delay queues again on next use (a new connection may reach a new broker)."""
+        self._declared_delays.clear()
+
     def declare_delay(self, channel: BlockingChannel, delay_ms: int) -> None:
         """Declare (once per process) the queue that holds messages for ``delay_ms``."""
         if delay_ms in self._declared_delays:

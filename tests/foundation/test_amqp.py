@@ -7,11 +7,12 @@ import threading
 import time
 
 import pytest
+from pika.exceptions import ChannelClosedByBroker
 
 from exchanger.amqp.connection import connect
 from exchanger.amqp.consumer import Consumer, Delivery, ParkMessage, RetryLater
 from exchanger.amqp.publisher import ATTEMPT_HEADER, Publisher, Unroutable
-from exchanger.amqp.topology import Topology, TopologyMismatch
+from exchanger.amqp.topology import Topology, TopologyMismatch, delay_queue_arguments
 from exchanger.backoff import Backoff
 from exchanger.contracts import ParkedRecord, TaskMessage
 from exchanger.routing import RoutingTable
@@ -162,6 +163,25 @@ def test_a_delayed_retry_arrives_after_its_delay_with_the_attempt_count(rabbit_s
     (t1, a1), (t2, a2) = arrivals
     assert (a1, a2) == (1, 2)
     assert 1.4 <= t2 - t1 < 5.0
+
+
+def test_delay_queues_dead_letter_at_least_once(rabbit_settings, topology):
+    """Classic dead-lettering can drop a message that expires while the broker restarts; the delay
+    queues must be quorum queues with the at-least-once strategy. Re-declaring with exactly those
+    arguments succeeds only if the broker holds them; a classic declaration is refused."""
+    with Publisher(rabbit_settings, topology, name="t") as publisher:
+        publisher.publish_delayed("python.queue", 7000, b"{}")
+    assert 7000 in topology.declared_delays
+    connection = connect(rabbit_settings, name="t", attempts=1)
+    try:
+        name = topology.delay_queue(7000)
+        connection.channel().queue_declare(name, durable=True,
+                                           arguments=delay_queue_arguments(7000, topology.settings))
+        classic = {"x-message-ttl": 7000, "x-dead-letter-exchange": topology.settings.redeliver_exchange}
+        with pytest.raises(ChannelClosedByBroker, match="x-queue-type|x-dead-letter-strategy|x-overflow"):
+            connection.channel().queue_declare(name, durable=True, arguments=classic)
+    finally:
+        connection.close()
 
 
 def test_unexpected_errors_are_retried_then_parked_after_max_attempts(rabbit_settings, topology):
