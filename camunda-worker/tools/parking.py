@@ -12,11 +12,11 @@ import argparse
 import json
 
 from env_loader import Environment
+from exchanger.amqp.parking import peek, replay
 from exchanger.amqp.topology import Topology
 from exchanger.routing import RoutingSettings, load_routing
 from exchanger.runtime import run
 from exchanger.settings import RabbitMQSettings, TopologySettings, load
-from exchanger.worker.parking import peek, replay
 
 
 def main() -> int:

@@ -11,11 +11,11 @@ import pytest
 from worker_helpers import Engine, Queues, wait_for
 from worker_models import one_task
 
+from exchanger.amqp.parking import peek, replay
 from exchanger.camunda.client import CamundaClient
 from exchanger.camunda.settings import CamundaSettings
 from exchanger.contracts import ParkedRecord
 from exchanger.errors import AuthError
-from exchanger.worker.parking import peek, replay
 
 TOOLS = Path(__file__).resolve().parents[2] / "camunda-worker" / "tools"
 
