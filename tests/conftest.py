@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+from broker_queues import Queues
 
 from exchanger.amqp.connection import connect
 from exchanger.amqp.topology import Topology
@@ -71,3 +72,11 @@ def topology(rabbit_settings: RabbitMQSettings) -> Iterator[Topology]:
     for delay_ms in topo.declared_delays:
         channel.queue_delete(topo.delay_queue(delay_ms))
     connection.close()
+
+
+@pytest.fixture
+def queues(rabbit_settings: RabbitMQSettings, topology: Topology) -> Iterator[Queues]:
+    """Publish into and read from the session vhost (see ``broker_queues``)."""
+    q = Queues(rabbit_settings, topology)
+    yield q
+    q.close()

@@ -16,17 +16,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from exchanger.amqp.connection import connect
-from exchanger.amqp.publisher import Publisher
-from exchanger.amqp.topology import Topology, sent_queue, system_queue
+from exchanger.amqp.topology import sent_queue, system_queue
 from exchanger.consumers.python.registry import Registry
 from exchanger.contracts import (
-    SCHEMA_HEADER,
     ExternalItem,
-    ParkedRecord,
-    ResponseMessage,
     SentRecord,
     TaskMessage,
 )
@@ -41,7 +34,6 @@ from exchanger.creator.base import (
 )
 from exchanger.creator.settings import CreatorSettings
 from exchanger.errors import BpmnError, Incident, PermanentError, TransientError
-from exchanger.settings import RabbitMQSettings
 from exchanger.variables import to_typed_map
 
 # --- messages and queues -----------------------------------------------------------------------------
@@ -57,54 +49,6 @@ def make_task(task_id: str, topic: str, system: str, variables: dict[str, Any] |
 def context(system: str, settings: CreatorSettings | None = None, tracked: bool = True) -> SystemContext:
     return SystemContext(system=system, queue=system_queue(system), sent_queue=sent_queue(system) if tracked else None,
                          settings=settings or CreatorSettings())
-
-
-class Queues:
-    """Publish into and read from the test vhost."""
-
-    def __init__(self, settings: RabbitMQSettings, topology: Topology) -> None:
-        self.settings = settings
-        self.topology = topology
-        self.publisher = Publisher(settings, topology, name="test-publisher")
-        self.connection = connect(settings, name="test-reader", attempts=3)
-        self.channel = self.connection.channel()
-
-    def publish_task(self, task: TaskMessage) -> None:
-        """As camunda-worker does: to the tasks exchange with routing key ``<system>.<topic>``."""
-        self.publisher.publish(self.topology.settings.tasks_exchange, f"{task.system}.{task.topic_name}",
-                               task.to_bytes(), headers={SCHEMA_HEADER: TaskMessage.SCHEMA},
-                               correlation_id=task.task_id)
-
-    def publish_raw(self, queue: str, body: bytes, correlation_id: str | None = None) -> None:
-        self.publisher.publish("", queue, body, correlation_id=correlation_id)
-
-    def take(self, queue: str, count: int = 1, timeout_s: float = 10.0) -> list[bytes]:
-        bodies: list[bytes] = []
-        deadline = time.monotonic() + timeout_s
-        while len(bodies) < count and time.monotonic() < deadline:
-            method, _, body = self.channel.basic_get(queue, auto_ack=True)
-            if method is None:
-                time.sleep(0.05)
-                continue
-            bodies.append(body)
-        if len(bodies) < count:
-            pytest.fail(f"only {len(bodies)} of {count} message(s) arrived in {queue} within {timeout_s}s")
-        return bodies
-
-    def responses(self, count: int = 1, timeout_s: float = 10.0) -> list[ResponseMessage]:
-        return [ResponseMessage.from_bytes(b) for b in self.take(self.topology.settings.responses_queue, count,
-                                                                 timeout_s)]
-
-    def parked(self, count: int = 1, timeout_s: float = 10.0) -> list[ParkedRecord]:
-        return [ParkedRecord.from_bytes(b) for b in self.take(self.topology.settings.parking_queue, count, timeout_s)]
-
-    def depth(self, queue: str) -> int:
-        return self.channel.queue_declare(queue, passive=True).method.message_count
-
-    def close(self) -> None:
-        self.publisher.close()
-        if self.connection.is_open:
-            self.connection.close()
 
 
 # --- a work-item store with its handler and tracker -----------------------------------------------------

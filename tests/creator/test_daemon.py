@@ -18,7 +18,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from creator_testkit import ItemStore, Queues, make_task
+from broker_queues import Queues
+from creator_testkit import ItemStore, make_task
 
 from exchanger.amqp.topology import Topology
 from exchanger.contracts import ResponseStatus

@@ -14,42 +14,18 @@ from exchanger.amqp.consumer import Consumer, Delivery, ParkMessage, RetryLater
 from exchanger.amqp.publisher import ATTEMPT_HEADER, Publisher, Unroutable
 from exchanger.amqp.topology import Topology, TopologyMismatch, delay_queue_arguments
 from exchanger.backoff import Backoff
-from exchanger.contracts import ParkedRecord, TaskMessage
+from exchanger.contracts import TaskMessage
 from exchanger.routing import RoutingTable
 from exchanger.settings import RabbitMQSettings, TopologySettings
 
 
-def get_one(settings: RabbitMQSettings, queue: str, timeout_s: float = 5.0):
-    """Poll ``queue`` until a message arrives; return (properties, body) or fail."""
-    connection = connect(settings, name="test-get", attempts=3)
-    try:
-        channel = connection.channel()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            method, properties, body = channel.basic_get(queue, auto_ack=True)
-            if method is not None:
-                return properties, body
-            time.sleep(0.05)
-        pytest.fail(f"nothing arrived in {queue} within {timeout_s}s")
-    finally:
-        connection.close()
-
-
-def queue_depth(settings: RabbitMQSettings, queue: str) -> int:
-    connection = connect(settings, name="test-depth", attempts=3)
-    try:
-        return connection.channel().queue_declare(queue, passive=True).method.message_count
-    finally:
-        connection.close()
-
-
-def test_topics_with_dots_and_hyphens_reach_their_system_and_unknown_topics_reach_default(rabbit_settings, topology):
+def test_dotted_and_hyphenated_topics_reach_their_system_and_unknown_ones_default(rabbit_settings, topology, queues):
     routing = RoutingTable({"bitrix24": ["bitrix.create-task.v2"], "python": ["send_email"]})
     with Publisher(rabbit_settings, topology, name="t") as publisher:
         for topic in ("bitrix.create-task.v2", "nobody_knows_me"):
             publisher.publish(topology.settings.tasks_exchange, routing.routing_key(topic), topic.encode())
-    assert get_one(rabbit_settings, "bitrix24.queue")[1] == b"bitrix.create-task.v2"
-    assert get_one(rabbit_settings, "default.queue")[1] == b"nobody_knows_me"
+    assert queues.get("bitrix24.queue")[2] == b"bitrix.create-task.v2"
+    assert queues.get("default.queue")[2] == b"nobody_knows_me"
 
 
 def test_unroutable_publish_raises(rabbit_settings, topology):
@@ -58,14 +34,14 @@ def test_unroutable_publish_raises(rabbit_settings, topology):
             publisher.publish(topology.settings.responses_exchange, "no-such-key", b"{}")
 
 
-def test_declaring_the_topology_twice_changes_nothing(rabbit_settings, topology):
+def test_declaring_the_topology_twice_changes_nothing(rabbit_settings, topology, queues):
     with Publisher(rabbit_settings, topology, name="t") as publisher:
         publisher.publish("", "python.queue", b"kept")
     connection = connect(rabbit_settings, name="t", attempts=1)
     topology.declare(connection)
     topology.declare(connection)
     connection.close()
-    assert queue_depth(rabbit_settings, "python.queue") == 1
+    assert queues.depth("python.queue") == 1
 
 
 def test_a_queue_declared_with_other_arguments_stops_with_migration_advice(rabbit_settings, topology):
@@ -114,7 +90,7 @@ def test_a_message_whose_consumer_dies_before_acking_is_redelivered(rabbit_setti
     assert seen[1].redelivered is True
 
 
-def test_poison_messages_are_parked_with_reason_and_bytes_and_the_queue_keeps_flowing(rabbit_settings, topology):
+def test_poison_messages_are_parked_with_reason_and_bytes_and_the_queue_flows(rabbit_settings, topology, queues):
     processed: list[str] = []
     done = threading.Event()
 
@@ -134,8 +110,8 @@ def test_poison_messages_are_parked_with_reason_and_bytes_and_the_queue_keeps_fl
     consumer.stop()
     thread.join(10)
     assert processed == ["t-good"]
-    first = ParkedRecord.from_bytes(get_one(rabbit_settings, "errors.camunda_tasks.queue")[1])
-    second = ParkedRecord.from_bytes(get_one(rabbit_settings, "errors.camunda_tasks.queue")[1])
+    first = queues.parked()[0]
+    second = queues.parked()[0]
     assert first.original_body() == b"\xff not json" and first.body_base64 is not None
     assert first.source_queue == "python.queue" and first.task_id == "t-bad"
     assert "not a valid exchanger.task/1 message" in first.reason
@@ -184,7 +160,7 @@ def test_delay_queues_dead_letter_at_least_once(rabbit_settings, topology):
         connection.close()
 
 
-def test_unexpected_errors_are_retried_then_parked_after_max_attempts(rabbit_settings, topology):
+def test_unexpected_errors_are_retried_then_parked_after_max_attempts(rabbit_settings, topology, queues):
     attempts: list[int] = []
 
     def always_broken(delivery: Delivery, publisher: Publisher) -> None:
@@ -196,7 +172,7 @@ def test_unexpected_errors_are_retried_then_parked_after_max_attempts(rabbit_set
     thread = run_consumer(consumer)
     with Publisher(rabbit_settings, topology, name="t") as publisher:
         publisher.publish("", "openproject.queue", b"{}", correlation_id="task-x")
-    parked = ParkedRecord.from_bytes(get_one(rabbit_settings, "errors.camunda_tasks.queue", timeout_s=15)[1])
+    parked = queues.parked(timeout_s=15)[0]
     consumer.stop()
     thread.join(10)
     assert attempts == [1, 2, 3]
@@ -204,19 +180,19 @@ def test_unexpected_errors_are_retried_then_parked_after_max_attempts(rabbit_set
     assert parked.headers[ATTEMPT_HEADER] == 3
 
 
-def test_explicit_park_keeps_the_reason(rabbit_settings, topology):
+def test_explicit_park_keeps_the_reason(rabbit_settings, topology, queues):
     consumer = Consumer(rabbit_settings, topology, "1c.queue",
                         lambda d, p: (_ for _ in ()).throw(ParkMessage("topic not supported", "Unsupported")))
     thread = run_consumer(consumer)
     with Publisher(rabbit_settings, topology, name="t") as publisher:
         publisher.publish("", "1c.queue", b"{}")
-    parked = ParkedRecord.from_bytes(get_one(rabbit_settings, "errors.camunda_tasks.queue")[1])
+    parked = queues.parked()[0]
     consumer.stop()
     thread.join(10)
     assert (parked.reason, parked.error_type) == ("topic not supported", "Unsupported")
 
 
-def test_a_handler_longer_than_two_heartbeats_keeps_its_connection(session_vhost, topology):
+def test_a_handler_longer_than_two_heartbeats_keeps_its_connection(session_vhost, topology, queues):
     settings = RabbitMQSettings(virtual_host=session_vhost, heartbeat_s=1)
     finished = threading.Event()
 
@@ -232,4 +208,4 @@ def test_a_handler_longer_than_two_heartbeats_keeps_its_connection(session_vhost
     time.sleep(0.5)
     consumer.stop()
     thread.join(10)
-    assert queue_depth(settings, "python.queue") == 0  # acked on the same connection: no redelivery
+    assert queues.depth("python.queue") == 0  # acked on the same connection: no redelivery

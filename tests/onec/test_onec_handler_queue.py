@@ -1,8 +1,5 @@
 """1C at the queue boundary: a task into ``1c.queue`` through the real broker, the task-creator's service
 running the handler and tracker, the response (and parked copy) out of the broker.
-
-The broker helpers mirror ``tests/openproject/test_openproject_handler_queue.py`` (test folders cannot
-import each other's modules).
 """
 
 from __future__ import annotations
@@ -11,16 +8,13 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from broker_queues import serve_system
 from test_onec_handler import CONTEXT, EXPENSE, onec_task, resource
 
-from exchanger.amqp.connection import connect
-from exchanger.amqp.publisher import Publisher
 from exchanger.consumers.onec.handler import OneCTaskHandler
 from exchanger.consumers.onec.tracker import OneCTracker
-from exchanger.contracts import ParkedRecord, ResponseMessage, ResponseStatus, TaskMessage
-from exchanger.creator.loader import Components, LoadedHandler, LoadedTracker
+from exchanger.contracts import ResponseStatus
 from exchanger.creator.service import CreatorService
-from exchanger.creator.settings import CreatorSettings
 from exchanger.sandbox.onec.state import EXTERNAL_ID_ATTRIBUTE, PAYMENT_REQUEST
 from exchanger.variables import from_typed_map
 
@@ -32,37 +26,8 @@ def service(rabbit_settings, topology, onec_settings, make_client) -> Iterator[C
     settings = onec_settings.model_copy(update={"check_interval_s": CHECK_INTERVAL_S})
     handler = OneCTaskHandler(CONTEXT, settings=settings, client=make_client(settings))
     tracker = OneCTracker(CONTEXT, settings=settings, client=make_client(settings))
-    components = Components(
-        handlers={CONTEXT.queue: LoadedHandler(CONTEXT.queue, "1c", handler, CONTEXT.sent_queue)},
-        trackers={CONTEXT.sent_queue: LoadedTracker(CONTEXT.sent_queue, "1c", tracker,
-                                                    topology.settings.responses_queue)},
-    )
-    running = CreatorService(components, rabbit=rabbit_settings, topology=topology,
-                             settings=CreatorSettings(drain_s=5, health_port=0)).start()
-    assert running.wait_ready(10), running.readiness()
-    yield running
-    running.stop()
-
-
-def publish(rabbit_settings, topology, task: TaskMessage) -> None:
-    with Publisher(rabbit_settings, topology, name="test-worker") as publisher:
-        publisher.publish_contract(task, topology.settings.tasks_exchange, f"{task.system}.{task.topic_name}",
-                                   correlation_id=task.task_id)
-
-
-def take(rabbit_settings, queue: str, timeout_s: float = 10.0) -> bytes | None:
-    connection = connect(rabbit_settings, name="test-reader", attempts=3)
-    try:
-        channel = connection.channel()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            method, _, body = channel.basic_get(queue, auto_ack=True)
-            if method is not None:
-                return body
-            time.sleep(0.05)
-        return None
-    finally:
-        connection.close()
+    with serve_system(rabbit_settings, topology, handler, tracker) as running:
+        yield running
 
 
 def wait_for_document(onec, task_id: str) -> str:
@@ -77,24 +42,24 @@ def wait_for_document(onec, task_id: str) -> str:
     pytest.fail(f"no document for {task_id}")
 
 
-def test_posted_document_completes_the_task_with_its_variables(service, rabbit_settings, topology, onec, odata):
+def test_posted_document_completes_the_task_with_its_variables(service, queues, topology, onec, odata):
     responses = topology.settings.responses_queue
-    publish(rabbit_settings, topology, onec_task("task-1"))
+    queues.publish_task(onec_task("task-1"))
     ref_key = wait_for_document(onec, "task-1")
-    assert take(rabbit_settings, responses, timeout_s=3 * CHECK_INTERVAL_S) is None  # not posted: tracked
+    assert queues.poll(responses, timeout_s=3 * CHECK_INTERVAL_S) is None  # not posted: tracked
     odata("POST", resource(PAYMENT_REQUEST, ref_key, "Post")).raise_for_status()  # a person posts it
-    response = ResponseMessage.from_bytes(take(rabbit_settings, responses) or b"")
+    (response,) = queues.responses()
     assert response.status == ResponseStatus.COMPLETE
     assert (response.task_id, response.topic_name, response.item.id) == ("task-1", "1c_create_document", ref_key)
     assert from_typed_map(response.variables) == {"onec_ref_key": ref_key, "onec_number": "000000001",
                                                   "onec_posted": True}
 
 
-def test_a_refused_posting_becomes_an_incident_with_1cs_message(service, rabbit_settings, topology, admin):
+def test_a_refused_posting_becomes_an_incident_with_1cs_message(service, queues, topology, admin):
     admin("posting_failure", message="Период закрыт для изменений")
-    publish(rabbit_settings, topology, onec_task("task-2", props={**EXPENSE, "post": "true"}))
-    response = ResponseMessage.from_bytes(take(rabbit_settings, topology.settings.responses_queue) or b"")
+    queues.publish_task(onec_task("task-2", props={**EXPENSE, "post": "true"}))
+    (response,) = queues.responses()
     assert (response.status, response.retries) == (ResponseStatus.FAILURE, 0)
     assert "Период закрыт для изменений" in (response.error_message or "")
-    parked = ParkedRecord.from_bytes(take(rabbit_settings, topology.settings.parking_queue) or b"")
+    (parked,) = queues.parked()
     assert parked.task_id == "task-2" and "Период закрыт" in parked.reason

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from worker_helpers import FAST_CAMUNDA, FAST_WORKER, Engine, Queues
+from worker_helpers import FAST_CAMUNDA, FAST_WORKER, Engine
 
 from exchanger.amqp.topology import Topology
 from exchanger.camunda.settings import CamundaSettings
@@ -22,13 +22,6 @@ def engine() -> Iterator[Engine]:
 
     with start() as server:
         yield Engine(server.url)
-
-
-@pytest.fixture
-def queues(rabbit_settings: RabbitMQSettings, topology: Topology) -> Iterator[Queues]:
-    q = Queues(rabbit_settings, topology)
-    yield q
-    q.close()
 
 
 WorkerFactory = Callable[..., Worker]

@@ -7,7 +7,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import requests
-from worker_helpers import Engine, Queues, wait_for
+from broker_queues import Queues, wait_for
+from worker_helpers import Engine
 from worker_models import one_task
 from worker_proxy import TcpProxy
 

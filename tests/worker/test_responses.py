@@ -9,7 +9,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from worker_helpers import Engine, Queues, wait_for
+from broker_queues import Queues, wait_for
+from worker_helpers import Engine
 from worker_models import one_task, with_error_boundary
 
 from exchanger.contracts import ParkedRecord, ResponseMessage, ResponseStatus, TaskMessage

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from worker_helpers import Engine, Queues, wait_for
+from broker_queues import Queues, wait_for
+from worker_helpers import Engine
 from worker_models import one_task
 
 from exchanger.amqp.parking import peek, replay
