@@ -35,9 +35,9 @@ from typing import Any
 
 from exchanger.amqp.connection import connect
 from exchanger.camunda.client import CamundaClient
+from exchanger.camunda.operations import EngineOps
 from exchanger.camunda.settings import CamundaSettings
 from exchanger.contracts import ResponseMessage, TaskMessage
-from exchanger.demo.engine import EngineOps
 from exchanger.demo.stack import Stack
 from exchanger.settings import RabbitMQSettings
 
@@ -45,11 +45,10 @@ ECHO_BPMN = (Path(__file__).resolve().parents[1] / "exchanger" / "demo" / "echo.
 CLK_TCK = 100  # os.sysconf("SC_CLK_TCK") on Linux
 
 
-def deploy_echo(ops: EngineOps, key: str, topic: str, folder: Path) -> None:
-    path = folder / f"{key}.bpmn"
-    path.write_text(ECHO_BPMN.replace('id="exchanger_bench_echo"', f'id="{key}"')
-                    .replace('camunda:topic="echo"', f'camunda:topic="{topic}"'))
-    ops.deploy(path, key)
+def deploy_echo(ops: EngineOps, key: str, topic: str) -> None:
+    """The echo process under another key and topic, so that each mode has tasks of its own."""
+    ops.deploy(ECHO_BPMN.replace('id="exchanger_bench_echo"', f'id="{key}"')
+               .replace('camunda:topic="echo"', f'camunda:topic="{topic}"'), name=f"{key}.bpmn")
 
 
 def start_many(ops: EngineOps, key: str, count: int) -> None:
@@ -203,7 +202,7 @@ def main() -> int:
             ops = EngineOps(CamundaClient(CamundaSettings(base_url=url, tenant_id="")), None)
             for key, topic in (("bench_raw", "bench_raw"), ("bench_ref", "bench_ref"),
                                ("exchanger_bench_echo", "echo")):
-                deploy_echo(ops, key, topic, Path(folder))
+                deploy_echo(ops, key, topic)
             raw_rate = raw(ops, args.tasks)
             print(f"raw engine (fetchAndLock + complete):  {raw_rate:8.0f} tasks/s", flush=True)
             reference_rate = reference(ops, url, args.tasks)

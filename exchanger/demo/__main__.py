@@ -27,8 +27,8 @@ from loguru import logger
 
 from exchanger.amqp.connection import connect
 from exchanger.camunda.client import CamundaClient
+from exchanger.camunda.operations import EngineOps, duration_s
 from exchanger.camunda.settings import CamundaSettings
-from exchanger.demo.engine import EngineOps, duration_s
 from exchanger.demo.people import PERSON_ID, People
 from exchanger.demo.stack import Stack, StackError, rabbitmqctl
 from exchanger.settings import RabbitMQSettings
@@ -115,7 +115,7 @@ class Demo:
         self.stack.write_env_file(daemon_settings(self.args.chaos))
         camunda = CamundaClient(CamundaSettings(base_url=self.stack.settings["CAMUNDA_BASE_URL"], tenant_id=TENANT))
         self.ops = EngineOps(camunda, TENANT)
-        self.ops.deploy(BPMN, "exchanger-demo")
+        self.ops.deploy(BPMN.read_bytes(), name=BPMN.name, deployment_name="exchanger-demo", changed_only=True)
         self.stack.start_daemon("camunda-worker")
         self.stack.start_daemon("task-creator")
         self.people = People(self.stack.settings, seed=self.args.seed,

@@ -1,14 +1,13 @@
-"""What the demo, the chaos test and the benchmark ask of the engine beyond the worker's needs:
-deploy, start instances, and read history, incidents and locks for the ledger.
+"""What operators' tools, the demo, the benchmark and the tests ask of Camunda beyond the worker's
+needs: deploy, start instances, and read history, incidents and locks.
 
-Built on the worker's :class:`~exchanger.camunda.client.CamundaClient` HTTP client (same pool, auth,
-TLS and error mapping), so nothing here talks HTTP on its own.
+Built on :class:`~exchanger.camunda.client.CamundaClient`'s HTTP client (same pool, auth, TLS and
+error mapping), so nothing here talks HTTP on its own.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from exchanger.camunda.client import CamundaClient
@@ -16,26 +15,36 @@ from exchanger.variables import to_typed_map
 
 
 class EngineOps:
-    def __init__(self, client: CamundaClient, tenant_id: str | None) -> None:
+    def __init__(self, client: CamundaClient, tenant_id: str | None = None) -> None:
         self.client = client
         self.http = client.http
         self.tenant_id = tenant_id
 
-    def deploy(self, bpmn: Path, name: str) -> dict[str, Any]:
-        data = {"deployment-name": name, "deploy-changed-only": "true"}
-        if self.tenant_id:
-            data["tenant-id"] = self.tenant_id
-        files = {bpmn.name: (bpmn.name, bpmn.read_bytes(), "application/octet-stream")}
-        return self.http.request("POST", "/deployment/create", data=data, files=files).json()
+    def deploy(self, content: str | bytes, *, name: str = "process.bpmn", deployment_name: str | None = None,
+               tenant: str | None = None, changed_only: bool = False) -> dict[str, Any]:
+        """Deploy one BPMN resource; ``tenant`` defaults to this object's tenant."""
+        data = {"deployment-name": deployment_name or name}
+        if changed_only:
+            data["deploy-changed-only"] = "true"
+        if tenant or self.tenant_id:
+            data["tenant-id"] = tenant or self.tenant_id or ""
+        body = content.encode("utf-8") if isinstance(content, str) else content
+        return self.http.request("POST", "/deployment/create", data=data,
+                                 files={name: (name, body, "application/xml")}).json()
 
-    def start(self, key: str, variables: dict[str, Any], business_key: str | None = None) -> str:
+    def start(self, key: str, variables: dict[str, Any] | None = None, *, business_key: str | None = None,
+              tenant: str | None = None) -> str:
+        """Start the latest version of ``key``; returns the process instance id."""
         path = f"/process-definition/key/{key}"
-        if self.tenant_id:
-            path += f"/tenant-id/{self.tenant_id}"
-        body: dict[str, Any] = {"variables": to_typed_map(variables)}
+        if tenant or self.tenant_id:
+            path += f"/tenant-id/{tenant or self.tenant_id}"
+        body: dict[str, Any] = {"variables": to_typed_map(variables or {})}
         if business_key:
             body["businessKey"] = business_key
         return str(self.http.request("POST", f"{path}/start", json=body).json()["id"])
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.http.request("GET", path, params=params).json()
 
     def count(self, path: str, **params: Any) -> int:
         return int(self.http.request("GET", f"{path}/count", params=params).json()["count"])
