@@ -145,8 +145,9 @@ class Stack:
         if kind == "camunda" and "--db" not in args:
             args = (*args, "--db", str(self.workdir / "camunda-sandbox.db"))  # a fresh engine per stack
         command = [sys.executable, "-m", "exchanger.sandbox", kind, "--port", "0", *args]
+        log = open(log_path, "ab")  # noqa: SIM115 - closed by Process.stop
         popen = subprocess.Popen(command, cwd=ROOT, env=self._base_env(), stdout=subprocess.PIPE,
-                                 stderr=open(log_path, "ab"), start_new_session=True)  # noqa: SIM115
+                                 stderr=log, start_new_session=True)
         assert popen.stdout is not None
         line = _read_line(popen, SANDBOX_START_TIMEOUT_S)
         if not line:
@@ -155,7 +156,7 @@ class Stack:
         found = {k: str(v) for k, v in json.loads(line).items()}
         os.set_blocking(popen.stdout.fileno(), True)
         threading.Thread(target=_drain, args=(popen.stdout, log_path), daemon=True).start()
-        process = Process(kind, command, ROOT, {}, log_path, popen=popen)
+        process = Process(kind, command, ROOT, {}, log_path, popen=popen, _log=log)
         self.processes[f"sandbox-{kind}"] = process
         self.settings.update(found)
         return found
