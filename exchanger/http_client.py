@@ -99,12 +99,14 @@ class HttpClient:
         backoff: Backoff = Backoff(),
         classify: Classifier | None = None,
         pool_size: int = DEFAULT_POOL_SIZE,
+        write_settle_s: float = 0.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.system = system
         self.attempts = attempts
         self.backoff = backoff
         self.timeout = (connect_timeout_s, read_timeout_s)
+        self.write_settle_s = write_settle_s
         self.classify = classify or (lambda response: classify_by_status(response, system))
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
@@ -138,6 +140,7 @@ class HttpClient:
             connect_timeout_s=settings.connect_timeout_s,
             read_timeout_s=settings.read_timeout_s,
             attempts=settings.attempts if attempts is None else attempts,
+            write_settle_s=settings.write_settle_s,
             **options,
         )
 
@@ -151,18 +154,24 @@ class HttpClient:
         *,
         retry: bool = True,
         read_timeout_s: float | None = None,
+        write: bool | None = None,
         **kwargs: Any,
     ) -> requests.Response:
         """Send one request; retry transient failures with backoff; raise typed errors.
 
-        ``path`` is appended to the base URL (an absolute URL is used as is).
+        ``path`` is appended to the base URL (an absolute URL is used as is). ``write`` (default: any
+        method but GET/HEAD) marks a request the server may still complete after our read timeout:
+        its ``Unreachable`` then carries ``retry_after_s = write_settle_s``, so that whoever retries
+        looks the item up only once the original request can no longer land (else: a duplicate).
         """
+        if write is None:
+            write = method.upper() not in ("GET", "HEAD")
         url = path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
         timeout = (self.timeout[0], read_timeout_s) if read_timeout_s else self.timeout
         attempts = self.attempts if retry else 1
         for attempt in range(1, attempts + 1):
             try:
-                response = self._send(method, url, timeout, **kwargs)
+                response = self._send(method, url, timeout, write=write, **kwargs)
             except TransientError as exc:
                 if attempt >= attempts:
                     raise
@@ -171,12 +180,19 @@ class HttpClient:
             return response
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _send(self, method: str, url: str, timeout: tuple[float, float | None], **kwargs: Any) -> requests.Response:
+    def _send(self, method: str, url: str, timeout: tuple[float, float | None], *, write: bool,
+              **kwargs: Any) -> requests.Response:
         try:
             response = self.session.request(method, url, timeout=timeout, **kwargs)
+        except requests.ConnectTimeout as exc:  # never sent: nothing can land later
+            message = f"{self.system}: no connection to {mask(url)} ({type(exc).__name__})"
+            raise Unreachable(message, system=self.system) from exc
         except requests.Timeout as exc:
             message = f"{self.system}: no answer from {mask(url)} ({type(exc).__name__})"
-            raise Unreachable(message, system=self.system) from exc
+            settle = self.write_settle_s if write and self.write_settle_s else None
+            if settle:
+                message += f"; it may still be processed, so wait {settle:.0f}s before looking it up"
+            raise Unreachable(message, system=self.system, retry_after_s=settle) from exc
         except requests.RequestException as exc:
             raise Unreachable(f"{self.system}: cannot reach {mask(url)}: {mask(str(exc))}", system=self.system) from exc
         if response.status_code >= 400:

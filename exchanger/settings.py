@@ -83,6 +83,11 @@ class ExternalSystemSettings(ExchangerSettings):
     attempts: int = Field(4, ge=1, description="tries of one call on transient errors (first included)")
     tls_verify: bool = Field(True, description="verify the server certificate; off only on purpose")
     tls_ca_file: str | None = Field(None, description="PEM bundle of a private CA")
+    write_settle_s: float = Field(
+        90.0, ge=0,
+        description="after a create/update whose answer timed out, wait this long before looking it up and "
+                    "trying again: longer than the server may still take to finish the original request",
+    )
 
 
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"]

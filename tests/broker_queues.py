@@ -137,11 +137,12 @@ def start_creator(rabbit_settings: RabbitMQSettings, topology: Topology,
 
 @contextmanager
 def serve_system(rabbit_settings: RabbitMQSettings, topology: Topology, handler: BaseMessageHandler,
-                 tracker: BaseTracker) -> Iterator[CreatorService]:
+                 tracker: BaseTracker, **settings: Any) -> Iterator[CreatorService]:
     """A task-creator serving one system: its queue with ``handler``, its sent queue with ``tracker``."""
     context = handler.context
     assert context.sent_queue is not None
-    service = start_creator(rabbit_settings, topology, {context.queue: handler}, {context.sent_queue: tracker})
+    service = start_creator(rabbit_settings, topology, {context.queue: handler}, {context.sent_queue: tracker},
+                            **settings)
     try:
         yield service
     finally:

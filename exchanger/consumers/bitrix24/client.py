@@ -239,7 +239,8 @@ class Bitrix24Client:
         for _hop in range(2):  # a moved portal answers 302 once; re-POST there rather than lose the body
             self.limiter.take()
             try:
-                response = self.http.request("POST", target, retry=False, json=params, allow_redirects=False)
+                response = self.http.request("POST", target, retry=False, write=not is_read(method), json=params,
+                                             allow_redirects=False)
             except RateLimited:
                 self.limiter.fill()  # someone else shares the portal's bucket: let it drain first
                 raise

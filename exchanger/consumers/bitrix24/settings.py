@@ -23,6 +23,8 @@ class Bitrix24Settings(ExternalSystemSettings):
 
     rate_per_s: float = Field(DEFAULT_RATE_PER_S, gt=0, description="portal leaky-bucket drain, requests/s")
     burst: int = Field(DEFAULT_BURST, ge=1, description="portal leaky-bucket size, requests")
+    write_settle_s: float = Field(70.0, ge=0, description="the portal stops a request after 60 s; wait past that "
+                                                           "before looking up a timed-out write")
     attempts: int = Field(5, ge=1, description="tries per call for retryable errors (writes: limits only)")
 
     external_id_field: str = Field("UF_CAMUNDA_ID_EXTERNAL_TASK", description="string UF holding the Camunda task id")
