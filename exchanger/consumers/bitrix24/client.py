@@ -16,6 +16,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -364,11 +365,14 @@ class Bitrix24Client:
         return users[0] if users else None
 
     def check_user_fields(
-        self, required: dict[str, str], *, enum_xml_ids: tuple[str, ...] = ("ok", "no")
+        self, required: dict[str, str], *, enum_xml_ids: tuple[str, ...] = ("ok", "no"),
+        enum_texts: tuple[Collection[str], ...] = (),
     ) -> list[UserFieldProblem]:
         """Which of ``required`` (name → USER_TYPE_ID) are missing or unfit, each with how to fix it.
 
-        An enumeration must offer values with ``enum_xml_ids`` (checked when the portal lists them).
+        An enumeration must offer values with ``enum_xml_ids`` (checked when the portal lists them);
+        ``enum_texts[i]`` (case-folded) lets a value with such a text stand in for ``enum_xml_ids[i]``: a
+        portal the old Exchanger.py set up has «ДА»/«НЕТ» with arbitrary XML_IDs.
         """
         existing = {str(f.get("FIELD_NAME")).upper(): f for f in self.user_fields()}
         problems = []
@@ -386,7 +390,9 @@ class Bitrix24Client:
                 continue
             if type_id == "enumeration" and isinstance(definition.get("LIST"), list):
                 present = {str(item.get("XML_ID")) for item in definition["LIST"]}
-                absent = [xml_id for xml_id in enum_xml_ids if xml_id not in present]
+                texts = {str(item.get("VALUE") or "").strip().casefold() for item in definition["LIST"]}
+                absent = [xml_id for n, xml_id in enumerate(enum_xml_ids)
+                          if xml_id not in present and not texts & set(enum_texts[n] if n < len(enum_texts) else ())]
                 if absent:
                     fix = f"add values with XML_ID {', '.join(absent)} to it in the portal"
                     problems.append(UserFieldProblem(name, type_id, f"{found} without {', '.join(absent)}", fix))

@@ -26,12 +26,15 @@ give a value, the property wins:
 
 A yes/no question: property ``resultExpected`` = ``true`` sets ``UF_RESULT_EXPECTED`` and
 ``UF_RESULT_QUESTION`` (property ``resultQuestion``, default the title); the tracker then sets the
-variable named after the activity id to ``"ok"`` or ``"no"``. Exchanger also writes the Camunda task id
-into ``BITRIX_EXTERNAL_ID_FIELD`` (the idempotency key) and ``XML_ID`` = ``<process instance id>:<activity
-id>`` (the marker later activities of the instance find this task by).
+variable named after the activity id to ``"ok"`` or ``"no"``. Models the old Exchanger.py tool deployed
+spell these ``UF_RESULT_EXPECTED`` (true/1/y/yes/да) and ``UF_RESULT_QUESTION``; both spellings are read.
+Exchanger also writes the Camunda task id into ``BITRIX_EXTERNAL_ID_FIELD`` (the idempotency key) and
+``XML_ID`` = ``<process instance id>:<activity id>`` (the marker later activities of the instance find
+this task by).
 
 After the task: property ``checklist`` (JSON: a list of strings, or of ``{"title": ..., "items": [...]}``
-groups; strings go to a group named ``Checklist``) becomes checklists, one ``batch`` per group; property
+groups; strings go to a group named ``Checklist``; the old tool's ``checklists`` with ``{"name", "items"}``
+groups is read too) becomes checklists, one ``batch`` per group; property
 ``dependsOn`` (comma list of activity ids) links the tasks of those activities in the same process
 instance to this one, finish→start. A redelivered task is found by its external id, and whatever of
 these two steps is missing is done then (rows are matched by title, an existing link is kept).
@@ -74,6 +77,10 @@ RESPONSIBLE_VARIABLES = ("assigneeId", "responsibleId")
 PLAIN_PROPERTIES = ("PRIORITY", "GROUP_ID", "PARENT_ID")
 LIST_PROPERTIES = ("AUDITORS", "ACCOMPLICES", "TAGS")
 PRIORITIES = {"low": "0", "medium": "1", "normal": "1", "high": "2"}
+TRUE_TEXTS = ("true", "1", "y", "yes", "да")  # the old tool's truthy spellings of UF_RESULT_EXPECTED too
+QUESTION_PROPERTIES = ("resultQuestion", "UF_RESULT_QUESTION")  # new spelling first, then the old tool's
+EXPECTED_PROPERTIES = ("resultExpected", "UF_RESULT_EXPECTED")
+CHECKLIST_PROPERTIES = ("checklist", "checklists")
 DEFAULT_CHECKLIST = "Checklist"  # group name for checklist items given as plain strings
 CHECKLIST_ITEMS_PER_GROUP = BATCH_LIMIT - 1  # one batch per group: the group row and its items
 
@@ -108,7 +115,7 @@ def deadline_text(value: Any, source: str) -> str:
 
 def checklist_groups(task: TaskMessage, values: dict[str, Any]) -> list[tuple[str, list[str]]]:
     """The ``checklist`` property as ``[(group title, [item, ...]), ...]``, templates rendered."""
-    raw = task.prop("checklist")
+    raw = next((task.prop(name) for name in CHECKLIST_PROPERTIES if task.prop(name)), None)
     if not raw:
         return []
     try:
@@ -123,7 +130,7 @@ def checklist_groups(task: TaskMessage, values: dict[str, Any]) -> list[tuple[st
         if isinstance(entry, str):
             loose.append(render(entry, values))
         elif isinstance(entry, dict) and isinstance(entry.get("items", []), list):
-            title = render(str(entry.get("title") or DEFAULT_CHECKLIST), values)
+            title = render(str(entry.get("title") or entry.get("name") or DEFAULT_CHECKLIST), values)
             groups.append((title, [render(str(item), values) for item in entry.get("items", [])]))
         else:
             raise Incident(f"property checklist: {entry!r} is neither a string nor a {{\"title\", \"items\"}} group")
@@ -168,6 +175,7 @@ class Bitrix24TaskHandler(BaseMessageHandler):
                 problems = self.client.check_user_fields(
                     self.settings.required_user_fields(),
                     enum_xml_ids=(self.settings.answer_ok_xml_id, self.settings.answer_no_xml_id),
+                    enum_texts=(self.settings.ok_texts, self.settings.no_texts),
                 )
             except AuthError as exc:
                 raise ConfigError(f"Bitrix24 refused the webhook (BITRIX_WEBHOOK_URL): {exc}") from None
@@ -234,7 +242,7 @@ class Bitrix24TaskHandler(BaseMessageHandler):
         if self.result_expected(task, values):
             if not task.activity_id:
                 raise Incident("resultExpected needs the activity id (the answer variable is named after it)")
-            question = task.prop("resultQuestion")
+            question = next((task.prop(name) for name in QUESTION_PROPERTIES if task.prop(name)), None)
             fields[self.settings.result_expected_field] = 1
             fields[self.settings.result_question_field] = render(question, values) if question else title
         return fields
@@ -284,7 +292,9 @@ class Bitrix24TaskHandler(BaseMessageHandler):
 
     @staticmethod
     def result_expected(task: TaskMessage, values: dict[str, Any]) -> bool:
-        return str(render_value(task.prop("resultExpected") or "", values)).strip().lower() in ("true", "1", "yes")
+        """``resultExpected`` (or the old tool's ``UF_RESULT_EXPECTED``) is true."""
+        return any(str(render_value(task.prop(name) or "", values)).strip().lower() in TRUE_TEXTS
+                   for name in EXPECTED_PROPERTIES)
 
     def _item(self, task: TaskMessage, values: dict[str, Any], task_id: Any) -> ExternalItem:
         data = {

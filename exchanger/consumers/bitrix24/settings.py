@@ -31,6 +31,9 @@ class Bitrix24Settings(ExternalSystemSettings):
     answer_field: str = Field("UF_RESULT_ANSWER", description="enumeration UF the person answers yes/no in")
     answer_ok_xml_id: str = Field("ok", description="XML_ID of the answer field's 'yes' value")
     answer_no_xml_id: str = Field("no", description="XML_ID of the answer field's 'no' value")
+    answer_ok_texts: str = Field("да", description="comma list: answer values whose text means yes (any case), "
+                                                   "as the old Exchanger.py portal has them («ДА»)")
+    answer_no_texts: str = Field("нет", description="comma list: answer values whose text means no («НЕТ»)")
     result_expected_field: str = Field("UF_RESULT_EXPECTED", description="boolean UF: an answer is expected")
     result_question_field: str = Field("UF_RESULT_QUESTION", description="string UF: the question asked")
     user_fields_cache_s: float = Field(300.0, gt=0, description="how long the user-field list is cached")
@@ -50,6 +53,18 @@ class Bitrix24Settings(ExternalSystemSettings):
         if not WEBHOOK_URL.match(value.get_secret_value().strip()):
             raise ValueError("expected https://<portal>/rest/<user id>/<webhook code>/")
         return SecretStr(value.get_secret_value().strip())
+
+    @staticmethod
+    def _texts(value: str) -> frozenset[str]:
+        return frozenset(part.strip().casefold() for part in value.split(",") if part.strip())
+
+    @property
+    def ok_texts(self) -> frozenset[str]:
+        return self._texts(self.answer_ok_texts)
+
+    @property
+    def no_texts(self) -> frozenset[str]:
+        return self._texts(self.answer_no_texts)
 
     def required_user_fields(self) -> dict[str, str]:
         """Task user fields Exchanger writes or reads, with their Bitrix24 ``USER_TYPE_ID``."""

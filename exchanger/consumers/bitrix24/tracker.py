@@ -5,12 +5,14 @@ control) with ``BITRIX_COMPLETE_ON_AWAITING_CONTROL``, is done: the Camunda task
 ``bitrix_task_id``, ``bitrix_task_status``, ``bitrix_task_url``, ``bitrix_result`` (the texts of
 ``tasks.task.result.list``, blank-line separated), ``bitrix_closed_by`` and ``bitrix_closed_at``.
 
-When the handler asked a yes/no question, the answer field's enumeration value (an enum ID, mapped to
-its XML_ID through the task user-field list, cached ``BITRIX_USER_FIELDS_CACHE_S`` and read again when
-an ID is unknown) sets the variable named after the activity id to ``"ok"`` or ``"no"``, for a gateway
-``${Activity_x == "ok"}``. A task completed without an answer (or with a value that is neither) counts
-as ``"no"`` with a warning: the person closed it without approving, and stopping the process with an
-incident would help nobody.
+When the handler asked a yes/no question (or the task itself says ``UF_RESULT_EXPECTED``, as the tasks
+the old Exchanger.py tool created do), the answer field's enumeration value (an enum ID, mapped to its
+XML_ID and text through the task user-field list, cached ``BITRIX_USER_FIELDS_CACHE_S`` and read again
+when an ID is unknown) sets the variable named after the activity id to ``"ok"`` or ``"no"``, for a
+gateway ``${Activity_x == "ok"}``. A value means yes when its XML_ID is ``BITRIX_ANSWER_OK_XML_ID`` or
+its text one of ``BITRIX_ANSWER_OK_TEXTS`` (the old portal's «ДА»), no likewise («НЕТ»). A task completed
+without an answer (or with a value that is neither) counts as ``"no"`` with a warning: the person closed
+it without approving, and stopping the process with an incident would help nobody.
 
 Pending, in progress and deferred (6) keep waiting. A deleted task (``NotFound``) is the BPMN error
 ``BITRIX_DELETED_ERROR_CODE``, or a failure with ``BITRIX_DELETED_AS_FAILURE``.
@@ -39,6 +41,7 @@ STATUS_NAMES = {"1": "new", "2": "pending", "3": "in progress", "4": "awaiting c
                 "6": "deferred", "7": "declined"}  # fmt: skip
 SELECT = ["ID", "STATUS", "CLOSED_BY", "CLOSED_DATE"]
 OK, NO = "ok", "no"
+TRUE_FLAGS = ("1", "y", "true")  # a boolean user field as tasks.task.get returns it
 
 
 class Bitrix24Tracker(BaseTracker):
@@ -60,22 +63,24 @@ class Bitrix24Tracker(BaseTracker):
         if self.settings.complete_on_awaiting_control:
             self.done_statuses.add(AWAITING_CONTROL)
         self._clock = clock
-        self._answers: dict[str, str] = {}  # enum ID of the answer field → XML_ID
+        self._answers: dict[str, tuple[str, str]] = {}  # enum ID of the answer field → (XML_ID, text)
         self._answers_read_at: float | None = None
         self._answers_lock = threading.Lock()
 
     def check_task_status(self, record: SentRecord) -> TrackerOutcome:
         item = record.item
-        expected = bool(item.data.get("result_expected"))
         answer_key = camel_key(self.settings.answer_field)
+        select = [*SELECT, self.settings.answer_field, self.settings.result_expected_field]
         try:
-            task = self.client.get_task(item.id, select=[*SELECT, self.settings.answer_field] if expected else SELECT)
+            task = self.client.get_task(item.id, select=select)
             status = str(task.get("status"))
             if status not in self.done_statuses:
                 return StillOpen(note=f"status {status} ({STATUS_NAMES.get(status, 'unknown')})")
             results = self.client.task_results(item.id)
         except NotFound:
             return self._deleted(record)
+        own_flag = str(task.get(camel_key(self.settings.result_expected_field)) or "").strip().lower()
+        expected = bool(item.data.get("result_expected")) or own_flag in TRUE_FLAGS
         closed_at = task.get("closedDate")
         variables: dict[str, Any] = {
             "bitrix_task_id": int(item.id),
@@ -103,19 +108,23 @@ class Bitrix24Tracker(BaseTracker):
 
     def _answer(self, value: Any, task_id: str, activity_id: str) -> str:
         """``"ok"`` or ``"no"`` for the answer field's enum ID ``value``; no answer counts as ``"no"``."""
-        xml_id = self.answer_xml_id(str(value)) if value not in (None, "", "0", 0, False) else None
-        if xml_id == self.settings.answer_ok_xml_id:
+        xml_id, text = self.answer_value(str(value)) if value not in (None, "", "0", 0, False) else (None, "")
+        if xml_id == self.settings.answer_ok_xml_id or text.strip().casefold() in self.settings.ok_texts:
             return OK
-        if xml_id == self.settings.answer_no_xml_id:
+        if xml_id == self.settings.answer_no_xml_id or text.strip().casefold() in self.settings.no_texts:
             return NO
-        logger.warning("Bitrix24 task {} was completed with answer {!r} (XML_ID {!r}), neither {} nor {}; "
-                       "{} = \"no\"", task_id, value, xml_id, self.settings.answer_ok_xml_id,
+        logger.warning("Bitrix24 task {} was completed with answer {!r} (XML_ID {!r}, text {!r}), neither {} nor {}; "
+                       "{} = \"no\"", task_id, value, xml_id, text, self.settings.answer_ok_xml_id,
                        self.settings.answer_no_xml_id, activity_id)
         return NO
 
     def answer_xml_id(self, enum_id: str) -> str | None:
-        """The XML_ID of the answer field's value ``enum_id``; the field list is read again when stale or
-        when the ID is unknown (a value added on the portal since)."""
+        """The XML_ID of the answer field's value ``enum_id``."""
+        return self.answer_value(enum_id)[0]
+
+    def answer_value(self, enum_id: str) -> tuple[str | None, str]:
+        """(XML_ID, text) of the answer field's value ``enum_id``; the field list is read again when stale
+        or when the ID is unknown (a value added on the portal since)."""
         with self._answers_lock:
             stale = self._answers_read_at is None or (
                 self._clock() - self._answers_read_at > self.settings.user_fields_cache_s
@@ -123,13 +132,15 @@ class Bitrix24Tracker(BaseTracker):
             if stale or enum_id not in self._answers:
                 self._answers = self._read_answers()
                 self._answers_read_at = self._clock()
-            return self._answers.get(enum_id)
+            xml_id, text = self._answers.get(enum_id, (None, ""))
+            return xml_id, text
 
-    def _read_answers(self) -> dict[str, str]:
+    def _read_answers(self) -> dict[str, tuple[str, str]]:
         wanted = self.settings.answer_field.upper()
         for definition in self.client.user_fields():
             if str(definition.get("FIELD_NAME")).upper() == wanted:
-                return {str(v.get("ID")): str(v.get("XML_ID")) for v in definition.get("LIST") or []}
+                return {str(v.get("ID")): (str(v.get("XML_ID")), str(v.get("VALUE") or ""))
+                        for v in definition.get("LIST") or []}
         logger.warning("Bitrix24 has no task user field {}; answers cannot be read", wanted)
         return {}
 
