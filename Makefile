@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTANCES ?= 20
 ENV ?= dev
 
-.PHONY: venv test lint demo bench chaos worker creator clean
+.PHONY: venv js test lint demo bench chaos worker creator clean
 
 $(BIN)/activate: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,15 @@ $(BIN)/activate: requirements.txt requirements-dev.txt pyproject.toml
 
 venv: $(BIN)/activate ## create .venv with runtime and dev dependencies
 
-test: venv ## the test suite (needs RabbitMQ on localhost:5672)
+tests/js/node_modules: tests/js/package.json tests/js/package-lock.json
+	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+	touch tests/js/node_modules
+
+js: ## Camunda's JS external task client for tests/sandbox_camunda/test_js_client.py (needs node and npm)
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory tests/js/node_modules; \
+	else echo "npm is missing: the JS client test will skip"; fi
+
+test: venv js ## the test suite (needs RabbitMQ on localhost:5672)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
@@ -41,4 +49,4 @@ creator: venv ## run task-creator in the foreground (ENV=dev|prod)
 	cd task-creator && EXCHANGER_ENV=$(ENV) ../$(BIN)/python main.py
 
 clean:
-	rm -rf $(VENV) logs .pytest_cache .ruff_cache
+	rm -rf $(VENV) logs .pytest_cache .ruff_cache tests/js/node_modules

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from loguru import logger
 
@@ -81,10 +81,15 @@ class Fault:
 class App:
     """Routes plus the fault injector and reset hook shared by every fake server.
 
+    ``charset`` is appended to every ``Content-Type`` (real Bitrix24 and OpenProject send one; Camunda
+    sends a bare ``application/json``, and Camunda's JS client accepts only that exact value).
+
     Admin endpoints (not part of any real API): ``POST /_admin/faults`` with
     ``{"status": 503, "count": 3, "delay_s": 0, "body": {...}, "path_contains": "", "headers": {}}``,
     ``DELETE /_admin/faults``, ``POST /_admin/reset``.
     """
+
+    charset: str | None = "utf-8"
 
     def __init__(self, name: str, *, on_reset: Callable[[], None] | None = None) -> None:
         self.name = name
@@ -106,7 +111,8 @@ class App:
         return register
 
     def add_route(self, method: str, pattern: str, function: RouteFunction) -> None:
-        """``pattern`` is a path with ``{name}`` placeholders (one path segment each)."""
+        """``pattern`` is a path with ``{name}`` placeholders (one path segment each, percent-decoded
+        before the route sees it: generated clients send ``invoice%3A1%3Aabc``)."""
         regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
         self._routes.append((method.upper(), re.compile(f"^{regex}$"), function))
 
@@ -132,7 +138,7 @@ class App:
             if method != request.method:
                 allowed.append(method)
                 continue
-            request.params = match.groupdict()
+            request.params = {name: unquote(value) for name, value in match.groupdict().items()}
             return function(request)
         if allowed:
             return json_response(405, {"error": f"method {request.method} not allowed"})
@@ -252,7 +258,8 @@ class _Handler(BaseHTTPRequestHandler):
         lines = [f"{self.protocol_version} {response.status} {phrase}", f"Server: {self.version_string()}",
                  f"Date: {self.date_time_string()}"]
         if response.content_type:
-            lines.append(f"Content-Type: {response.content_type}; charset=utf-8")
+            charset = self.app.charset
+            lines.append(f"Content-Type: {response.content_type}" + (f"; charset={charset}" if charset else ""))
         for name, value in response.headers.items():
             lines.append(f"{name}: {value}")
             if name.lower() == "connection" and value.lower() == "close":

@@ -78,7 +78,7 @@ def test_unsupported_element_is_a_parse_exception_naming_it(api: Api) -> None:
     assert body["message"].startswith("ENGINE-09005 Could not parse BPMN process. Errors: \n* Unsupported element "
                                       "'scriptTask' | resource bad.bpmn | line ")
     (item,) = body["details"]["bad.bpmn"]["errors"]
-    assert item["mainBpmnElementId"] == "script" and item["bpmnElementIds"] == ["script"] and item["line"] > 0
+    assert item["mainElementId"] == "script" and item["elementIds"] == ["script"] and item["line"] > 0
     assert body["details"]["bad.bpmn"]["warnings"] == []
     assert api.get("/deployment/count").json() == {"count": 0}
 

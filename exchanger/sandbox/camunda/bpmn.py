@@ -115,8 +115,8 @@ class _Errors:
     def add(self, message: str, element: Any = None, element_id: str | None = None) -> None:
         line = getattr(element, "sourceline", None) or 0
         element_id = element_id or (element.get("id") if element is not None else None)
-        self.items.append({"message": message, "line": line, "column": 0, "mainBpmnElementId": element_id,
-                           "bpmnElementIds": [element_id] if element_id else []})
+        self.items.append({"message": message, "line": line, "column": 0, "mainElementId": element_id,
+                           "elementIds": [element_id] if element_id else []})
 
     def raise_if_any(self) -> None:
         if not self.items:
@@ -455,7 +455,7 @@ def parse(resource: str, data: bytes) -> list[ProcessModel]:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
         errors.items.append({"message": f"XML is not well-formed: {exc.msg}", "line": exc.lineno or 0,
-                             "column": exc.offset or 0, "mainBpmnElementId": None, "bpmnElementIds": []})
+                             "column": exc.offset or 0, "mainElementId": None, "elementIds": []})
         errors.raise_if_any()
         raise AssertionError("unreachable") from exc
     parser_state = _Parser(resource, root)

@@ -66,6 +66,8 @@ def _ok(payload: Any) -> Response:
 class CamundaApp(App):
     """Routes of the sandbox engine, with optional basic auth in front of them."""
 
+    charset = None  # Camunda answers ``Content-Type: application/json``, no parameters
+
     def __init__(self, engine: Engine, users: dict[str, str] | None = None) -> None:
         super().__init__("camunda", on_reset=engine.reset)
         self.engine = engine
