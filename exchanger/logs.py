@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from loguru import logger
 
@@ -37,14 +37,20 @@ def _mask_record(record: Any) -> None:
 
 
 def setup_logging(
-    component: str, environment: Environment | None, settings: LoggingSettings | None = None
+    component: str, environment: Environment | None, settings: LoggingSettings | None = None, *,
+    console: TextIO | None = None, console_level: str | None = None,
 ) -> Path | None:
-    """Configure the global loguru logger for one process; returns the log folder (None: stdout only)."""
+    """Configure the global loguru logger for one process; returns the log folder (None: console only).
+
+    The console is stdout at ``LOG_LEVEL`` for daemons; the ``exchanger`` command passes stderr and
+    WARNING, so that its own output (tables, JSON) stays clean.
+    """
     settings = settings or LoggingSettings()
     label = environment.label if environment else ""
     logger.remove()
     logger.configure(patcher=_mask_record, extra={"env_label": label, "component": component, "exc_text": ""})
-    logger.add(sys.stdout, level=settings.level, format=LINE_FORMAT, colorize=False, backtrace=False, diagnose=False)
+    logger.add(console or sys.stdout, level=console_level or settings.level, format=LINE_FORMAT, colorize=False,
+               backtrace=False, diagnose=False)
     if environment is None:
         return None
     folder = Path(settings.dir) if settings.dir else environment.logs_dir

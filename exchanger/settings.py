@@ -120,6 +120,8 @@ class RabbitMQSettings(ExchangerSettings):
     queue_type: Literal["classic", "quorum"] = "classic"
     prefetch: int = Field(10, ge=1, description="unacked deliveries per consumer")
     reconnect_max_s: float = Field(30.0, gt=0, description="cap of the reconnect backoff")
+    management_url: str = Field("", description="management API root (http://host:15672) for `exchanger queues`, "
+                                                "`status` and `recover`; empty = rabbitmqctl or passive declares")
 
 
 class TopologySettings(ExchangerSettings):

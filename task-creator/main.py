@@ -1,12 +1,10 @@
 """task-creator: consumes the system queues, runs handlers and trackers, reports results to Camunda.
 
-Run ``EXCHANGER_ENV=dev python main.py`` (or ``make creator``); configuration in config.env.example.
+Run ``EXCHANGER_ENV=dev python main.py`` (or ``make creator``, or the ``exchanger-creator`` command);
+configuration in config.env.example. The code lives in ``exchanger.creator``.
 """
 
-import sys
-
-from exchanger.creator.main import COMPONENT, main
-from exchanger.runtime import run
+from exchanger.creator.main import run_main
 
 if __name__ == "__main__":
-    sys.exit(run(COMPONENT, main))
+    raise SystemExit(run_main())

@@ -1,8 +1,9 @@
-"""The parking lot (``errors.camunda_tasks.queue``) for operators: look at parked messages, replay them.
+"""The parking lot (``errors.camunda_tasks.queue``) for operators: look at parked messages, replay or purge them.
 
-Peeking takes messages without acking and closes the channel, so the broker puts them back. Replaying
-publishes the original body (confirmed) to the queue it came from, with the attempt count reset,
-and only then acks the parked copy: a crash in between leaves a duplicate, never a loss.
+Peeking is :func:`exchanger.amqp.inspect.peek` (taken without acking, given back by closing the channel).
+Replaying publishes the original body (confirmed) to the queue it came from, with the attempt count
+reset, and only then acks the parked copy: a crash in between leaves a duplicate, never a loss.
+Purging acks the selected parked copies (they are gone); everything else goes back untouched.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable
 
 from pika.adapters.blocking_connection import BlockingChannel
 
+from exchanger.amqp import inspect
 from exchanger.amqp.connection import connect
 from exchanger.amqp.publisher import ATTEMPT_HEADER, Publisher
 from exchanger.amqp.topology import Topology
@@ -20,28 +22,27 @@ from exchanger.settings import RabbitMQSettings
 Parked = tuple[int, ParkedRecord]  # (delivery tag, record)
 
 
+def _record(body: bytes, headers: dict | None) -> ParkedRecord:
+    try:
+        return ParkedRecord.from_bytes(body, headers)
+    except ContractError as exc:
+        return ParkedRecord.for_body(body, reason=f"not a parked record: {exc}", error_type="ContractError",
+                                     source_queue="?")
+
+
 def _take(channel: BlockingChannel, queue: str, limit: int) -> list[Parked]:
     taken: list[Parked] = []
     while len(taken) < limit:
         method, properties, body = channel.basic_get(queue, auto_ack=False)
         if method is None:
             break
-        try:
-            record = ParkedRecord.from_bytes(body, properties.headers)
-        except ContractError as exc:
-            record = ParkedRecord.for_body(body, reason=f"not a parked record: {exc}", error_type="ContractError",
-                                           source_queue="?")
-        taken.append((method.delivery_tag, record))
+        taken.append((method.delivery_tag, _record(body, properties.headers)))
     return taken
 
 
 def peek(rabbit: RabbitMQSettings, topology: Topology, limit: int = 100) -> list[ParkedRecord]:
     """Up to ``limit`` parked records, left in the queue."""
-    connection = connect(rabbit, name="parking:peek", attempts=rabbit.connection_attempts)
-    try:
-        return [record for _, record in _take(connection.channel(), topology.settings.parking_queue, limit)]
-    finally:
-        connection.close()  # unacked messages go back to the queue
+    return [_record(m.body, m.headers) for m in inspect.peek(rabbit, [topology.settings.parking_queue], limit)]
 
 
 def replay(rabbit: RabbitMQSettings, topology: Topology, *, limit: int = 100,
@@ -63,3 +64,19 @@ def replay(rabbit: RabbitMQSettings, topology: Topology, *, limit: int = 100,
     finally:
         connection.close()
     return replayed
+
+
+def purge(rabbit: RabbitMQSettings, topology: Topology, *, limit: int = 100,
+          select: Callable[[ParkedRecord], bool]) -> list[ParkedRecord]:
+    """Delete the selected parked messages for good; return what was deleted."""
+    connection = connect(rabbit, name="parking:purge", attempts=rabbit.connection_attempts)
+    purged = []
+    try:
+        channel = connection.channel()
+        for tag, record in _take(channel, topology.settings.parking_queue, limit):
+            if select(record):
+                channel.basic_ack(tag)
+                purged.append(record)
+    finally:
+        connection.close()  # what was not selected goes back to the queue
+    return purged

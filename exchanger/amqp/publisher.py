@@ -10,6 +10,7 @@ A publisher owns its own connection and is not thread-safe (pika is not): one pe
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -102,6 +103,7 @@ class Publisher:
             delivery_mode=pika.DeliveryMode.Persistent,
             message_id=message_id or uuid.uuid4().hex,
             correlation_id=correlation_id,
+            timestamp=int(time.time()),  # operators see the age of the oldest message (exchanger queues)
             headers=clean_headers(headers),
         )
         for attempt in (1, 2):

@@ -17,7 +17,7 @@ from exchanger.creator.settings import CreatorSettings
 from exchanger.errors import ConfigError
 from exchanger.health import HealthServer
 from exchanger.routing import DEFAULT_SYSTEM, RoutingSettings, load_routing
-from exchanger.runtime import stop_on_signals
+from exchanger.runtime import run, stop_on_signals
 from exchanger.settings import RabbitMQSettings, TopologySettings, load
 
 COMPONENT = "task-creator"
@@ -78,3 +78,8 @@ def main(environment: Environment) -> int:
         return 0
     finally:
         lock.release()
+
+
+def run_main() -> int:
+    """The ``exchanger-creator`` entry point (``task-creator/main.py`` is the same)."""
+    return run(COMPONENT, main)

@@ -1,24 +1,16 @@
-"""Operator tools and edges: the parking lot replay, the tasks CLI, basic auth, readiness when Camunda is gone."""
+"""Operator edges: the parking lot replay module, basic auth, readiness when Camunda is gone (the `exchanger`
+command itself is tested in tests/operations)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from broker_queues import Queues, wait_for
-from worker_helpers import Engine
-from worker_models import one_task
 
 from exchanger.amqp.parking import peek, replay
 from exchanger.camunda.client import CamundaClient
 from exchanger.camunda.settings import CamundaSettings
 from exchanger.contracts import ParkedRecord
 from exchanger.errors import AuthError
-
-TOOLS = Path(__file__).resolve().parents[2] / "camunda-worker" / "tools"
 
 
 def test_parked_messages_can_be_inspected_and_replayed(rabbit_settings, topology, queues: Queues) -> None:
@@ -35,27 +27,6 @@ def test_parked_messages_can_be_inspected_and_replayed(rabbit_settings, topology
     assert body == b'{"task": "t-2"}' and properties.correlation_id == "t-2"
     assert "x-exchanger-attempt" not in (properties.headers or {})
     wait_for(lambda: queues.depth("errors.camunda_tasks.queue") == 1, what="t-1 to stay parked")
-
-
-def test_the_tasks_tool_lists_and_unlocks_this_workers_tasks(engine: Engine, tmp_path: Path) -> None:
-    engine.deploy(one_task("deal", "bitrix_create_task"))
-    instance = engine.start("deal")
-    client = CamundaClient(CamundaSettings(base_url=engine.url, worker_id="exchanger-ops"))
-    (task,) = client.fetch_and_lock(["bitrix_create_task"], async_response_timeout_ms=0)
-    env = {"PATH": os.environ.get("PATH", ""), "EXCHANGER_ENV": "dev", "CAMUNDA_BASE_URL": engine.url,
-           "CAMUNDA_WORKER_ID": "exchanger-ops", "CAMUNDA_TENANT_ID": "", "LOG_LEVEL": "WARNING",
-           "LOG_DIR": str(tmp_path)}
-
-    def tool(*args: str) -> str:
-        result = subprocess.run([sys.executable, str(TOOLS / "tasks.py"), *args], capture_output=True, text=True,
-                                env=env, timeout=60)
-        assert result.returncode == 0, result.stdout + result.stderr
-        return result.stdout
-
-    assert f"{task['id']} bitrix_create_task instance={instance}" in tool("list")
-    assert f"unlocked {task['id']}" in tool("unlock", task["id"])
-    assert engine.tasks(processInstanceId=instance)[0]["workerId"] is None
-    assert task["id"] not in tool("list")
 
 
 def test_basic_auth_is_sent_and_a_refusal_is_an_auth_error() -> None:
