@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from broker_queues import Queues
-from conftest import EXCHANGER, WORKER_ID, Sandbox
+from ops_sandbox import EXCHANGER, WORKER_ID, Sandbox
 from prometheus_client import CollectorRegistry
 
 from exchanger.amqp.connection import connect
