@@ -200,6 +200,12 @@ class CamundaClient:
         self._post(f"/external-task/{task_id}/extendLock",
                    {"workerId": worker_id or self.worker_id, "newDuration": new_duration_ms})
 
+    def lock(self, task_id: str, lock_duration_ms: int, *, worker_id: str | None = None) -> None:
+        """``POST …/lock`` (Camunda 7.15+): take an unlocked or expired task; refused while another worker's
+        lock runs. The migration hands the old tool's tasks over with it."""
+        self._post(f"/external-task/{task_id}/lock",
+                   {"workerId": worker_id or self.worker_id, "lockDuration": lock_duration_ms})
+
     def unlock(self, task_id: str) -> None:
         self._post(f"/external-task/{task_id}/unlock", {})
 

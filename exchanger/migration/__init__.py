@@ -1,0 +1,1 @@
+"""Taking over from Exchanger.py: inventory, old formats → contracts, adoption, reconciliation."""
