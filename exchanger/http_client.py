@@ -8,6 +8,7 @@ error body into a typed :mod:`exchanger.errors` exception. Transient failures ar
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,11 +57,13 @@ Classifier = Callable[[requests.Response], IntegrationError]
 
 
 def retry_after_seconds(response: requests.Response) -> float | None:
+    """The ``Retry-After`` header in seconds; None when absent or not a finite, non-negative number."""
     value = response.headers.get("Retry-After")
     try:
-        return float(value) if value else None
+        seconds = float(value) if value else None
     except ValueError:
         return None
+    return seconds if seconds is not None and math.isfinite(seconds) and seconds >= 0 else None
 
 
 def classify_by_status(response: requests.Response, system: str = "") -> IntegrationError:

@@ -8,9 +8,14 @@ the ``queues`` fixture there hands out a :class:`Queues` on the session vhost.
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +29,8 @@ from exchanger.creator.loader import Components, LoadedHandler, LoadedTracker
 from exchanger.creator.service import CreatorService
 from exchanger.creator.settings import CreatorSettings
 from exchanger.settings import RabbitMQSettings
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float = 10.0, what: str = "condition") -> Any:
@@ -147,3 +154,46 @@ def serve_system(rabbit_settings: RabbitMQSettings, topology: Topology, handler:
         yield service
     finally:
         service.stop()
+
+
+# --- task-creator as a process ----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Daemon:
+    """``task-creator/main.py`` as a real process with ``env``; its output goes to a file in ``home``."""
+
+    def __init__(self, env: dict[str, str], home: Path) -> None:
+        self.port = free_port()
+        env = {**env, "CREATOR_HEALTH_PORT": str(self.port)}
+        self.log = open(home / f"creator-{self.port}.out", "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen([sys.executable, "main.py"], cwd=ROOT / "task-creator", env=env,
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+
+    def ready(self, timeout_s: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"task-creator exited with {self.process.returncode}: {self.output()}"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        pytest.fail(f"task-creator not ready: {self.output()}")
+
+    def output(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self.log.close()

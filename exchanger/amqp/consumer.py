@@ -43,12 +43,16 @@ DEFAULT_DRAIN_S = 20.0  # how long a stopping consumer waits for in-flight messa
 
 
 class RetryLater(ExchangerError):
-    """Deliver this message again after ``delay_ms`` (``None``: the consumer's backoff for the attempt)."""
+    """Deliver this message again after ``delay_ms`` (``None``: the consumer's backoff for the attempt).
 
-    def __init__(self, reason: str, delay_ms: int | None = None) -> None:
+    ``count_attempt`` False keeps the attempt count: a wait that is not a failed try (a settle wait).
+    """
+
+    def __init__(self, reason: str, delay_ms: int | None = None, *, count_attempt: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
         self.delay_ms = delay_ms
+        self.count_attempt = count_attempt
 
 
 class ParkMessage(ExchangerError):
@@ -249,7 +253,7 @@ class Consumer:
             self.handler(delivery, publisher)
             return True
         except RetryLater as exc:
-            return self._retry(delivery, publisher, exc.reason, exc.delay_ms)
+            return self._retry(delivery, publisher, exc.reason, exc.delay_ms, count_attempt=exc.count_attempt)
         except (ParkMessage, ContractError) as exc:
             error_type = exc.error_type if isinstance(exc, ParkMessage) else "ContractError"
             return self._park(delivery, publisher, str(exc), error_type)
@@ -260,17 +264,19 @@ class Consumer:
                 return self._park(delivery, publisher, reason, type(exc).__name__)
             return self._retry(delivery, publisher, f"{type(exc).__name__}: {exc}", None)
 
-    def _retry(self, delivery: Delivery, publisher: Publisher, reason: str, delay_ms: int | None) -> bool:
+    def _retry(self, delivery: Delivery, publisher: Publisher, reason: str, delay_ms: int | None, *,
+               count_attempt: bool = True) -> bool:
         if delay_ms is None:
             delay_ms = int(self.retry_backoff.delay(delivery.attempt) * 1000)
-        headers = {**delivery.headers, ATTEMPT_HEADER: delivery.attempt + 1, "x-exchanger-last-error": reason[:500]}
+        attempt = delivery.attempt + 1 if count_attempt else delivery.attempt
+        headers = {**delivery.headers, ATTEMPT_HEADER: attempt, "x-exchanger-last-error": reason[:500]}
         try:
             publisher.publish_delayed(self.queue, delay_ms, delivery.body, headers=headers,
                                       correlation_id=delivery.correlation_id)
         except ExchangerError as exc:
             logger.error("{}: cannot schedule the retry ({}); leaving the message unacked", self.name, exc)
             return False
-        logger.info("{}: retry {} of {} in {} ms: {}", self.name, delivery.attempt + 1,
+        logger.info("{}: retry {} of {} in {} ms: {}", self.name, attempt,
                     delivery.correlation_id or delivery.message_id, delay_ms, reason)
         return True
 

@@ -21,7 +21,7 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 from pika.exceptions import AMQPError, NackError, UnroutableError
 
 from exchanger.amqp.connection import connect
-from exchanger.amqp.topology import Topology
+from exchanger.amqp.topology import Topology, delay_bucket_s
 from exchanger.contracts import SCHEMA_HEADER, Contract, ParkedRecord
 from exchanger.errors import ExchangerError, Unreachable
 from exchanger.settings import RabbitMQSettings
@@ -144,18 +144,22 @@ class Publisher:
         headers: Mapping[str, Any] | None = None,
         correlation_id: str | None = None,
     ) -> None:
-        """Deliver ``body`` to ``target_queue`` after ``delay_ms`` (rounded up to a whole second's TTL queue)."""
-        delay_ms = max(1000, -(-int(delay_ms) // 1000) * 1000)  # few distinct TTL queues, never zero
+        """Deliver ``body`` to ``target_queue`` after ``delay_ms``, rounded up to the next step of the delay
+        ladder (:data:`~exchanger.amqp.topology.DELAY_LADDER_S`); a delay beyond its last step is capped."""
+        step_s = delay_bucket_s(delay_ms)
+        if delay_ms > step_s * 1000:
+            logger.warning("publisher {}: a delay of {:.0f} s to {} is beyond the longest delay queue; capped to {} s",
+                           self.name, delay_ms / 1000, target_queue, step_s)
         for attempt in (1, 2):
             try:
-                self.topology.declare_delay(self._ensure_channel(), delay_ms)
+                self.topology.declare_delay(self._ensure_channel(), step_s)
                 break
             except (AMQPError, OSError) as exc:
                 self.close()
                 if attempt == 2:
                     raise Unreachable(f"RabbitMQ lost while declaring a delay queue: {exc!r}",
                                       system="rabbitmq") from exc
-        routing_key = self.topology.delay_routing_key(delay_ms, target_queue)
+        routing_key = self.topology.delay_routing_key(step_s, target_queue)
         self.publish(self.topology.settings.delay_exchange, routing_key, body, headers=headers,
                      correlation_id=correlation_id)
 

@@ -8,18 +8,27 @@ Declared idempotently by every daemon at start (declaring twice changes nothing)
     camunda.task.responses  (direct)           → camunda.responses.queue
     <system>.sent.queue                                     tracking records
     errors.camunda_tasks.queue                              the parking lot
-    exchanger.delay         (topic)  <ms>.#    → exchanger.delay.<ms>   (quorum, TTL <ms>, dead-letters to ↓
-                                                                      at least once)
+    exchanger.delay         (topic)  <s>s.#    → exchanger.delay.<s>s   (quorum, TTL <s> seconds, expires
+                                                                      when unused, dead-letters to ↓ at
+                                                                      least once)
     exchanger.redeliver     (topic)  *.<queue> → <queue>                every consumable queue
 
 A delayed message (a retry or a re-check) is published to ``exchanger.delay`` with routing key
-``<ms>.<target queue>``; it waits in the queue whose TTL is ``<ms>`` (one TTL per queue, so nothing
-blocks the head), expires, and is dead-lettered with the same routing key to ``exchanger.redeliver``,
-which routes it back to the target queue.
+``<s>s.<target queue>``; it waits in the queue whose TTL is ``<s>`` seconds (one TTL per queue, so
+nothing blocks the head), expires, and is dead-lettered with the same routing key to
+``exchanger.redeliver``, which routes it back to the target queue.
+
+Delays are rounded up to the next step of :data:`DELAY_LADDER_S`, so a Retry-After of 37 s and one of
+38 s share a queue and the number of delay queues is bounded by the ladder; a queue nobody declared
+for :data:`DELAY_QUEUE_IDLE_S` after its TTL goes away (``x-expires``). Before 0.2 the queues were
+``exchanger.delay.<ms>`` bound with ``<ms>.#``; their messages still expire into ``exchanger.redeliver``
+and come back, and the new ``<s>s`` keys never match the old bindings (no double copies). Once empty,
+the old queues can be deleted by hand.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +38,21 @@ from pika.exceptions import ChannelClosedByBroker
 from exchanger.errors import ConfigError
 from exchanger.routing import DEFAULT_SYSTEM
 from exchanger.settings import TopologySettings
+
+# the delays a message can wait, in seconds: each step at most ~1.7x the previous up to an hour, then
+# hours and days; a delay is rounded up to the next step, one above the last is capped to it
+DELAY_LADDER_S = (1, 2, 3, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 900, 1200, 1800, 2700, 3600,
+                  7200, 10800, 21600, 43200, 86400, 172800, 345600, 604800)  # fmt: skip
+DELAY_QUEUE_IDLE_S = 3600  # a delay queue not declared for its TTL plus this long is deleted by the broker
+DELAY_REDECLARE_S = 60  # a publisher re-declares (renews) a delay queue it uses at least this often
+
+
+def delay_bucket_s(delay_ms: int) -> int:
+    """The ladder step (seconds) that holds a wait of ``delay_ms``: the next one up, at most the last."""
+    for step in DELAY_LADDER_S:
+        if step * 1000 >= delay_ms:
+            return step
+    return DELAY_LADDER_S[-1]
 
 
 class TopologyMismatch(ConfigError):
@@ -49,7 +73,7 @@ class Topology:
     systems: list[str]
     queue_type: str = "classic"
     virtual_host: str = "/"
-    _declared_delays: set[int] = field(default_factory=set)
+    _declared_delays: dict[int, float] = field(default_factory=dict)  # ladder step → monotonic time of declare
 
     @property
     def consumable_queues(self) -> list[str]:
@@ -59,11 +83,11 @@ class Topology:
             queues += [system_queue(system), sent_queue(system)]
         return queues
 
-    def delay_queue(self, delay_ms: int) -> str:
-        return f"{self.settings.delay_exchange}.{delay_ms}"
+    def delay_queue(self, step_s: int) -> str:
+        return f"{self.settings.delay_exchange}.{step_s}s"
 
-    def delay_routing_key(self, delay_ms: int, target_queue: str) -> str:
-        return f"{delay_ms}.{target_queue}"
+    def delay_routing_key(self, step_s: int, target_queue: str) -> str:
+        return f"{step_s}s.{target_queue}"
 
     def _queue_arguments(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         arguments: dict[str, Any] = {"x-queue-type": "quorum"} if self.queue_type == "quorum" else {}
@@ -93,34 +117,41 @@ class Topology:
 
     @property
     def declared_delays(self) -> list[int]:
-        """Delays whose queue this process declared (tests delete them afterwards)."""
+        """Ladder steps (seconds) whose queue this process declared (tests delete them afterwards)."""
         return sorted(self._declared_delays)
 
     def forget_delays(self) -> None:
         """Declare delay queues again on next use (a new connection may reach a new broker)."""
         self._declared_delays.clear()
 
-    def declare_delay(self, channel: BlockingChannel, delay_ms: int) -> None:
-        """Declare (once per process) the queue that holds messages for ``delay_ms``."""
-        if delay_ms in self._declared_delays:
+    def declare_delay(self, channel: BlockingChannel, step_s: int) -> None:
+        """Declare the queue of ladder step ``step_s``; again every ``DELAY_REDECLARE_S`` to renew its lease.
+
+        ``x-expires`` counts from the last declaration, not from the last publish: a queue in use must be
+        declared again well before it could expire, or it would vanish with the messages it holds.
+        """
+        declared_at = self._declared_delays.get(step_s)
+        if declared_at is not None and time.monotonic() - declared_at < DELAY_REDECLARE_S:
             return
-        name = self.delay_queue(delay_ms)
-        channel.queue_declare(name, durable=True, arguments=delay_queue_arguments(delay_ms, self.settings))
-        channel.queue_bind(name, self.settings.delay_exchange, routing_key=f"{delay_ms}.#")
-        self._declared_delays.add(delay_ms)
+        name = self.delay_queue(step_s)
+        channel.queue_declare(name, durable=True, arguments=delay_queue_arguments(step_s, self.settings))
+        channel.queue_bind(name, self.settings.delay_exchange, routing_key=f"{step_s}s.#")
+        self._declared_delays[step_s] = time.monotonic()
 
 
-def delay_queue_arguments(delay_ms: int, settings: TopologySettings) -> dict[str, Any]:
+def delay_queue_arguments(step_s: int, settings: TopologySettings) -> dict[str, Any]:
     """A quorum queue whose expired messages are dead-lettered *at least once*, whatever RABBITMQ_QUEUE_TYPE says.
 
     Classic dead-lettering is at-most-once: a message expiring while the broker restarts can vanish
     between the delay queue and its target (seen in the chaos test: a tracked item was never checked
     again). Quorum queues with ``dead-letter-strategy: at-least-once`` (RabbitMQ 3.10+, which needs
-    ``overflow: reject-publish``) hand it over with internal confirms instead.
+    ``overflow: reject-publish``) hand it over with internal confirms instead. ``x-expires`` removes
+    a step nobody used for a while (its messages expired long before, see ``declare_delay``).
     """
     return {
         "x-queue-type": "quorum",
-        "x-message-ttl": delay_ms,
+        "x-message-ttl": step_s * 1000,
+        "x-expires": (step_s + DELAY_QUEUE_IDLE_S) * 1000,
         "x-dead-letter-exchange": settings.redeliver_exchange,
         "x-dead-letter-strategy": "at-least-once",
         "x-overflow": "reject-publish",

@@ -18,6 +18,12 @@ so keep it thread-safe: a pooled HTTP client, no per-message state on ``self``):
     find_existing(task) -> ExternalItem | None        # idempotency: called first, on every delivery
     _process_message_impl(task) -> HandlerOutcome      # the business logic, called when nothing exists
 
+**Ambiguous writes.** A handler whose create may still be running on the server after we stopped
+waiting (a read timeout, a crash, a restart) sets ``write_settle_s``. A timed-out create retries after
+that wait (the client's ``Unreachable.retry_after_s``); a task the broker *redelivers* (the process that
+had it died or was stopped mid-call) goes through a delay queue for ``write_settle_s`` first, so that
+``find_existing`` runs only once the earlier create can no longer land. The consumer thread never waits.
+
 ``HandlerOutcome`` is one of
 
 * :class:`~exchanger.contracts.ExternalItem` — a work item was created; the creator publishes a
@@ -154,6 +160,9 @@ class BaseMessageHandler(ABC):
     def __init__(self, context: SystemContext) -> None:
         self.context = context
         self.stats = _Stats()
+        # how long the system may still be working on a create we stopped waiting for (its
+        # <SYSTEM>_WRITE_SETTLE_S); > 0 makes a redelivered task wait that long before find_existing
+        self.write_settle_s: float = 0.0
 
     def process_message(self, task: TaskMessage) -> HandlerOutcome:
         """Look the item up, else run the business logic; count what happened. Exceptions propagate."""

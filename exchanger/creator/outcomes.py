@@ -12,6 +12,8 @@ import traceback
 from dataclasses import dataclass
 from datetime import datetime
 
+from loguru import logger
+
 from exchanger.contracts import ContractError, ExternalItem, ResponseMessage, ResponseStatus, SentRecord, TaskMessage
 from exchanger.creator.base import BpmnErrorOutcome, Done, Failed, HandlerOutcome, StillOpen, TrackerOutcome
 from exchanger.creator.retry_policy import RetryPolicy
@@ -20,6 +22,7 @@ from exchanger.variables import to_typed_map
 
 EXPECTED_ERRORS = (BpmnError, Incident, IntegrationError, ContractError)  # logged without a traceback
 MAX_DETAILS = 4000  # characters of error details sent to Camunda (a traceback's tail is what matters)
+DEFAULT_MAX_RETRY_AFTER_S = 3600.0  # a server's Retry-After above this is capped (CREATOR_MAX_RETRY_AFTER_S)
 
 
 @dataclass(frozen=True)
@@ -124,8 +127,14 @@ def for_task(
     attempt: int,
     policy: RetryPolicy,
     retry_through_camunda: bool = False,
+    max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S,
 ) -> Action:
-    """What to do after a handler returned ``result`` (or raised it) on delivery ``attempt``."""
+    """What to do after a handler returned ``result`` (or raised it) on delivery ``attempt``.
+
+    A transient error's ``retry_after_s`` (a server's Retry-After, or the settle wait of a timed-out
+    write) lengthens the policy's delay, up to ``max_retry_after_s``: a portal answering
+    ``Retry-After: 1000000000`` must not park the task for decades (nor ask the broker for a TTL it refuses).
+    """
     if isinstance(result, ExternalItem):
         return Track(SentRecord(task=task, item=result))
     if isinstance(result, Done | Failed | BpmnErrorOutcome):
@@ -153,6 +162,10 @@ def for_task(
         return incident(task, reason, _details(exc), type(exc).__name__)
     retry_after = getattr(exc, "retry_after_s", None) if isinstance(exc, TransientError) else None
     if retry_after:
+        if retry_after > max_retry_after_s:
+            logger.warning("task {}: {} asked to wait {:.0f} s; capped to {:.0f} s (CREATOR_MAX_RETRY_AFTER_S)",
+                           task.task_id, task.system, retry_after, max_retry_after_s)
+            retry_after = max_retry_after_s
         delay_ms = max(delay_ms, int(retry_after * 1000))
     return Retry(described, delay_ms)
 

@@ -135,6 +135,10 @@ class CreatorService:
     def _on_task(self, loaded: LoadedHandler, delivery: Delivery, publisher: Publisher) -> None:
         task = TaskMessage.from_bytes(delivery.body, delivery.headers)  # ContractError → parked by the consumer
         handler = loaded.handler
+        if delivery.redelivered and handler.write_settle_s > 0:
+            raise RetryLater(f"redelivered: a create for task {task.task_id} may still be running on "
+                             f"{loaded.system}; looking it up after {handler.write_settle_s:g} s (WRITE_SETTLE_S)",
+                             int(handler.write_settle_s * 1000), count_attempt=False)
         policy = RetryPolicy.for_task(task, handler.retry_policy_for(task) or self.default_policy)
         started = time.perf_counter()
         try:
@@ -146,7 +150,8 @@ class CreatorService:
         finally:
             self.metrics.handler_seconds.labels(loaded.queue).observe(time.perf_counter() - started)
         action = outcomes.for_task(task, result, attempt=delivery.attempt, policy=policy,
-                                   retry_through_camunda=handler.retry_through_camunda)
+                                   retry_through_camunda=handler.retry_through_camunda,
+                                   max_retry_after_s=self.settings.max_retry_after_s)
         if isinstance(action, outcomes.Track) and not loaded.sent_queue:
             reason = (f"the {loaded.system} handler created item {action.record.item.id}, but {loaded.queue} has no "
                       f"sent queue (CREATOR_SENT_QUEUES_MAPPING) to track it in")

@@ -6,11 +6,15 @@ from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from exchanger.creator.base import DEFAULT_CHECK_INTERVAL_S
+from exchanger.creator.outcomes import DEFAULT_MAX_RETRY_AFTER_S
 from exchanger.creator.retry_policy import DEFAULT_RETRY_CONFIG, RetryPolicy, policy_setting
 from exchanger.settings import ExchangerSettings
 
 DEFAULT_HEALTH_PORT = 9102  # camunda-worker uses the port below it
-DEFAULT_DRAIN_S = 20.0  # SIGTERM: how long in-flight messages may take before the process exits anyway
+# SIGTERM: how long in-flight messages may take before the process exits anyway; longer than the
+# slowest read timeout (1C: 60 s) so a write under way is answered, not abandoned to a redelivery;
+# shorter than the unit's TimeoutStopSec (90 s)
+DEFAULT_DRAIN_S = 75.0
 
 
 class HandlerSpec(BaseModel):
@@ -44,6 +48,8 @@ class CreatorSettings(ExchangerSettings):
     check_interval_s: float = Field(DEFAULT_CHECK_INTERVAL_S, gt=0,
                                     description="tracker re-check interval for systems that set none")
     max_tracking_age_s: float = Field(0.0, ge=0, description="give up tracking an item after this long; 0 = never")
+    max_retry_after_s: float = Field(DEFAULT_MAX_RETRY_AFTER_S, gt=0,
+                                     description="cap of a server's Retry-After before a retry, seconds")
     drain_s: float = Field(DEFAULT_DRAIN_S, gt=0, description="SIGTERM: deadline for in-flight messages")
     health_port: int = Field(DEFAULT_HEALTH_PORT, ge=0, le=65535, description="/healthz /readyz /metrics; 0 = off")
     health_host: str = Field("127.0.0.1", description="address the health endpoint listens on")

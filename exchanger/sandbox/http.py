@@ -120,6 +120,11 @@ class App:
         with self._faults_lock:
             self._faults.append(fault)
 
+    def faults_pending(self) -> int:
+        """Injected faults not yet used up (a test waits for 0: its slow call has started)."""
+        with self._faults_lock:
+            return sum(fault.count for fault in self._faults)
+
     def dispatch(self, request: Request) -> Response:
         if not request.path.startswith("/_admin/"):
             fault = self._take_fault(request.path)

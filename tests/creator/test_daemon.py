@@ -10,15 +10,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from broker_queues import Queues
+from broker_queues import Daemon, Queues
 from creator_testkit import ItemStore, make_task
 
 from exchanger.amqp.topology import Topology
@@ -26,46 +22,7 @@ from exchanger.contracts import ResponseStatus
 from exchanger.routing import RoutingTable
 from exchanger.settings import RabbitMQSettings, TopologySettings
 
-ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Daemon:
-    def __init__(self, env: dict[str, str], home: Path) -> None:
-        self.port = free_port()
-        env = {**env, "CREATOR_HEALTH_PORT": str(self.port)}
-        self.log = open(home / f"creator-{self.port}.out", "w")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen([sys.executable, "main.py"], cwd=ROOT / "task-creator", env=env,
-                                        stdout=self.log, stderr=subprocess.STDOUT)
-
-    def ready(self, timeout_s: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"task-creator exited with {self.process.returncode}: {self.output()}"
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as answer:
-                    if answer.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        pytest.fail(f"task-creator not ready: {self.output()}")
-
-    def output(self) -> str:
-        self.log.flush()
-        return Path(self.log.name).read_text()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-        self.log.close()
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, datetime
 
 import pytest
+import requests
 from creator_testkit import make_task
 
 from exchanger.contracts import ExternalItem, SentRecord
@@ -18,7 +19,8 @@ from exchanger.creator.loader import load_components
 from exchanger.creator.retry_policy import RetryPolicy, parse_duration_ms
 from exchanger.creator.routing_config import QUEUE_HANDLERS, TRACKER_HANDLERS, CreatorRouting
 from exchanger.creator.settings import CreatorSettings, HandlerSpec
-from exchanger.errors import ConfigError, NotFound, TransientError
+from exchanger.errors import ConfigError, NotFound, RateLimited, TransientError
+from exchanger.http_client import retry_after_seconds
 from exchanger.settings import load
 
 # --- retry policy -----------------------------------------------------------------------------------
@@ -165,3 +167,22 @@ def test_a_tracker_error_that_is_not_permanent_means_check_again_later():
     assert isinstance(action, outcomes.Track) and action.record.checks == 1 and action.record.last_checked_at == now
     action = outcomes.for_check(record, NotFound("document 9 is gone"), now=now)
     assert isinstance(action, outcomes.Respond) and action.response.error_message == "1c item 9: document 9 is gone"
+
+
+def test_an_absurd_retry_after_is_capped_and_the_cap_logged():
+    task = make_task("o2", "x", "bitrix24")
+    policy = RetryPolicy((10_000,))
+    for seconds in (1e9, 365 * 86400.0):  # the broker refuses the first as a TTL; the second is a year
+        action = outcomes.for_task(task, RateLimited("slow down", retry_after_s=seconds), attempt=1, policy=policy,
+                                   max_retry_after_s=600)
+        assert isinstance(action, outcomes.Retry) and action.delay_ms == 600_000
+    action = outcomes.for_task(task, RateLimited("slow down", retry_after_s=30), attempt=1, policy=policy,
+                               max_retry_after_s=600)
+    assert isinstance(action, outcomes.Retry) and action.delay_ms == 30_000
+
+
+@pytest.mark.parametrize("header", ["1e999", "nan", "-5", "soon"])
+def test_a_retry_after_that_is_not_a_finite_wait_is_ignored(header):
+    response = requests.Response()
+    response.headers["Retry-After"] = header
+    assert retry_after_seconds(response) is None

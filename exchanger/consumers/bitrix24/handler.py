@@ -150,6 +150,7 @@ class Bitrix24TaskHandler(BaseMessageHandler):
     ) -> None:
         super().__init__(context)
         self.settings = settings or load(Bitrix24Settings)
+        self.write_settle_s = self.settings.write_settle_s
         self.client = client or shared_client(self.settings)
         self._fields_checked = False
         self._check_lock = threading.Lock()

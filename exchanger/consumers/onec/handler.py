@@ -37,6 +37,7 @@ class OneCTaskHandler(BaseMessageHandler):
                  client: OneCClient | None = None) -> None:
         super().__init__(context)
         self.settings = settings or load(OneCSettings)
+        self.write_settle_s = self.settings.write_settle_s
         self.client = client or OneCClient(self.settings)
 
     def cleanup(self) -> None:

@@ -51,6 +51,7 @@ class OpenProjectTaskHandler(BaseMessageHandler):
                  client: OpenProjectClient | None = None) -> None:
         super().__init__(context)
         self.settings = settings or load(OpenProjectSettings)
+        self.write_settle_s = self.settings.write_settle_s
         self.client = client or OpenProjectClient(self.settings)
         self._checked: set[tuple[int, int]] = set()  # (project, type) schemas known to have the field
         self._check_default_project()
