@@ -198,7 +198,7 @@ def test_recover_finds_the_lost_task_and_nothing_else(cli, sandbox: Sandbox, que
         assert sandbox.task(other["id"])["workerId"] == WORKER_ID
     # the messages were only looked at: all still there
     assert queues.depth("bitrix24.queue") == 1 and queues.depth("errors.camunda_tasks.queue") == 1
-    assert queues.depth("camunda.responses.queue") == 1 and queues.depth("exchanger.delay.60000") == 1
+    assert queues.depth("camunda.responses.queue") == 1 and queues.depth("exchanger.delay.60s") == 1
 
 
 # --- parking -----------------------------------------------------------------------------------------
