@@ -13,11 +13,18 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticSerializationError
 
 from exchanger.variables import TypedValue, from_typed, from_typed_map
 
 SCHEMA_HEADER = "x-exchanger-schema"
+# Nesting levels one variable's value may have. Every daemon parses messages with pydantic's JSON
+# parser, which refuses documents nested deeper than 200 levels (and serialises no deeper than ~250):
+# a deeper Object passed on by the worker would be refused by task-creator, with the task locked for
+# a year. One limit, checked where a message is built, well below both (a sent record nests the
+# task one level deeper).
+MAX_VALUE_DEPTH = 100
 
 
 def utcnow() -> datetime:
@@ -28,6 +35,32 @@ class ContractError(ValueError):
     """A message does not match its contract; the text says what is wrong (it goes to the parking lot)."""
 
 
+def value_depth(value: Any, limit: int = MAX_VALUE_DEPTH) -> int:
+    """Nesting depth of a JSON-like value (a scalar is 0), counted without recursion up to ``limit + 1``."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list | tuple):
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+            pending.extend((child, depth) for child in item)
+    return deepest
+
+
+def check_variables(variables: dict[str, TypedValue]) -> dict[str, TypedValue]:
+    """Refuse a variable nested deeper than :data:`MAX_VALUE_DEPTH` (see there why)."""
+    for name, typed in variables.items():
+        if value_depth(typed.get("value")) > MAX_VALUE_DEPTH:
+            raise ValueError(f"variable {name!r} is nested deeper than {MAX_VALUE_DEPTH} levels, "
+                             "more than every daemon can pass on")
+    return variables
+
+
 class Contract(BaseModel):
     """Base of every message: knows its schema name, encodes to bytes, decodes with a clear error."""
 
@@ -35,7 +68,10 @@ class Contract(BaseModel):
     SCHEMA: ClassVar[str]
 
     def to_bytes(self) -> bytes:
-        return self.model_dump_json(exclude_none=True).encode("utf-8")
+        try:
+            return self.model_dump_json(exclude_none=True).encode("utf-8")
+        except PydanticSerializationError as exc:
+            raise ContractError(f"cannot encode a {self.SCHEMA} message: {exc}") from None
 
     @classmethod
     def from_bytes(cls, body: bytes, headers: dict[str, Any] | None = None) -> Any:
@@ -93,6 +129,8 @@ class TaskMessage(Contract):
     published_at: datetime | None = None
     variables: dict[str, TypedValue] = Field(default_factory=dict)
     bpmn_metadata: BpmnMetadata = Field(default_factory=BpmnMetadata)
+
+    _depth = field_validator("variables")(check_variables)
 
     def value(self, name: str, default: Any = None) -> Any:
         """A process variable as a Python value."""
@@ -155,6 +193,8 @@ class ResponseMessage(Contract):
     item: ExternalItem | None = None
     task_created_at: datetime | None = None
     handled_at: datetime = Field(default_factory=utcnow)
+
+    _depth = field_validator("variables", "local_variables")(check_variables)
 
 
 class ParkedRecord(Contract):

@@ -83,6 +83,13 @@ class Unreachable(TransientError):
     """No answer at all: connection refused, DNS, TLS handshake, timeout."""
 
 
+class UnexpectedAnswer(TransientError):
+    """A success status with a body that is not what the API promises (a proxy's HTML page, garbage).
+
+    Transient: such answers come from something between us and the server and usually go away.
+    """
+
+
 class PermanentError(IntegrationError):
     """The request itself is wrong (validation, business rule); retrying cannot help."""
 

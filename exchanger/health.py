@@ -1,6 +1,8 @@
 """Liveness, readiness and Prometheus metrics over HTTP, the same for every daemon.
 
-``/healthz`` answers 200 while the process runs; ``/readyz`` 200 only when every readiness check
+``/healthz`` answers 200 while the process runs and every liveness check passes (a daemon's vital
+threads are alive; else 503 naming them, so that a supervisor restarts a process that only looks
+alive); ``/readyz`` 200 only when every readiness check
 passes (else 503 with the failing checks named); ``/metrics`` is the Prometheus text format of the
 process's registry. Port 0 disables the endpoint.
 """
@@ -20,15 +22,17 @@ ReadinessCheck = Callable[[], tuple[bool, str]]  # (ok, detail)
 
 class HealthServer:
     def __init__(self, port: int, registry: CollectorRegistry, checks: dict[str, ReadinessCheck],
-                 host: str = "127.0.0.1") -> None:
+                 host: str = "127.0.0.1", liveness: dict[str, ReadinessCheck] | None = None) -> None:
         self.registry = registry
         self.checks = checks
+        self.liveness_checks = liveness or {}
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 if self.path == "/healthz":
-                    self._send(200, "application/json", b'{"status": "alive"}')
+                    status, body = server.liveness()
+                    self._send(status, "application/json", json.dumps(body).encode())
                 elif self.path == "/readyz":
                     status, body = server.readiness()
                     self._send(status, "application/json", json.dumps(body).encode())
@@ -55,16 +59,26 @@ class HealthServer:
     def port(self) -> int:
         return int(self.httpd.server_address[1])
 
+    def liveness(self) -> tuple[int, dict[str, object]]:
+        ok, results = self._run(self.liveness_checks)
+        if ok:
+            return 200, {"status": "alive"}
+        return 503, {"status": "dead", "checks": results}
+
     def readiness(self) -> tuple[int, dict[str, object]]:
-        results = {}
-        for name, check in self.checks.items():
+        ready, results = self._run(self.checks)
+        return (200 if ready else 503), {"ready": ready, "checks": results}
+
+    @staticmethod
+    def _run(checks: dict[str, ReadinessCheck]) -> tuple[bool, dict[str, dict[str, object]]]:
+        results: dict[str, dict[str, object]] = {}
+        for name, check in checks.items():
             try:
                 ok, detail = check()
             except Exception as exc:  # noqa: BLE001 - a failing check means not ready, with the reason
                 ok, detail = False, f"{type(exc).__name__}: {exc}"
             results[name] = {"ok": ok, "detail": detail}
-        ready = all(r["ok"] for r in results.values())
-        return (200 if ready else 503), {"ready": ready, "checks": results}
+        return all(r["ok"] for r in results.values()), results
 
     def start(self) -> HealthServer:
         self._thread.start()

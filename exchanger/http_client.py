@@ -27,6 +27,7 @@ from exchanger.errors import (
     PermanentError,
     RateLimited,
     TransientError,
+    UnexpectedAnswer,
     Unreachable,
 )
 from exchanger.secrets import mask
@@ -83,6 +84,25 @@ def classify_by_status(response: requests.Response, system: str = "") -> Integra
     if status == 409:
         return Conflict(message, **kwargs)
     return PermanentError(message, **kwargs)
+
+
+def json_body(response: requests.Response, expected: type | tuple[type, ...], what: str) -> Any:
+    """The response's JSON when it is of the ``expected`` type, else :class:`UnexpectedAnswer`.
+
+    A 200 is not proof of an answer from the server: a proxy's error page or a truncated body must
+    become a typed error the caller's retry policy knows, never an ``AttributeError`` deep inside it.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    else:
+        if isinstance(body, expected):
+            return body
+    excerpt = mask(response.text[:200]).replace("\n", " ")
+    content_type = response.headers.get("Content-Type", "?")
+    raise UnexpectedAnswer(f"{what}: unexpected answer {response.status_code} ({content_type}): {excerpt!r}",
+                           status=response.status_code)
 
 
 class HttpClient:

@@ -22,8 +22,16 @@ from loguru import logger
 
 from exchanger.backoff import Backoff
 from exchanger.camunda.settings import CamundaSettings
-from exchanger.errors import AuthError, Conflict, IntegrationError, NotFound, PermanentError, TransientError
-from exchanger.http_client import HttpClient, TlsOptions
+from exchanger.errors import (
+    AuthError,
+    Conflict,
+    IntegrationError,
+    NotFound,
+    PermanentError,
+    TransientError,
+    UnexpectedAnswer,
+)
+from exchanger.http_client import HttpClient, TlsOptions, json_body
 from exchanger.secrets import mask
 
 SYSTEM = "camunda"
@@ -112,8 +120,9 @@ class CamundaClient:
     def _post(self, path: str, body: dict[str, Any], **kwargs: Any) -> requests.Response:
         return self.http.request("POST", path, json=body, **kwargs)
 
-    def _get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        return self.http.request("GET", path, params=params).json()
+    def _get_json(self, path: str, params: dict[str, Any] | None = None,
+                  expected: type | tuple[type, ...] = (dict, list)) -> Any:
+        return json_body(self.http.request("GET", path, params=params), expected, f"Camunda GET {path}")
 
     def tenant_filter(self) -> dict[str, Any]:
         """``tenantIdIn`` for a tenant, ``withoutTenantId`` when none is configured."""
@@ -155,12 +164,17 @@ class CamundaClient:
             body["asyncResponseTimeout"] = poll_ms
         response = self._post("/external-task/fetchAndLock", body, retry=False,
                               read_timeout_s=poll_ms / 1000 + s.long_poll_margin_s)
-        return list(response.json())
+        tasks = json_body(response, list, "Camunda fetchAndLock")
+        if not all(isinstance(t, dict) and isinstance(t.get("id"), str) and isinstance(t.get("topicName"), str)
+                   for t in tasks):
+            raise UnexpectedAnswer(f"Camunda fetchAndLock: not a list of locked tasks: {mask(str(tasks)[:200])!r}",
+                                   system=SYSTEM, status=response.status_code)
+        return tasks
 
     def topic_names(self, *, with_unlocked_tasks: bool = True, with_retries_left: bool = True) -> list[str]:
         params = {"withUnlockedTasks": str(with_unlocked_tasks).lower(),
                   "withRetriesLeft": str(with_retries_left).lower()}
-        return list(self._get_json("/external-task/topic-names", params))
+        return list(self._get_json("/external-task/topic-names", params, list))
 
     # --- per-task commands (204 on success) ---------------------------------------------------
 
@@ -215,16 +229,21 @@ class CamundaClient:
     # --- queries ------------------------------------------------------------------------------
 
     def get_task(self, task_id: str) -> dict[str, Any]:
-        return dict(self._get_json(f"/external-task/{task_id}"))
+        return dict(self._get_json(f"/external-task/{task_id}", expected=dict))
 
     def list_tasks(self, **filters: Any) -> list[dict[str, Any]]:
         """``GET /external-task`` with Camunda's query parameters (``workerId=…``, ``locked=true`` …)."""
         params = {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in filters.items()}
-        return list(self._get_json("/external-task", params))
+        return list(self._get_json("/external-task", params, list))
 
     def process_definition_xml(self, definition_id: str) -> str:
-        return str(self._get_json(f"/process-definition/{definition_id}/xml")["bpmn20Xml"])
+        body = self._get_json(f"/process-definition/{definition_id}/xml", expected=dict)
+        if not isinstance(body.get("bpmn20Xml"), str):
+            raise UnexpectedAnswer(f"Camunda GET /process-definition/{definition_id}/xml: no bpmn20Xml in "
+                                   f"{mask(str(body)[:200])!r}", system=SYSTEM)
+        return str(body["bpmn20Xml"])
 
     def version(self) -> str:
         """``GET /version``, not retried: the cheapest "is the engine there" call (readiness)."""
-        return str(self.http.request("GET", "/version", retry=False).json().get("version", ""))
+        body = json_body(self.http.request("GET", "/version", retry=False), dict, "Camunda GET /version")
+        return str(body.get("version", ""))

@@ -17,6 +17,7 @@ Shapes, chosen so that the common case is a plain value:
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections import OrderedDict
@@ -152,6 +153,18 @@ def parse_definition(xml: str | bytes) -> dict[str, BpmnMetadata]:
     return result
 
 
+def _fresh(error: BaseException) -> BaseException:
+    """A copy of a remembered error without its traceback: raising the same object again and again
+    would chain one more traceback onto it each time (a log line growing with every pass)."""
+    try:
+        copy_ = copy.copy(error)
+    except Exception:  # noqa: BLE001 - an error class that cannot be rebuilt from its args
+        copy_ = MetadataError(f"{type(error).__name__}: {error}")
+    copy_.__traceback__ = copy_.__cause__ = copy_.__context__ = None
+    copy_.__suppress_context__ = True
+    return copy_
+
+
 @dataclass
 class CacheStats:
     hits: int = 0
@@ -211,7 +224,7 @@ class MetadataCache:
                 self._stats.hits += 1
                 value = entry[1]
                 if isinstance(value, BaseException):
-                    raise value
+                    raise _fresh(value)
                 return value
             self._stats.misses += 1
             flight = self._flights.get(definition_id)
@@ -223,7 +236,7 @@ class MetadataCache:
         else:
             flight.done.wait()
         if flight.error is not None:
-            raise flight.error
+            raise _fresh(flight.error)
         assert flight.result is not None
         return flight.result
 

@@ -76,6 +76,19 @@ class Fault:
     body: Any = None
     path_contains: str = ""
     headers: dict[str, str] = field(default_factory=dict)  # e.g. Retry-After
+    raw: str | None = None  # answered verbatim instead of JSON: an HTML error page, garbage
+    content_type: str = "application/json"  # of the answer, e.g. text/html for a proxy's page
+
+    def response(self) -> Response:
+        """The injected answer (``status`` is set): ``raw`` text as is, else ``body`` as JSON."""
+        assert self.status is not None
+        if self.raw is not None:
+            response = Response(status=self.status, body=self.raw.encode("utf-8"), content_type=self.content_type)
+        else:
+            body = self.body if self.body is not None else {"error": "injected fault"}
+            response = json_response(self.status, body, self.content_type)
+        response.headers.update(self.headers)
+        return response
 
 
 class App:
@@ -85,8 +98,9 @@ class App:
     sends a bare ``application/json``, and Camunda's JS client accepts only that exact value).
 
     Admin endpoints (not part of any real API): ``POST /_admin/faults`` with
-    ``{"status": 503, "count": 3, "delay_s": 0, "body": {...}, "path_contains": "", "headers": {}}``,
-    ``DELETE /_admin/faults``, ``POST /_admin/reset``.
+    ``{"status": 503, "count": 3, "delay_s": 0, "body": {...}, "path_contains": "", "headers": {}}``
+    (or ``"raw": "<html>…", "content_type": "text/html"`` for an answer that is not JSON: a 200 from a
+    proxy's error page, garbage); ``DELETE /_admin/faults``, ``POST /_admin/reset``.
     """
 
     charset: str | None = "utf-8"
@@ -132,9 +146,7 @@ class App:
                 if fault.delay_s:
                     time.sleep(fault.delay_s)
                 if fault.status is not None:
-                    response = json_response(fault.status, fault.body or {"error": "injected fault"})
-                    response.headers.update(fault.headers)
-                    return response
+                    return fault.response()
         allowed: list[str] = []
         for method, regex, function in self._routes:
             match = regex.match(request.path)
@@ -173,6 +185,8 @@ class App:
                 body=spec.get("body"),
                 path_contains=str(spec.get("path_contains", "")),
                 headers={str(k): str(v) for k, v in (spec.get("headers") or {}).items()},
+                raw=None if spec.get("raw") is None else str(spec["raw"]),
+                content_type=str(spec.get("content_type") or "application/json"),
             )
         )
         return empty_response(204)

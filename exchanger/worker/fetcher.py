@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from loguru import logger
+from pydantic import ValidationError
 
 from exchanger.amqp.connection import connect
 from exchanger.amqp.publisher import Publisher, PublishError
@@ -27,10 +28,12 @@ from exchanger.backoff import Backoff
 from exchanger.camunda.client import CamundaClient, CamundaNotFound
 from exchanger.camunda.metadata import MetadataCache, MetadataError
 from exchanger.camunda.settings import CamundaSettings
-from exchanger.contracts import BpmnMetadata, TaskMessage
-from exchanger.errors import IntegrationError, TransientError, Unreachable
+from exchanger.contracts import BpmnMetadata, ContractError, TaskMessage
+from exchanger.errors import IntegrationError, TransientError, UnexpectedAnswer, Unreachable
 from exchanger.routing import RoutingTable
+from exchanger.secrets import mask
 from exchanger.settings import RabbitMQSettings, TopologySettings
+from exchanger.worker.availability import CamundaAvailability
 from exchanger.worker.metrics import WorkerMetrics
 
 # headers of every task message (besides the schema header), so that a consumer can route or refuse
@@ -42,6 +45,14 @@ PROCESS_INSTANCE_HEADER = "x-exchanger-process-instance-id"
 
 EXTEND_THREADS = 4  # lock extensions run beside the next publish; one batch is fully extended before the next poll
 EMPTY_POLL_GUARD_S = 0.05  # an empty answer faster than this means no long polling: back off instead of spinning
+
+
+class Unpublishable(Exception):
+    """A task that no retry can publish; ``reason`` becomes the incident message."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class Fetcher:
@@ -59,6 +70,7 @@ class Fetcher:
         routing: RoutingTable,
         metrics: WorkerMetrics,
         stop: threading.Event,
+        availability: CamundaAvailability | None = None,
     ) -> None:
         self.client = client
         self.cache = cache
@@ -69,6 +81,7 @@ class Fetcher:
         self.routing = routing
         self.metrics = metrics
         self.stop = stop
+        self.availability = availability or CamundaAvailability()
         self.backoff = Backoff(initial_s=camunda.backoff_initial_s, max_s=camunda.backoff_max_s)
         self.discovered: set[str] = set()
         self._next_discovery = 0.0
@@ -90,25 +103,39 @@ class Fetcher:
     def _loop(self) -> None:
         failures = 0
         while not self.stop.is_set():
-            if self.broker_error is not None and not self._probe_broker():
-                failures += 1
-                self.stop.wait(self.backoff.delay(failures))
-                continue
-            started = time.monotonic()
             try:
-                tasks = self.poll()
-            except IntegrationError as exc:
+                failures = self._cycle(failures)
+            except Exception:  # noqa: BLE001 - the loop is the worker's heart: log to errors.log, back off, go on
                 failures += 1
                 wait = self.backoff.delay(failures)
-                logger.warning("fetchAndLock failed ({}); next poll in {:.1f}s", exc.message, wait)
+                self.camunda_error = "unexpected error in the fetch loop (see errors log)"
+                logger.exception("fetch loop: unexpected error; next poll in {:.1f}s", wait)
                 self.stop.wait(wait)
-                continue
-            failures = 0
-            self.dispatch(tasks)
-            if self.refusals:  # an unlocked task comes straight back: do not spin on a broker that refuses it
-                self.stop.wait(self.backoff.delay(self.refusals))
-            if not tasks and time.monotonic() - started < EMPTY_POLL_GUARD_S:
-                self.stop.wait(self.backoff.initial_s)  # no long polling (or none configured): no busy loop
+
+    def _cycle(self, failures: int) -> int:
+        """One poll and its dispatch; returns the count of failed polls in a row."""
+        if self.broker_error is not None and not self._probe_broker():
+            self.stop.wait(self.backoff.delay(failures + 1))
+            return failures + 1
+        started = time.monotonic()
+        try:
+            tasks = self.poll()
+        except UnexpectedAnswer as exc:  # not an outage: something answers in Camunda's place
+            wait = self.backoff.delay(failures + 1)
+            logger.error("fetchAndLock: {}; next poll in {:.1f}s", exc.message, wait)
+            self.stop.wait(wait)
+            return failures + 1
+        except IntegrationError as exc:
+            wait = self.backoff.delay(failures + 1)
+            logger.warning("fetchAndLock failed ({}); next poll in {:.1f}s", exc.message, wait)
+            self.stop.wait(wait)
+            return failures + 1
+        self.dispatch(tasks)
+        if self.refusals:  # an unlocked task comes straight back: do not spin on a broker that refuses it
+            self.stop.wait(self.backoff.delay(self.refusals))
+        if not tasks and time.monotonic() - started < EMPTY_POLL_GUARD_S:
+            self.stop.wait(self.backoff.initial_s)  # no long polling (or none configured): no busy loop
+        return 0
 
     def topics(self) -> list[str]:
         """The routed topics, plus discovered ones nobody routed (they go to the default system)."""
@@ -132,10 +159,13 @@ class Fetcher:
         except IntegrationError as exc:
             self.camunda_error = exc.message
             self.metrics.poll_errors.inc()
+            if isinstance(exc, TransientError):
+                self.availability.down(exc.message)
             raise
         finally:
             self.metrics.fetch_latency.observe(time.monotonic() - started)
         self.camunda_error = None
+        self.availability.up()
         self.last_poll_ok = time.monotonic()
         self.metrics.polls.inc()
         for task in tasks:
@@ -154,9 +184,9 @@ class Fetcher:
                 continue
             try:
                 extension = self.handle(task)
-            except Exception:  # noqa: BLE001 - a bug must not strand a locked task: log it and unlock
-                logger.exception("unexpected error handling task {}; unlocking it", task.get("id"))
-                self.unlock(task, "unexpected error")
+            except Exception as exc:  # noqa: BLE001 - a bug must not strand a task, nor make it spin: an incident
+                logger.exception("unexpected error handling task {}", task["id"])
+                self.refuse(task, f"unexpected error: {type(exc).__name__}: {exc}")
                 continue
             if extension is not None:
                 extensions.append(extension)
@@ -169,22 +199,31 @@ class Fetcher:
     # --- one task -----------------------------------------------------------------------------
 
     def handle(self, task: dict[str, Any]) -> Future[None] | None:
-        """Publish one task; the lock extension (once confirmed) is returned as a running future."""
+        """Publish one task; the lock extension (once confirmed) is returned as a running future.
+
+        A task that can never be published (its model unreadable, a variable nested too deep) becomes
+        an incident; unlocking it would only fetch it again at once, a spin without end.
+        """
         started = time.monotonic()
         task_id, topic = task["id"], task["topicName"]
         try:
-            metadata = self.metadata(task)
+            message = self.message(task, self.metadata(task))
         except TransientError as exc:
             logger.error("task {}: BPMN metadata unavailable ({}); it stays under the short lock and is fetched "
                          "again when that expires", task_id, exc.message)
             return None
-        message = self.message(task, metadata)
+        except Unpublishable as exc:
+            self.refuse(task, exc.reason)
+            return None
         try:
             self.publisher.publish_contract(
                 message, self.exchange, self.routing.routing_key(topic), correlation_id=task_id,
                 headers={TOPIC_HEADER: topic, SYSTEM_HEADER: message.system, TASK_ID_HEADER: task_id,
                          PROCESS_INSTANCE_HEADER: message.process_instance_id},
             )
+        except ContractError as exc:
+            self.refuse(task, str(exc))
+            return None
         except Unreachable as exc:
             self.broker_error = exc.message
             self.metrics.returned.labels("unreachable").inc()
@@ -203,18 +242,25 @@ class Fetcher:
         return self._extender.submit(self.extend, task_id, topic, started)
 
     def metadata(self, task: dict[str, Any]) -> BpmnMetadata:
-        """The activity's BPMN metadata; a model that cannot be read gives empty metadata and a warning."""
+        """The activity's BPMN metadata; ``TransientError`` when Camunda may answer later."""
         try:
             return self.cache.activity(task["processDefinitionId"], task["activityId"])
+        except UnexpectedAnswer as exc:  # something else answers in Camunda's place: not worth waiting for
+            raise Unpublishable(f"the BPMN model cannot be read: {exc.message}") from None
         except TransientError:
             raise
         except (IntegrationError, MetadataError) as exc:
-            logger.warning("task {}: no BPMN metadata for {} ({}); publishing without it",
-                           task["id"], task["processDefinitionId"], exc)
-            return BpmnMetadata(topic=task["topicName"])
+            raise Unpublishable(f"the BPMN model {task['processDefinitionId']} cannot be read: {exc}") from None
 
     def message(self, task: dict[str, Any], metadata: BpmnMetadata) -> TaskMessage:
         now = datetime.now(UTC)
+        try:
+            return self._message(task, metadata, now)
+        except ValidationError as exc:
+            raise Unpublishable("; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                                          for e in exc.errors())) from None
+
+    def _message(self, task: dict[str, Any], metadata: BpmnMetadata, now: datetime) -> TaskMessage:
         return TaskMessage(
             task_id=task["id"],
             topic_name=task["topicName"],
@@ -251,6 +297,20 @@ class Fetcher:
             return
         self.metrics.lock_extended.inc()
         self.metrics.publish_latency.observe(time.monotonic() - started)
+
+    def refuse(self, task: dict[str, Any], reason: str) -> None:
+        """Report a task that cannot be published as a failure with no retries left: an incident in Cockpit
+        with the reason, retryable once the cause is fixed. If even that fails, the short lock expires."""
+        reason = mask(reason)
+        self.metrics.refused.inc()
+        logger.error("task {} ({}) cannot be published: {}; reporting an incident", task["id"],
+                     task.get("topicName"), reason)
+        try:
+            self.client.failure(task["id"], error_message=f"camunda-worker cannot publish this task: {reason}"[:500],
+                                error_details=reason, retries=0, retry_timeout_ms=0)
+        except IntegrationError as exc:
+            logger.error("task {}: could not report the incident ({}); it is fetched again when the short lock "
+                         "expires", task["id"], exc.message)
 
     def unlock(self, task: dict[str, Any], reason: str) -> None:
         try:

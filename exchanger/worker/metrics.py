@@ -9,6 +9,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from exchanger.camunda.metadata import MetadataCache
+from exchanger.worker.availability import CamundaAvailability
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -29,8 +30,22 @@ class _CacheCollector(Collector):
         yield GaugeMetricFamily("exchanger_worker_metadata_cache_size", "definitions cached", stats.size)
 
 
+class _AvailabilityCollector(Collector):
+    """How long Camunda has been away and how many responses wait for it, read at scrape time."""
+
+    def __init__(self, availability: CamundaAvailability) -> None:
+        self.availability = availability
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily("exchanger_worker_camunda_unreachable_seconds",
+                                "seconds since Camunda last answered (0 while it answers)",
+                                self.availability.unreachable_s)
+        yield GaugeMetricFamily("exchanger_worker_responses_waiting",
+                                "responses waiting in RabbitMQ for Camunda to come back", self.availability.pending)
+
+
 class WorkerMetrics:
-    def __init__(self, cache: MetadataCache | None = None) -> None:
+    def __init__(self, cache: MetadataCache | None = None, availability: CamundaAvailability | None = None) -> None:
         self.registry = CollectorRegistry()
 
         def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
@@ -46,8 +61,9 @@ class WorkerMetrics:
         self.lock_extended = counter("locks_extended", "tasks whose lock was extended after the confirm")
         self.lock_extend_failed = counter("lock_extend_failures", "extendLock refused or failed", ("reason",))
         self.unlocked = counter("tasks_unlocked", "tasks unlocked because they could not be published")
+        self.refused = counter("tasks_refused", "tasks that can never be published, reported as incidents")
         self.responses = counter("responses", "responses applied or settled, by outcome",
-                                 ("outcome",))  # completed failed bpmn_errored gone retried parked
+                                 ("outcome",))  # completed failed bpmn_errored gone retried parked incident
         self.fetch_latency = Histogram("exchanger_worker_fetch_seconds", "fetchAndLock duration (incl. long poll)",
                                        buckets=LATENCY_BUCKETS, registry=self.registry)
         self.publish_latency = Histogram("exchanger_worker_publish_seconds", "fetched → confirmed and lock extended",
@@ -57,3 +73,5 @@ class WorkerMetrics:
                                           buckets=LATENCY_BUCKETS, registry=self.registry)
         if cache is not None:
             self.registry.register(_CacheCollector(cache))
+        if availability is not None:
+            self.registry.register(_AvailabilityCollector(availability))

@@ -6,25 +6,32 @@ becomes ``complete``, ``failure`` or ``bpmnError``. What Camunda answers decides
 
 * 204 → ack;
 * 404, the task is gone (completed before, or cancelled by a boundary event) → ack and log;
-* 400 and other refusals (locked by another worker, a refused value) → parked with Camunda's reason;
-* 5xx, timeout, unreachable → delayed retry with backoff; parked after ``WORKER_RESPONSE_MAX_ATTEMPTS``.
-
-So while Camunda is down the responses wait in RabbitMQ (delay queues) and are applied once it is back.
+* 400 "locked by another worker" → parked with Camunda's reason (another worker owns the task);
+* Camunda *unavailable* (no answer, timeout, 502/503/504/408/429, a 5xx that is not the engine's own
+  ``ExceptionDto``) → delayed retry with backoff, **for as long as it takes**: Camunda away for
+  maintenance is normal, and the response is applied once it is back. The wait shows in ``/metrics``
+  and ``/readyz`` (:mod:`exchanger.worker.availability`);
+* Camunda *refused* (a 500 with the engine's exception, e.g. "Unknown property used in expression";
+  any other 400) → retried ``WORKER_RESPONSE_MAX_ATTEMPTS`` times in all (an optimistic-locking
+  clash goes away), then reported as a failure with ``retries=0`` and Camunda's message (an incident
+  in Cockpit, retryable once the cause is fixed) and parked, so that it can be replayed.
 """
 
 from __future__ import annotations
 
 import time
+from typing import NoReturn
 
 from loguru import logger
 
 from exchanger.amqp.consumer import Delivery, ParkMessage, RetryLater
 from exchanger.amqp.publisher import Publisher
 from exchanger.backoff import Backoff
-from exchanger.camunda.client import CamundaClient, CamundaNotFound
+from exchanger.camunda.client import CamundaClient, CamundaConflict, CamundaEngineError, CamundaNotFound
 from exchanger.camunda.settings import CamundaSettings
 from exchanger.contracts import ResponseMessage, ResponseStatus
-from exchanger.errors import PermanentError, TransientError
+from exchanger.errors import AuthError, IntegrationError, PermanentError, TransientError
+from exchanger.worker.availability import CamundaAvailability
 from exchanger.worker.metrics import WorkerMetrics
 from exchanger.worker.settings import WorkerSettings
 
@@ -41,16 +48,31 @@ def retry_backoff(settings: WorkerSettings) -> Backoff:
                    jitter=0.0)
 
 
+UNAVAILABLE_STATUSES = (408, 429, 502, 503, 504)  # Camunda (or its proxy) is not there right now
+
+
+def unavailable(exc: TransientError) -> bool:
+    """True when Camunda did not get to judge the command (no answer, or not the engine answering)."""
+    if not isinstance(exc, CamundaEngineError):
+        return True  # Unreachable, UnexpectedAnswer
+    return exc.status in UNAVAILABLE_STATUSES or not (isinstance(exc.details, dict) and exc.details.get("type"))
+
+
+def locked_by_another(exc: IntegrationError) -> bool:
+    return isinstance(exc, CamundaConflict) and "locked by worker" in exc.message
+
+
 class ResponseHandler:
     """The ``Consumer`` handler for ``camunda.responses.queue``."""
 
     def __init__(self, client: CamundaClient, camunda: CamundaSettings, settings: WorkerSettings,
-                 metrics: WorkerMetrics) -> None:
+                 metrics: WorkerMetrics, availability: CamundaAvailability | None = None) -> None:
         self.client = client
         self.camunda = camunda
         self.max_attempts = settings.response_max_attempts
         self.backoff = retry_backoff(settings)
         self.metrics = metrics
+        self.availability = availability or CamundaAvailability()
 
     def __call__(self, delivery: Delivery, publisher: Publisher) -> None:
         response = ResponseMessage.from_bytes(delivery.body, delivery.headers)
@@ -59,25 +81,65 @@ class ResponseHandler:
         try:
             self.apply(response)
         except CamundaNotFound as exc:
+            self.settled(response)
             self.metrics.responses.labels("gone").inc()
             logger.info("response {} for task {}: the task is gone (completed or cancelled): {}",
                         response.status.value, response.task_id, exc.message)
             return
         except TransientError as exc:
-            if delivery.attempt >= self.max_attempts:
-                self.metrics.responses.labels("parked").inc()
-                raise ParkMessage(f"Camunda still failing after {delivery.attempt} attempts: {exc.message}",
-                                  type(exc).__name__) from exc
-            self.metrics.responses.labels("retried").inc()
-            delay_ms = int(self.backoff.delay(delivery.attempt) * 1000)
-            raise RetryLater(f"Camunda: {exc.message}", delay_ms) from exc
+            if unavailable(exc):
+                self.wait_for_camunda(response, delivery, exc)
+            self.settled(response)
+            self.refused(response, delivery, exc)
         except PermanentError as exc:
-            self.metrics.responses.labels("parked").inc()
-            raise ParkMessage(exc.message, type(exc).__name__) from exc
+            self.settled(response)
+            if locked_by_another(exc) or isinstance(exc, AuthError):
+                self.metrics.responses.labels("parked").inc()
+                raise ParkMessage(exc.message, type(exc).__name__) from exc
+            self.refused(response, delivery, exc)
         finally:
             self.metrics.complete_latency.labels(response.status.value).observe(time.monotonic() - started)
+        self.settled(response)
         self.metrics.responses.labels(OUTCOME[response.status]).inc()
         logger.info("task {}: {} applied", response.task_id, response.status.value)
+
+    def settled(self, response: ResponseMessage) -> None:
+        """Camunda answered this response (whatever it said)."""
+        self.availability.up()
+        self.availability.settled(response.task_id)
+
+    def wait_for_camunda(self, response: ResponseMessage, delivery: Delivery, exc: TransientError) -> NoReturn:
+        """Retry later, without a limit: the response is applied when Camunda is back."""
+        self.availability.down(exc.message)
+        self.availability.waiting(response.task_id)
+        self.metrics.responses.labels("retried").inc()
+        delay_ms = int(self.backoff.delay(delivery.attempt) * 1000)
+        raise RetryLater(f"Camunda unavailable, waiting for it: {exc.message}", delay_ms) from exc
+
+    def refused(self, response: ResponseMessage, delivery: Delivery, exc: IntegrationError) -> NoReturn:
+        """Camunda judged the command and said no: a few tries (a clash passes), then an incident."""
+        if delivery.attempt < self.max_attempts:
+            self.metrics.responses.labels("retried").inc()
+            delay_ms = int(self.backoff.delay(delivery.attempt) * 1000)
+            raise RetryLater(f"Camunda refused it: {exc.message}", delay_ms) from exc
+        reason = f"Camunda refused the {response.status.value} {delivery.attempt} times: {exc.message}"
+        self.metrics.responses.labels("parked").inc()
+        raise ParkMessage(reason + self.report_incident(response, exc), type(exc).__name__) from exc
+
+    def report_incident(self, response: ResponseMessage, exc: IntegrationError) -> str:
+        """A failure with no retries left and Camunda's own message; returns what to add to the parked reason."""
+        message = f"Camunda refused the {response.status.value} of this task: {exc.message}"
+        try:
+            self.client.failure(response.task_id, error_message=message[:500], error_details=message, retries=0,
+                                retry_timeout_ms=0)
+        except IntegrationError as failed:
+            logger.error("task {}: Camunda refused the {} ({}) and the incident could not be reported either ({})",
+                         response.task_id, response.status.value, exc.message, failed.message)
+            return f"; reporting the incident failed too: {failed.message}"
+        self.metrics.responses.labels("incident").inc()
+        logger.error("task {}: Camunda refused the {} ({}); incident reported, the response is parked for replay",
+                     response.task_id, response.status.value, exc.message)
+        return "; incident reported in Camunda, replay this once the cause is fixed"
 
     def check_tenant(self, response: ResponseMessage) -> None:
         """A response of another tenant in this environment's queue is a routing mistake: park it."""

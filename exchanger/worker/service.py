@@ -30,6 +30,7 @@ from exchanger.errors import IntegrationError
 from exchanger.health import HealthServer, ReadinessCheck
 from exchanger.routing import RoutingTable
 from exchanger.settings import RabbitMQSettings, TopologySettings
+from exchanger.worker.availability import CamundaAvailability
 from exchanger.worker.fetcher import Fetcher
 from exchanger.worker.metrics import WorkerMetrics
 from exchanger.worker.responses import ResponseHandler, retry_backoff
@@ -59,13 +60,14 @@ class Worker:
         self.cache = MetadataCache(self.client.process_definition_xml, size=self.settings.metadata_cache_size,
                                    ttl_s=self.settings.metadata_cache_ttl_s,
                                    failure_ttl_s=self.settings.metadata_failure_ttl_s)
-        self.metrics = WorkerMetrics(self.cache)
+        self.availability = CamundaAvailability()
+        self.metrics = WorkerMetrics(self.cache, self.availability)
         self._stop_fetching = threading.Event()
         self.publisher = Publisher(rabbit, self.topology, name=f"{COMPONENT}:tasks")
         self.fetcher = Fetcher(client=self.client, cache=self.cache, publisher=self.publisher, camunda=camunda,
                                rabbit=rabbit, topology=self.topology_settings, routing=self.routing,
-                               metrics=self.metrics, stop=self._stop_fetching)
-        self.responses = ResponseHandler(self.client, camunda, self.settings, self.metrics)
+                               metrics=self.metrics, stop=self._stop_fetching, availability=self.availability)
+        self.responses = ResponseHandler(self.client, camunda, self.settings, self.metrics, self.availability)
         self.consumer = Consumer(rabbit, self.topology, self.topology_settings.responses_queue, self.responses,
                                  prefetch=self.settings.response_prefetch,
                                  max_attempts=self.settings.response_max_attempts,
@@ -82,9 +84,6 @@ class Worker:
             self.topology.declare(connection)
         finally:
             connection.close()
-        if self.settings.health_port:
-            self.health = HealthServer(self.settings.health_port, self.metrics.registry, self.readiness_checks(),
-                                       host=self.settings.health_host).start()
         drain_s = self.settings.shutdown_deadline_s / 2
         self._threads = [
             threading.Thread(target=self.consumer.run, args=(drain_s,), name=f"{COMPONENT}:responses", daemon=True),
@@ -92,6 +91,9 @@ class Worker:
         ]
         for thread in self._threads:
             thread.start()
+        if self.settings.health_port:
+            self.health = HealthServer(self.settings.health_port, self.metrics.registry, self.readiness_checks(),
+                                       host=self.settings.health_host, liveness=self.liveness_checks()).start()
         return self
 
     def _fetch(self) -> None:
@@ -125,6 +127,15 @@ class Worker:
 
     # --- observability ------------------------------------------------------------------------
 
+    def liveness_checks(self) -> dict[str, ReadinessCheck]:
+        """The fetch loop and the response consumer must run while the process does (else: not alive)."""
+
+        def alive(thread: threading.Thread) -> ReadinessCheck:
+            return lambda: (thread.is_alive() or self._stop_fetching.is_set(),
+                            "running" if thread.is_alive() else "thread ended")
+
+        return {thread.name.removeprefix(f"{COMPONENT}:"): alive(thread) for thread in self._threads}
+
     def readiness_checks(self) -> dict[str, ReadinessCheck]:
         def broker() -> tuple[bool, str]:
             if self.fetcher.broker_error:
@@ -132,6 +143,8 @@ class Worker:
             return self.consumer.ready, "consuming" if self.consumer.ready else "not consuming"
 
         def camunda() -> tuple[bool, str]:
+            if self.availability.unreachable_s:
+                return False, self.availability.describe()
             if self.fetcher.camunda_error:
                 return False, self.fetcher.camunda_error
             try:

@@ -16,7 +16,8 @@ class WorkerSettings(ExchangerSettings):
     ready_max_poll_age_s: float = Field(120.0, gt=0, description="not ready when the last good poll is older")
 
     response_prefetch: int = Field(10, ge=1, description="responses applied to Camunda at once")
-    response_max_attempts: int = Field(8, ge=1, description="tries of a response before it is parked")
+    response_max_attempts: int = Field(8, ge=1, description="tries of a response Camunda refuses before it becomes "
+                                       "an incident (and is parked); an unreachable Camunda is waited for")
     response_retry_initial_s: float = Field(2.0, gt=0, description="first delayed retry; doubles each time")
     response_retry_max_s: float = Field(300.0, gt=0)
 

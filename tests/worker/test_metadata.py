@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import traceback
 
 import pytest
 
@@ -175,6 +176,19 @@ def test_failures_are_remembered_only_briefly() -> None:
     clock.now += 6
     assert "create" in cache.definition("p:1")
     assert cache.stats().failures == 1
+
+
+def test_a_remembered_failure_does_not_grow_its_traceback() -> None:
+    def load(definition_id: str) -> str:
+        raise MetadataError("definition XML is not well-formed")
+
+    cache = MetadataCache(load, failure_ttl_s=60)
+    lengths = []
+    for _ in range(50):
+        with pytest.raises(MetadataError) as caught:
+            cache.definition("p:1")
+        lengths.append(len(traceback.format_exception(caught.value)))
+    assert len(set(lengths)) == 1, lengths  # the same short traceback on every pass, not one frame more each time
 
 
 def test_concurrent_misses_fetch_once_and_other_keys_are_not_blocked() -> None:

@@ -1,11 +1,9 @@
-"""Responses applied to the sandbox engine: complete, failure down to an incident, BPMN error, gone, parked,
-and responses that wait in RabbitMQ while the engine is down."""
+"""Responses applied to the sandbox engine: complete, failure down to an incident, BPMN error, gone, parked.
+Responses that wait while the engine is away: test_camunda_away.py."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -136,49 +134,3 @@ def test_a_malformed_response_is_parked_and_does_not_block_the_queue(
     reasons = sorted(parked(queues).reason for _ in range(2))
     assert any("worker_id" in r or "status" in r for r in reasons), reasons
     assert any("json" in r.lower() for r in reasons), reasons
-
-
-def engine_process(db: str, port: int = 0) -> tuple[subprocess.Popen[str], str]:
-    """The sandbox engine as a process of its own, so that stopping it closes every connection."""
-    process = subprocess.Popen([sys.executable, "-m", "exchanger.sandbox", "camunda", "--port", str(port), "--db", db],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert process.stdout is not None
-    return process, json.loads(process.stdout.readline())["CAMUNDA_BASE_URL"]
-
-
-def stop_process(process: subprocess.Popen[str]) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
-
-
-def test_responses_sent_while_the_engine_is_down_are_applied_after_it_restarts(
-        tmp_path, queues: Queues, make_worker) -> None:
-    db = str(tmp_path / "camunda.db")
-    process, url = engine_process(db)
-    port = int(url.split(":")[2].split("/")[0])
-    try:
-        engine = Engine(url)
-        engine.deploy(one_task("deal", "bitrix_create_task", then_topic="send_email"))
-        worker = make_worker(url, worker={"response_max_attempts": 20, "response_retry_initial_s": 1.0,
-                                          "response_retry_max_s": 1.0})
-        instances = [engine.start("deal", {"n": n}) for n in range(3)]
-        tasks = [next_task(queues) for _ in instances]
-        stop_process(process)  # the engine goes down with three tasks in flight
-
-        for task in tasks:
-            queues.respond(response(task, ResponseStatus.COMPLETE, variables=to_typed_map({"done": True})))
-        wait_for(lambda: worker.metrics.responses.labels("retried")._value.get() >= 3, what="retries while down")
-        assert queues.depth("errors.camunda_tasks.queue") == 0
-
-        process, _ = engine_process(db, port)  # back, with its state
-        moved = {TaskMessage.from_bytes(queues.get("python.queue", timeout_s=20)[2]).process_instance_id
-                 for _ in instances}
-        assert moved == set(instances)
-        assert worker.metrics.responses.labels("completed")._value.get() == 3
-        assert queues.depth("errors.camunda_tasks.queue") == 0
-    finally:
-        stop_process(process)

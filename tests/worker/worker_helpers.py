@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from exchanger.camunda.client import CamundaClient
@@ -31,4 +35,46 @@ class Engine(EngineOps):
     def advance(self, ms: int) -> None:
         self.http.request("POST", "/_admin/clock", json={"advance_ms": ms})
 
+    def fault(self, **spec: Any) -> None:
+        """Inject a fault into the engine (``status``, ``count``, ``body`` or ``raw``, ``path_contains`` …)."""
+        origin = self.url.split("/engine-rest")[0]
+        self.http.request("POST", f"{origin}/_admin/faults", json=spec)
 
+
+
+
+class EngineProcess:
+    """The sandbox engine as a process of its own (stopping it closes every connection), restartable on
+    the same port with its state (SQLite in ``folder``)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.db = str(folder / "camunda.db")
+        self.port = 0
+        self.url = ""
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self) -> EngineProcess:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "exchanger.sandbox", "camunda", "--port", str(self.port), "--db", self.db],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.process.stdout is not None
+        self.url = json.loads(self.process.stdout.readline())["CAMUNDA_BASE_URL"]
+        self.port = int(self.url.split(":")[2].split("/")[0])
+        return self
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+        self.process = None
+
+    def __enter__(self) -> EngineProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -71,3 +71,24 @@ def with_error_boundary(key: str, topic: str, error_code: str, handler_topic: st
   </bpmn:process>
 </bpmn:definitions>
 """
+
+
+def with_gateway(key: str, topic: str, variable: str) -> str:
+    """start → external task ``topic`` → gateway on ``${variable == "ok"}`` → end: a variable nobody sets
+    makes Camunda refuse the completion ("Unknown property used in expression")."""
+    return HEADER + f"""  <bpmn:process id="{key}" isExecutable="true">
+    <bpmn:startEvent id="start" />
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="work" />
+    <bpmn:serviceTask id="work" name="Ask" camunda:type="external" camunda:topic="{topic}" />
+    <bpmn:sequenceFlow id="f2" sourceRef="work" targetRef="decide" />
+    <bpmn:exclusiveGateway id="decide" default="no" />
+    <bpmn:sequenceFlow id="yes" sourceRef="decide" targetRef="approved">
+      <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression"
+        xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">${{{variable} == "ok"}}</bpmn:conditionExpression>
+    </bpmn:sequenceFlow>
+    <bpmn:sequenceFlow id="no" sourceRef="decide" targetRef="rejected" />
+    <bpmn:endEvent id="approved" />
+    <bpmn:endEvent id="rejected" />
+  </bpmn:process>
+</bpmn:definitions>
+"""
