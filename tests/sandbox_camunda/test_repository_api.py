@@ -76,7 +76,8 @@ def test_unsupported_element_is_a_parse_exception_naming_it(api: Api) -> None:
     body = error(response, 400)
     assert body["type"] == "ParseException" and body["code"] == 0
     assert body["message"].startswith("ENGINE-09005 Could not parse BPMN process. Errors: \n* Unsupported element "
-                                      "'scriptTask' | resource bad.bpmn | line ")
+                                      "'scriptTask': scripts run inside a Java engine; model the work as an external "
+                                      "task | resource bad.bpmn | line ")
     (item,) = body["details"]["bad.bpmn"]["errors"]
     assert item["mainElementId"] == "script" and item["elementIds"] == ["script"] and item["line"] > 0
     assert body["details"]["bad.bpmn"]["warnings"] == []

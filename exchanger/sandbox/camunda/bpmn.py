@@ -13,9 +13,9 @@ from typing import Any
 
 from lxml import etree
 
+from exchanger.sandbox.camunda import timers
 from exchanger.sandbox.camunda.errors import ParseException
 from exchanger.sandbox.camunda.juel import Expression, JuelSyntaxError, compile_expression
-from exchanger.sandbox.camunda.variables import parse_date_iso
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
@@ -23,19 +23,33 @@ _B = "{" + BPMN_NS + "}"
 _C = "{" + CAMUNDA_NS + "}"
 
 EXTERNAL_TASKS = {"serviceTask", "sendTask", "businessRuleTask"}
+PASS_THROUGH = {"task", "manualTask"}  # Camunda 7 runs them as pass-through activities
 GATEWAYS = {"exclusiveGateway", "parallelGateway", "inclusiveGateway"}
-FLOW_NODES = EXTERNAL_TASKS | GATEWAYS | {"startEvent", "endEvent", "intermediateThrowEvent",
-                                          "intermediateCatchEvent", "subProcess", "boundaryEvent"}
-# Elements that carry no behaviour and are accepted anywhere inside a process.
+FLOW_NODES = EXTERNAL_TASKS | PASS_THROUGH | GATEWAYS | {
+    "startEvent", "endEvent", "intermediateThrowEvent", "intermediateCatchEvent", "subProcess", "boundaryEvent",
+    "callActivity", "receiveTask"}
+BOUNDARY_HOSTS = EXTERNAL_TASKS | PASS_THROUGH | {"subProcess", "callActivity", "receiveTask",
+                                                  "intermediateThrowEvent", "endEvent"}
+# Elements that carry no behaviour and are accepted anywhere inside a process (incoming/outgoing are
+# Camunda Modeler's copies of the sequence flows' references).
 HARMLESS = {"documentation", "extensionElements", "laneSet", "textAnnotation", "association", "group",
             "dataObject", "dataObjectReference", "dataStoreReference", "sequenceFlow", "property",
-            "ioSpecification"}
+            "ioSpecification", "incoming", "outgoing", "dataInputAssociation", "dataOutputAssociation"}
 EVENT_DEFINITIONS = {"errorEventDefinition", "terminateEventDefinition", "messageEventDefinition",
                      "timerEventDefinition", "signalEventDefinition", "escalationEventDefinition",
                      "conditionalEventDefinition", "compensateEventDefinition", "linkEventDefinition",
                      "cancelEventDefinition"}
-_DURATION = re.compile(r"^P(?:(\d+(?:\.\d+)?)Y)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)W)?(?:(\d+(?:\.\d+)?)D)?"
-                       r"(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+# Elements refused with the real reason: what they would need that the sandbox does not have.
+OUT_OF_SCOPE = {
+    "userTask": "user tasks need a tasklist and forms; model the work as an external task",
+    "scriptTask": "scripts run inside a Java engine; model the work as an external task",
+    "eventBasedGateway": "event-based gateways are not implemented by the sandbox",
+    "complexGateway": "complex gateways are not implemented by the sandbox",
+    "transaction": "transaction subprocesses (compensation) are not implemented by the sandbox",
+    "adHocSubProcess": "ad-hoc subprocesses are not implemented by the sandbox",
+}
+JAVA_ATTRIBUTES = ("class", "delegateExpression", "expression")
+_HISTORY_TTL_DAYS = re.compile(r"^P(\d+)D$")
 
 
 @dataclass(frozen=True)
@@ -46,6 +60,29 @@ class Param:
     expression: Expression | None = None
     items: tuple[Param, ...] = ()
     entries: tuple[tuple[str, Param], ...] = ()
+
+
+@dataclass(frozen=True)
+class MultiInstance:
+    """``multiInstanceLoopCharacteristics``: how many inner instances, in which order, when to stop."""
+
+    sequential: bool
+    collection: Expression | None = None  # an expression, or a variable name as in camunda:collection="list"
+    collection_variable: str | None = None
+    element_variable: str | None = None
+    cardinality: Expression | None = None
+    completion: Expression | None = None
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A ``camunda:in``/``camunda:out`` of a call activity: all variables, one variable, or an expression."""
+
+    all: bool = False
+    source: str | None = None
+    expression: Expression | None = None
+    target: str | None = None
+    local: bool = False
 
 
 @dataclass
@@ -64,7 +101,7 @@ class Activity:
     kind: str
     name: str | None
     scope_id: str  # the process or subprocess containing it
-    event: str = "none"  # none | error | terminate | message | timer
+    event: str = "none"  # none | error | terminate | message | timer | conditional
     external: bool = False
     topic: Expression | None = None
     priority: Expression | None = None
@@ -76,7 +113,16 @@ class Activity:
     error_code_variable: str | None = None
     error_message_variable: str | None = None
     error_definitions: list[tuple[str | None, Expression]] = field(default_factory=list)  # camunda:errorEventDef.
-    timer: tuple[str, Expression] | None = None  # ("duration"|"date", expression)
+    timer: tuple[str, Expression] | None = None  # ("duration"|"date"|"cycle", expression)
+    condition: Expression | None = None  # conditional events
+    condition_variable: str | None = None  # camunda:variableName: only changes of this variable count
+    message: str | None = None  # message name of a message start/catch event, receive task or boundary
+    loop: MultiInstance | None = None
+    called_element: Expression | None = None
+    called_version: Expression | None = None  # camunda:calledElementBinding="version"
+    in_mappings: list[Mapping] = field(default_factory=list)
+    out_mappings: list[Mapping] = field(default_factory=list)
+    business_key: Expression | None = None  # camunda:in businessKey="..."
     attached_to: str | None = None
     cancel_activity: bool = True
     default_flow: str | None = None
@@ -99,7 +145,9 @@ class ProcessModel:
     task_priority: Expression | None
     documentation: str | None
     activities: dict[str, Activity]
-    start_event: str
+    start_event: str  # the none start event, or the only start event ("" if none can be started by hand)
+    timer_starts: list[str] = field(default_factory=list)
+    message_starts: dict[str, str] = field(default_factory=dict)  # message name -> start event id
     reachable: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def can_reach(self, source: str, target: str) -> bool:
@@ -139,16 +187,6 @@ def _local(element: Any) -> str:
 def _ns(element: Any) -> str | None:
     tag = element.tag
     return etree.QName(tag).namespace if isinstance(tag, str) else None
-
-
-def parse_duration_ms(text: str) -> int:
-    """ISO 8601 duration (``PT5M``, ``P1DT2H``, ``P2W``) in milliseconds (a month = 30 days, a year = 365)."""
-    match = _DURATION.match(text.strip())
-    if not match or text.strip() in ("P", "PT"):
-        raise ValueError(f"Invalid ISO 8601 duration '{text}'")
-    years, months, weeks, days, hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    total_s = ((years * 365 + months * 30 + weeks * 7 + days) * 86400 + hours * 3600 + minutes * 60 + seconds)
-    return int(total_s * 1000)
 
 
 class _Parser:
@@ -210,31 +248,51 @@ class _Parser:
         key = element.get("id")
         if not key:
             self.errors.add("Process has no id", element)
+        self.listeners(element, key)
         activities: dict[str, Activity] = {}
         start = self.scope(element, key or "", activities)
-        ttl = element.get(_C + "historyTimeToLive")
+        starts = [a for a in activities.values() if a.kind == "startEvent" and a.scope_id == (key or "")]
         model = ProcessModel(
             key=key or "",
             name=element.get("name"),
             version_tag=element.get(_C + "versionTag"),
-            history_ttl=int(ttl) if ttl and ttl.isdigit() else None,
+            history_ttl=self.history_ttl(element),
             startable=element.get(_C + "isStartableInTasklist", "true").lower() == "true",
             task_priority=self.expression(element.get(_C + "taskPriority"), element),
             documentation=self.documentation(element),
             activities=activities,
-            start_event=start or "",
+            start_event=start or (starts[0].id if len(starts) == 1 else ""),
+            timer_starts=[a.id for a in starts if a.event == "timer"],
+            message_starts={a.message: a.id for a in starts if a.event == "message" and a.message},
         )
         model.reachable = _reachability(activities)
         return model
+
+    def history_ttl(self, element: Any) -> int | None:
+        """``camunda:historyTimeToLive`` as Camunda reads it: days as a number or ``P<n>D``."""
+        ttl = (element.get(_C + "historyTimeToLive") or "").strip()
+        if not ttl:
+            return None
+        match = _HISTORY_TTL_DAYS.match(ttl)
+        if ttl.isdigit() or match:
+            return int(match.group(1) if match else ttl)
+        self.errors.add(f"Cannot parse historyTimeToLive: '{ttl}' is neither a number of days nor P<n>D", element)
+        return None
 
     def documentation(self, element: Any) -> str | None:
         doc = element.find(_B + "documentation")
         return doc.text if doc is not None else None
 
+    def refuse(self, element: Any, message: str, element_id: str | None = None) -> None:
+        """Report an element the sandbox cannot run; flows and boundary events touching it stay quiet."""
+        self.errors.add(message, element, element_id)
+        self.refused.add(element_id or element.get("id", ""))
+
     def scope(self, element: Any, scope_id: str, activities: dict[str, Activity]) -> str | None:
         """Parse the children of a process or subprocess; returns its none start event id."""
         flows: list[tuple[Any, Flow]] = []
         start: str | None = None
+        is_process = _local(element) == "process"
         for child in element:
             if not isinstance(child.tag, str) or _ns(child) != BPMN_NS:
                 continue
@@ -255,14 +313,23 @@ class _Parser:
                 if activity.id in activities:
                     self.errors.add(f"Duplicate id '{activity.id}'", child)
                 activities[activity.id] = activity
-                if name == "startEvent":
+                if name == "startEvent" and activity.event == "none":
                     if start is not None:
                         self.errors.add("Only one none start event per scope is supported", child)
                     start = activity.id
+                elif name == "startEvent" and not is_process:
+                    self.refuse(child, f"Unsupported element 'startEvent' with a {activity.event} definition "
+                                       "inside a subprocess (only a none start event starts a subprocess)")
+            elif name in ("multiInstanceLoopCharacteristics", "standardLoopCharacteristics") and not is_process:
+                if name == "standardLoopCharacteristics":
+                    self.errors.add("Unsupported element 'standardLoopCharacteristics' (loops): use "
+                                    "multiInstanceLoopCharacteristics", child, scope_id)
+            elif name in OUT_OF_SCOPE:
+                self.refuse(child, f"Unsupported element '{name}': {OUT_OF_SCOPE[name]}")
             elif name not in HARMLESS:
-                self.errors.add(f"Unsupported element '{name}'", child)
-                self.refused.add(child.get("id", ""))
-        if start is None:
+                self.refuse(child, f"Unsupported element '{name}'")
+        if start is None and not (is_process and any(
+                a.kind == "startEvent" and a.scope_id == scope_id for a in activities.values())):
             self.errors.add("A process or subprocess needs a none start event", element)
         for child, flow in flows:
             source, target = activities.get(flow.source), activities.get(flow.target)
@@ -274,12 +341,18 @@ class _Parser:
             source.outgoing.append(flow)
             target.incoming.append(flow)
         for activity in [a for a in activities.values() if a.scope_id == scope_id and a.kind == "boundaryEvent"]:
+            if activity.attached_to in self.refused or activity.id in self.refused:
+                continue  # the host (or the event itself) is already reported
             host = activities.get(activity.attached_to or "")
-            if host is None or host.scope_id != scope_id:
-                self.errors.add(f"Boundary event '{activity.id}' is attached to an unknown activity", None,
+            if host is None:
+                self.errors.add(f"Boundary event '{activity.id}' is attached to '{activity.attached_to}', which is "
+                                "not an activity of this process", None, activity.id)
+                continue
+            if host.scope_id != scope_id:
+                self.errors.add(f"Boundary event '{activity.id}' is not in the same scope as '{host.id}'", None,
                                 activity.id)
                 continue
-            if host.kind not in EXTERNAL_TASKS | {"subProcess", "intermediateThrowEvent", "endEvent"}:
+            if host.kind not in BOUNDARY_HOSTS:
                 self.errors.add(f"Boundary events are not supported on '{host.kind}'", None, activity.id)
             host.boundaries.append(activity.id)
         for activity in activities.values():
@@ -297,27 +370,37 @@ class _Parser:
         activity = Activity(id=activity_id, kind=kind, name=element.get("name"), scope_id=scope_id,
                             documentation=self.documentation(element), default_flow=element.get("default"))
         definitions = [child for child in element if isinstance(child.tag, str) and _local(child) in EVENT_DEFINITIONS]
-        for child in element:
-            if isinstance(child.tag, str) and _ns(child) == BPMN_NS and _local(child) not in EVENT_DEFINITIONS \
-                    and _local(child) not in HARMLESS | {"incoming", "outgoing", "multiInstanceLoopCharacteristics"} \
-                    and kind != "subProcess":
-                self.errors.add(f"Unsupported element '{_local(child)}'", child, activity_id)
-            if isinstance(child.tag, str) and _local(child) in ("multiInstanceLoopCharacteristics",
-                                                                 "standardLoopCharacteristics"):
-                self.errors.add(f"Unsupported element '{_local(child)}'", child, activity_id)
+        if kind != "subProcess":  # a subprocess's children are its scope, parsed by scope()
+            for child in element:
+                name = _local(child)
+                if isinstance(child.tag, str) and _ns(child) == BPMN_NS and name not in EVENT_DEFINITIONS \
+                        and name not in HARMLESS | {"multiInstanceLoopCharacteristics"}:
+                    self.errors.add(f"Unsupported element '{name}' in '{activity_id}'", child, activity_id)
+        loop = element.find(_B + "multiInstanceLoopCharacteristics")
+        if loop is not None:
+            activity.loop = self.multi_instance(loop, activity_id)
         if len(definitions) > 1:
             self.errors.add("Only one event definition per event is supported", element)
         definition = definitions[0] if definitions else None
         definition_name = _local(definition) if definition is not None else None
-        if definition_name in ("signalEventDefinition", "escalationEventDefinition", "conditionalEventDefinition",
-                               "compensateEventDefinition", "linkEventDefinition", "cancelEventDefinition"):
-            self.errors.add(f"Unsupported element '{definition_name}' in '{kind}'", definition, activity_id)
+        if definition_name in ("signalEventDefinition", "escalationEventDefinition", "compensateEventDefinition",
+                               "linkEventDefinition", "cancelEventDefinition"):
+            self.refuse(element, f"Unsupported element '{definition_name}' in '{kind}' (the sandbox runs error, "
+                                 "timer, message, conditional and terminate events)", activity_id)
             return activity
         self.extensions(element, activity)
+        self.listeners(element, activity_id)
 
         if kind == "startEvent":
-            if definition is not None:
-                self.errors.add(f"Unsupported element '{definition_name}' in a start event", definition, activity_id)
+            self.forms(element, activity_id)
+            if definition_name == "timerEventDefinition":
+                activity.event = "timer"
+                activity.timer = self.timer(definition, activity_id)
+            elif definition_name == "messageEventDefinition":
+                activity.event = "message"
+                activity.message = self.message_name(definition, activity_id)
+            elif definition is not None:
+                self.refuse(definition, f"Unsupported element '{definition_name}' in a start event", activity_id)
         elif kind == "endEvent":
             if definition_name == "errorEventDefinition":
                 activity.event = "error"
@@ -328,21 +411,22 @@ class _Parser:
                 activity.event = "message"
                 self.external(element, definition, activity)
             elif definition is not None:
-                self.errors.add(f"Unsupported element '{definition_name}' in an end event", definition, activity_id)
+                self.refuse(definition, f"Unsupported element '{definition_name}' in an end event", activity_id)
         elif kind == "intermediateThrowEvent":
             if definition_name == "messageEventDefinition":
                 activity.event = "message"
                 self.external(element, definition, activity)
             elif definition is not None:
-                self.errors.add(f"Unsupported element '{definition_name}' in '{kind}'", definition, activity_id)
+                self.refuse(definition, f"Unsupported element '{definition_name}' in '{kind}'", activity_id)
         elif kind == "intermediateCatchEvent":
-            if definition_name != "timerEventDefinition":
-                self.errors.add(f"Unsupported element '{kind}' without a timer definition", element)
-            else:
-                activity.event = "timer"
-                activity.timer = self.timer(definition, activity_id)
+            self.catch_event(element, definition, definition_name, activity)
         elif kind in EXTERNAL_TASKS:
             self.external(element, element, activity)
+        elif kind == "receiveTask":
+            activity.event = "message"
+            activity.message = self.message_name(element, activity_id)
+        elif kind == "callActivity":
+            self.call_activity(element, activity)
         elif kind == "boundaryEvent":
             activity.attached_to = element.get("attachedToRef")
             activity.cancel_activity = element.get("cancelActivity", "true").lower() == "true"
@@ -352,37 +436,136 @@ class _Parser:
                 activity.error_code = self.error_codes.get(error_ref) if error_ref else None
                 activity.error_code_variable = definition.get(_C + "errorCodeVariable")
                 activity.error_message_variable = definition.get(_C + "errorMessageVariable")
-            elif definition_name == "timerEventDefinition":
-                activity.event = "timer"
-                activity.timer = self.timer(definition, activity_id)
                 if not activity.cancel_activity:
-                    self.errors.add("Unsupported element 'boundaryEvent' (non-interrupting timer)", element)
+                    self.errors.add("An error boundary event is always interrupting (cancelActivity=\"false\")",
+                                    element)
+            elif definition_name in ("timerEventDefinition", "conditionalEventDefinition", "messageEventDefinition"):
+                self.catch_event(element, definition, definition_name, activity)
+                if activity.timer is not None and activity.timer[0] == "cycle" and activity.cancel_activity:
+                    self.errors.add("An interrupting timer boundary event cannot have a time cycle", element)
             else:
-                self.errors.add(f"Unsupported element '{definition_name or 'boundaryEvent'}' on a boundary event",
-                                definition if definition is not None else element, activity_id)
+                self.refuse(definition if definition is not None else element,
+                            f"Unsupported element '{definition_name or 'boundaryEvent'}' on a boundary event",
+                            activity_id)
         elif kind == "subProcess":
             if element.get("triggeredByEvent", "false").lower() == "true":
-                self.errors.add("Unsupported element 'subProcess' (event subprocess)", element)
+                self.refuse(element, "Unsupported element 'subProcess' (event subprocess)")
                 return activity
             activity.start_event = self.scope(element, activity_id, activities)
         return activity
 
+    def catch_event(self, element: Any, definition: Any, definition_name: str | None, activity: Activity) -> None:
+        """Timer, conditional or message definition of an intermediate catch or boundary event."""
+        if definition_name == "timerEventDefinition":
+            activity.event = "timer"
+            activity.timer = self.timer(definition, activity.id)
+            if activity.timer is not None and activity.timer[0] == "cycle" and activity.kind != "boundaryEvent":
+                self.errors.add("A time cycle is only allowed on start events and non-interrupting boundary "
+                                "events", definition, activity.id)
+        elif definition_name == "conditionalEventDefinition":
+            activity.event = "conditional"
+            condition = definition.find(_B + "condition")
+            if condition is None or not (condition.text or "").strip():
+                self.errors.add("Conditional event must contain an expression for evaluation", definition,
+                                activity.id)
+            elif condition.get("language"):
+                self.refuse(definition, "Script conditions are not supported", activity.id)
+            else:
+                activity.condition = self.expression(condition.text.strip(), condition)
+            activity.condition_variable = definition.get(_C + "variableName")
+        elif definition_name == "messageEventDefinition":
+            activity.event = "message"
+            activity.message = self.message_name(definition, activity.id)
+        else:
+            self.refuse(element, f"Unsupported element '{activity.kind}' without a timer, message or conditional "
+                                 "definition", activity.id)
+
+    def message_name(self, holder: Any, activity_id: str) -> str | None:
+        ref = holder.get("messageRef")
+        for message in self.root.iter(_B + "message"):
+            if ref and message.get("id") == ref and message.get("name"):
+                return str(message.get("name"))
+        self.errors.add(f"Cannot find the message '{ref}' (a bpmn:message with a name) of '{activity_id}'", holder,
+                        activity_id)
+        return None
+
+    def multi_instance(self, loop: Any, activity_id: str) -> MultiInstance:
+        collection_text = loop.get(_C + "collection")
+        collection, collection_variable = None, None
+        if collection_text and ("${" in collection_text or "#{" in collection_text):
+            collection = self.expression(collection_text, loop)
+        elif collection_text:
+            collection_variable = collection_text
+        cardinality = loop.find(_B + "loopCardinality")
+        completion = loop.find(_B + "completionCondition")
+        result = MultiInstance(
+            sequential=loop.get("isSequential", "false").lower() == "true",
+            collection=collection, collection_variable=collection_variable,
+            element_variable=loop.get(_C + "elementVariable"),
+            cardinality=self.expression((cardinality.text or "").strip(), cardinality)
+            if cardinality is not None and (cardinality.text or "").strip() else None,
+            completion=self.expression((completion.text or "").strip(), completion)
+            if completion is not None and (completion.text or "").strip() else None)
+        if result.cardinality is None and not collection_text:
+            self.errors.add("Either loopCardinality or collection must been set", loop, activity_id)
+        return result
+
+    def call_activity(self, element: Any, activity: Activity) -> None:
+        if element.get(_C + "caseRef"):
+            self.refuse(element, "Unsupported element 'callActivity' calling a case (camunda:caseRef): CMMN is not "
+                                 "supported", activity.id)
+            return
+        called = element.get("calledElement")
+        if not called:
+            self.errors.add("Missing attribute 'calledElement'", element, activity.id)
+            return
+        activity.called_element = self.expression(called, element)
+        binding = element.get(_C + "calledElementBinding", "latest")
+        if binding == "version":
+            activity.called_version = self.expression(element.get(_C + "calledElementVersion", ""), element)
+        elif binding != "latest":
+            self.errors.add(f"Unsupported camunda:calledElementBinding '{binding}' (latest and version are "
+                            "supported)", element, activity.id)
+        extensions = element.find(_B + "extensionElements")
+        for name, target in (("in", activity.in_mappings), ("out", activity.out_mappings)):
+            for mapping in extensions.findall(_C + name) if extensions is not None else []:
+                if name == "in" and mapping.get("businessKey") is not None:
+                    activity.business_key = self.expression(mapping.get("businessKey"), mapping)
+                    continue
+                expression = mapping.get("sourceExpression")
+                target.append(Mapping(
+                    all=mapping.get("variables") == "all", source=mapping.get("source"),
+                    expression=self.expression(expression, mapping) if expression else None,
+                    target=mapping.get("target") or mapping.get("source"),
+                    local=mapping.get("local", "false").lower() == "true"))
+
+    def forms(self, element: Any, activity_id: str) -> None:
+        form = element.get(_C + "formKey") or element.get(_C + "formRef") or self.extension(element, "formData")
+        if form is not None:
+            self.refuse(element, "Unsupported start form (camunda:formKey/formRef/formData): the sandbox has no "
+                                 "tasklist; start instances through the REST API with variables", activity_id)
+
+    def listeners(self, element: Any, element_id: str | None) -> None:
+        """Execution and task listeners run Java classes, expressions or scripts inside the engine."""
+        extensions = element.find(_B + "extensionElements")
+        for name in ("executionListener", "taskListener"):
+            listener = extensions.find(_C + name) if extensions is not None else None
+            if listener is not None:
+                self.errors.add(f"Unsupported element '{name}' on '{element_id}': listeners run Java or scripts "
+                                "inside the engine", listener, element_id)
+
     def timer(self, definition: Any, activity_id: str) -> tuple[str, Expression] | None:
-        for name, kind in (("timeDuration", "duration"), ("timeDate", "date")):
+        for name, kind in (("timeDuration", "duration"), ("timeDate", "date"), ("timeCycle", "cycle")):
             child = definition.find(_B + name)
             if child is not None and (child.text or "").strip():
                 expression = self.expression(child.text.strip(), child)
                 if expression is not None and expression.is_literal:
                     try:
-                        if kind == "duration":
-                            parse_duration_ms(expression.source)
-                        else:
-                            parse_date_iso(expression.source)
+                        timers.check(kind, expression.source)
                     except ValueError as exc:
                         self.errors.add(str(exc), child, activity_id)
                 return (kind, expression) if expression is not None else None
-        self.errors.add("Unsupported timer definition (only timeDuration and timeDate are supported)", definition,
-                        activity_id)
+        self.errors.add("Timer needs a timeDuration, timeDate or timeCycle", definition, activity_id)
         return None
 
     def external(self, element: Any, holder: Any, activity: Activity) -> None:
@@ -391,7 +574,12 @@ class _Parser:
         topic = holder.get(_C + "topic") or element.get(_C + "topic")
         if task_type != "external":
             what = activity.kind if holder is element else f"{activity.kind} with a messageEventDefinition"
-            self.errors.add(f"Unsupported element '{what}': only camunda:type=\"external\" is supported", element)
+            java = [name for name in JAVA_ATTRIBUTES if holder.get(_C + name) or element.get(_C + name)]
+            cause = (f"camunda:{java[0]} runs Java inside the engine" if java
+                     else f"camunda:type=\"{task_type}\" is not supported" if task_type
+                     else "no implementation is given")
+            self.refuse(element, f"Unsupported element '{what}': {cause}; only camunda:type=\"external\" with a "
+                                 "camunda:topic is supported", activity.id)
             return
         if not topic:
             self.errors.add("External tasks must specify a 'topic' attribute in the camunda namespace", element)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlite3 import Row
 from typing import Any
 
-from exchanger.sandbox.camunda.variables import TypedValue, format_date, to_dto
+from exchanger.sandbox.camunda.variables import TypedValue, decode, format_date, to_dto
 
 
 def variables_dto(variables: dict[str, TypedValue], deserialize: bool = True) -> dict[str, Any]:
@@ -129,7 +129,7 @@ def historic_process_instance(row: Row) -> dict[str, Any]:
         "startActivityId": row["start_activity_id"],
         "deleteReason": row["delete_reason"],
         "rootProcessInstanceId": row["id"],
-        "superProcessInstanceId": None,
+        "superProcessInstanceId": row["super_proc_inst_id"],
         "superCaseInstanceId": None,
         "caseInstanceId": None,
         "tenantId": row["tenant_id"],
@@ -162,4 +162,55 @@ def historic_activity_instance(row: Row) -> dict[str, Any]:
         "tenantId": row["tenant_id"],
         "removalTime": None,
         "rootProcessInstanceId": row["proc_inst_id"],
+    }
+
+
+def _typed(row: Row, deserialize: bool) -> dict[str, Any]:
+    return to_dto(decode(row["type"], row["value"], row["info"]), deserialize)
+
+
+def historic_variable(row: Row, deserialize: bool = True) -> dict[str, Any]:
+    """``HistoricVariableInstanceDto``."""
+    typed = _typed(row, deserialize)
+    return {
+        "id": row["id"], "name": row["name"], "type": typed["type"], "value": typed["value"],
+        "valueInfo": typed["valueInfo"], "processDefinitionKey": row["definition_key"],
+        "processDefinitionId": row["definition_id"], "processInstanceId": row["proc_inst_id"],
+        "executionId": row["execution_id"], "activityInstanceId": row["act_inst_id"], "caseDefinitionKey": None,
+        "caseDefinitionId": None, "caseInstanceId": None, "caseExecutionId": None, "taskId": None,
+        "tenantId": row["tenant_id"], "errorMessage": None, "state": row["state"],
+        "createTime": format_date(row["create_time"]), "removalTime": format_date(row["removal_time"]),
+        "rootProcessInstanceId": row["proc_inst_id"],
+    }
+
+
+def historic_detail(row: Row, deserialize: bool = True) -> dict[str, Any]:
+    """``HistoricVariableUpdateDto`` (``type`` = ``variableUpdate``)."""
+    typed = _typed(row, deserialize)
+    return {
+        "id": row["id"], "type": "variableUpdate", "processDefinitionKey": row["definition_key"],
+        "processDefinitionId": row["definition_id"], "processInstanceId": row["proc_inst_id"],
+        "activityInstanceId": row["act_inst_id"], "executionId": row["execution_id"], "caseDefinitionKey": None,
+        "caseDefinitionId": None, "caseInstanceId": None, "caseExecutionId": None, "taskId": None,
+        "tenantId": row["tenant_id"], "userOperationId": None, "time": format_date(row["time"]),
+        "removalTime": None, "rootProcessInstanceId": row["proc_inst_id"], "variableName": row["name"],
+        "variableInstanceId": row["var_inst_id"], "variableType": typed["type"], "value": typed["value"],
+        "valueInfo": typed["valueInfo"], "initial": bool(row["initial"]), "revision": row["revision"],
+        "errorMessage": None,
+    }
+
+
+def historic_incident(row: Row) -> dict[str, Any]:
+    """``HistoricIncidentDto``."""
+    return {
+        "id": row["id"], "processDefinitionKey": row["definition_key"], "processDefinitionId": row["definition_id"],
+        "processInstanceId": row["proc_inst_id"], "executionId": row["execution_id"],
+        "rootProcessInstanceId": row["proc_inst_id"], "createTime": format_date(row["incident_timestamp"]),
+        "endTime": format_date(row["end_time"]), "removalTime": None, "incidentType": row["incident_type"],
+        "activityId": row["activity_id"], "failedActivityId": row["activity_id"],
+        "causeIncidentId": row["cause_incident_id"], "rootCauseIncidentId": row["root_cause_incident_id"],
+        "configuration": row["configuration"], "historyConfiguration": None,
+        "incidentMessage": row["incident_message"], "tenantId": row["tenant_id"], "jobDefinitionId": None,
+        "open": row["state"] == "open", "deleted": row["state"] == "deleted", "resolved": row["state"] == "resolved",
+        "annotation": None,
     }

@@ -15,7 +15,7 @@ from sqlite3 import Row
 
 from loguru import logger
 
-from exchanger.sandbox.camunda import bpmn
+from exchanger.sandbox.camunda import bpmn, events, history
 from exchanger.sandbox.camunda.clock import Clock
 from exchanger.sandbox.camunda.errors import (
     BadUserRequestException,
@@ -117,7 +117,8 @@ class Engine:
         """Forget everything (``POST /_admin/reset``)."""
         with self.command() as rt:
             for table in ("deployment", "resource", "definition", "process_instance", "execution", "variable",
-                          "external_task", "incident", "timer", "activity_instance"):
+                          "external_task", "incident", "timer", "activity_instance", "subscription",
+                          "variable_history", "variable_detail", "incident_history"):
                 rt.store.run(f"DELETE FROM {table}")
             self._models.clear()
             self._contexts.clear()
@@ -167,6 +168,7 @@ class Engine:
                     })
                     self._models[definition_id] = model
                     definition_ids.append(definition_id)
+                    rt.arm_start_timers(store.one("SELECT * FROM definition WHERE id = ?", (definition_id,)), model)
             deployment = store.one("SELECT * FROM deployment WHERE id = ?", (deployment_id,))
             marks = ",".join("?" * len(definition_ids))
             definitions = store.all(f"SELECT * FROM definition WHERE id IN ({marks})", definition_ids)
@@ -184,9 +186,11 @@ class Engine:
                 raise ProcessEngineException("Deletion of process definition without cascading failed.")
             for instance_id in instances:
                 rt.cancel_instance(instance_id, "deleted deployment")
+            store.run(f"DELETE FROM timer WHERE execution_id = '' AND definition_id IN ({marks})", definitions)
             if cascade:
-                store.run(f"DELETE FROM activity_instance WHERE definition_id IN ({marks})", definitions)
-                store.run(f"DELETE FROM process_instance WHERE definition_id IN ({marks})", definitions)
+                for table in ("activity_instance", "process_instance", "variable_history", "variable_detail",
+                              "incident_history"):
+                    store.run(f"DELETE FROM {table} WHERE definition_id IN ({marks})", definitions)
             store.run("DELETE FROM definition WHERE deployment_id = ?", (deployment_id,))
             store.run("DELETE FROM resource WHERE deployment_id = ?", (deployment_id,))
             store.run("DELETE FROM deployment WHERE id = ?", (deployment_id,))
@@ -229,6 +233,7 @@ class Engine:
                 rt.remove_local(instance_id, name)
             for name, typed in modifications.items():
                 rt.set_variable(instance_id, name, typed)
+            rt.run()  # conditional events see the change
 
     # ------------------------------------------------------------------------- external tasks
 
@@ -349,17 +354,29 @@ class Engine:
         had_retries = task["retries"] is None or task["retries"] > 0
         if had_retries and retries <= 0:
             incident_id = new_id()
-            rt.store.insert("incident", {
+            incident = {
                 "id": incident_id, "incident_timestamp": rt.now, "incident_type": "failedExternalTask",
                 "incident_message": message, "execution_id": task["execution_id"], "activity_id": task["activity_id"],
                 "proc_inst_id": task["proc_inst_id"], "definition_id": task["definition_id"],
                 "cause_incident_id": incident_id, "root_cause_incident_id": incident_id,
                 "configuration": task["id"], "tenant_id": task["tenant_id"],
-            })
+            }
+            rt.store.insert("incident", incident)
+            history.incident_created(rt, incident)
         elif not had_retries and retries > 0:
-            rt.store.run("DELETE FROM incident WHERE configuration = ? AND incident_type = 'failedExternalTask'",
-                         (task["id"],))
+            where = "configuration = ? AND incident_type = 'failedExternalTask'"
+            history.incidents_ended(rt, where, (task["id"],), "resolved")
+            rt.store.run(f"DELETE FROM incident WHERE {where}", (task["id"],))
         rt.store.run("UPDATE external_task SET retries = ? WHERE id = ?", (retries, task["id"]))
+
+    # -------------------------------------------------------------------------------- messages
+
+    def correlate(self, correlation: events.Correlation) -> list[tuple[str, Row | None, Row]]:
+        """``POST /message``: returns ``(result type, execution row, process instance row)`` per delivery."""
+        with self.command() as rt:
+            results = events.correlate(rt, correlation)
+            return [(kind, execution, rt.store.one("SELECT * FROM process_instance WHERE id = ?", (instance_id,)))
+                    for kind, execution, instance_id in results]
 
     # ---------------------------------------------------------------------------------- timers
 

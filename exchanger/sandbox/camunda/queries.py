@@ -405,3 +405,69 @@ def historic_activity_instances(params: Params) -> Where:
     where.one_of("tenant_id", params.list("tenantIdIn"))
     where.when(params.bool("withoutTenantId"), "tenant_id IS NULL")
     return where
+
+
+HISTORIC_VARIABLE_SORT = {"instanceId": "proc_inst_id", "variableName": "name", "tenantId": "tenant_id"}
+
+
+def historic_variables(params: Params) -> Where:
+    """``/history/variable-instance`` filters (removed variables only with ``includeDeleted``)."""
+    where = Where()
+    where.eq("name", params.str("variableName"))
+    where.like("name", params.str("variableNameLike"))
+    where.one_of("name", params.list("variableNameIn"))
+    where.one_of("type", params.list("variableTypeIn"))
+    where.eq("proc_inst_id", params.str("processInstanceId"))
+    where.one_of("proc_inst_id", params.list("processInstanceIdIn"))
+    where.eq("definition_id", params.str("processDefinitionId"))
+    where.eq("definition_key", params.str("processDefinitionKey"))
+    where.one_of("execution_id", params.list("executionIdIn"))
+    where.one_of("act_inst_id", params.list("activityInstanceIdIn"))
+    where.one_of("tenant_id", params.list("tenantIdIn"))
+    where.when(params.bool("withoutTenantId"), "tenant_id IS NULL")
+    where.when(bool(params.list("taskIdIn")) or bool(params.list("caseInstanceIdIn")), "0")
+    where.when(params.str("caseInstanceId") is not None, "0")
+    where.when(not params.bool("includeDeleted"), "state = 'CREATED'")
+    return where
+
+
+HISTORIC_DETAIL_SORT = {"processInstanceId": "proc_inst_id", "variableName": "name", "variableType": "type",
+                        "variableRevision": "revision", "formPropertyId": "name", "time": "time",
+                        "occurrence": "rowid", "tenantId": "tenant_id"}
+
+
+def historic_details(params: Params) -> Where:
+    """``/history/detail`` filters; every detail here is a ``variableUpdate``."""
+    where = Where()
+    where.eq("proc_inst_id", params.str("processInstanceId"))
+    where.one_of("proc_inst_id", params.list("processInstanceIdIn"))
+    where.eq("execution_id", params.str("executionId"))
+    where.eq("act_inst_id", params.str("activityInstanceId"))
+    where.eq("var_inst_id", params.str("variableInstanceId"))
+    where.one_of("type", params.list("variableTypeIn"))
+    where.one_of("tenant_id", params.list("tenantIdIn"))
+    where.when(params.bool("withoutTenantId"), "tenant_id IS NULL")
+    where.when(params.bool("formFields") or params.str("taskId") is not None
+               or params.str("caseInstanceId") is not None or params.str("userOperationId") is not None, "0")
+    where.when(params.bool("initial"), "initial = 1")
+    before, after = params.date("occurredBefore"), params.date("occurredAfter")
+    where.when(before is not None, "time <= ?", before)
+    where.when(after is not None, "time >= ?", after)
+    return where
+
+
+HISTORIC_INCIDENT_SORT = {"incidentId": "id", "incidentMessage": "incident_message", "createTime": "incident_timestamp",
+                          "endTime": "end_time", "incidentType": "incident_type", "executionId": "execution_id",
+                          "activityId": "activity_id", "processInstanceId": "proc_inst_id",
+                          "processDefinitionId": "definition_id", "processDefinitionKey": "definition_key",
+                          "causeIncidentId": "cause_incident_id", "rootCauseIncidentId": "root_cause_incident_id",
+                          "configuration": "configuration", "tenantId": "tenant_id"}
+
+
+def historic_incidents(params: Params) -> Where:
+    """The runtime incident filters (the history table has the same columns) plus key and state."""
+    where = incidents(params)
+    where.eq("definition_key", params.str("processDefinitionKey"))
+    for state in ("open", "resolved", "deleted"):
+        where.when(params.bool(state), "state = ?", state)
+    return where

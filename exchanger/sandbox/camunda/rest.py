@@ -13,7 +13,7 @@ import binascii
 from collections.abc import Callable
 from typing import Any
 
-from exchanger.sandbox.camunda import dto, fetch, multipart, queries
+from exchanger.sandbox.camunda import dto, events, fetch, multipart, queries
 from exchanger.sandbox.camunda.engine import Engine
 from exchanger.sandbox.camunda.errors import (
     BadUserRequestException,
@@ -170,6 +170,14 @@ class CamundaApp(App):
                            self.list_query(self.activity_instance_rows, _plain(dto.historic_activity_instance)))
             self.add_route(method, f"{ROOT}/history/activity-instance/count",
                            self.count_query(self.activity_instance_rows))
+            for path, rows, to_dto_ in (
+                    ("variable-instance", self.historic_variable_rows, self.deserialized(dto.historic_variable)),
+                    ("detail", self.historic_detail_rows, self.deserialized(dto.historic_detail)),
+                    ("incident", self.historic_incident_rows, _plain(dto.historic_incident))):
+                self.add_route(method, f"{ROOT}/history/{path}", self.list_query(rows, to_dto_))
+                self.add_route(method, f"{ROOT}/history/{path}/count", self.count_query(rows))
+        self._get("/history/variable-instance/{id}", self.get_historic_variable)
+        self._post("/message", self.correlate_message)
         self._get("/history/process-instance/{id}", self.get_history_instance)
         self._get("/history/activity-instance/{id}", self.get_activity_instance)
 
@@ -226,6 +234,75 @@ class CamundaApp(App):
     def activity_instance_rows(self, params: Params, paged: bool) -> list[Any]:
         return self._select("SELECT * FROM activity_instance", queries.historic_activity_instances(params), params,
                             paged, queries.ACTIVITY_INSTANCE_SORT, "rowid")
+
+    def historic_variable_rows(self, params: Params, paged: bool) -> list[Any]:
+        return self._select("SELECT * FROM variable_history", queries.historic_variables(params), params, paged,
+                            queries.HISTORIC_VARIABLE_SORT, "rowid")
+
+    def historic_detail_rows(self, params: Params, paged: bool) -> list[Any]:
+        return self._select("SELECT * FROM variable_detail", queries.historic_details(params), params, paged,
+                            queries.HISTORIC_DETAIL_SORT, "rowid")
+
+    def historic_incident_rows(self, params: Params, paged: bool) -> list[Any]:
+        return self._select("SELECT * FROM incident_history", queries.historic_incidents(params), params, paged,
+                            queries.HISTORIC_INCIDENT_SORT, "rowid")
+
+    def deserialized(self, to_dto_: Callable[[Any, bool], dict[str, Any]]) -> Callable[[Any, Request], dict[str, Any]]:
+        """A history DTO honouring ``deserializeValues`` (default true)."""
+        def build(row: Any, request: Request) -> dict[str, Any]:
+            return to_dto_(row, Params.from_query(request.query).values.get("deserializeValues", "true") != "false")
+        return build
+
+    def get_historic_variable(self, request: Request) -> Response:
+        row = self._one("SELECT * FROM variable_history WHERE id = ?", request.params["id"])
+        if row is None:
+            raise InvalidRequestException(
+                404, f"Historic variable instance with Id '{request.params['id']}' does not exist.")
+        return _ok(self.deserialized(dto.historic_variable)(row, request))
+
+    def correlate_message(self, request: Request) -> Response:
+        body = _body(request)
+        name = body.get("messageName")
+        if not name:
+            raise InvalidRequestException(400, "No message name supplied")
+        try:
+            correlation = events.Correlation(
+                name=str(name), business_key=body.get("businessKey"),
+                process_instance_id=body.get("processInstanceId"), tenant_id=body.get("tenantId"),
+                without_tenant=bool(body.get("withoutTenantId")),
+                correlation_keys=from_dto_map(body.get("correlationKeys")),
+                local_correlation_keys=from_dto_map(body.get("localCorrelationKeys")),
+                variables=from_dto_map(body.get("processVariables")),
+                local_variables=from_dto_map(body.get("processVariablesLocal")), all=bool(body.get("all")))
+        except RestException as exc:
+            raise InvalidRequestException(exc.status, f"Cannot deliver message: {exc.message}", exc) from None
+        try:
+            results = self.engine.correlate(correlation)
+        except CamundaError as exc:
+            raise RestException(400, f"Cannot correlate message '{name}': {exc.message}"
+                                if not exc.message.startswith("Cannot correlate") else exc.message, exc) from None
+        if not body.get("resultEnabled"):
+            return empty_response(204)
+        with_variables = bool(body.get("variablesInResultEnabled"))
+        answer = []
+        for kind, execution, instance in results:
+            item: dict[str, Any] = {
+                "resultType": kind,
+                "execution": None if execution is None else {
+                    "id": execution["id"], "processInstanceId": execution["proc_inst_id"],
+                    "ended": self._one("SELECT id FROM execution WHERE id = ?", execution["id"]) is None,
+                    "tenantId": instance["tenant_id"]},
+                "processInstance": None if kind == "Execution" else self.instance_dto(instance, request)}
+            if with_variables:
+                item["variables"] = dto.variables_dto(self._instance_variables(instance["id"]))
+            answer.append(item)
+        return _ok(answer)
+
+    def _instance_variables(self, instance_id: str) -> dict[str, Any]:
+        try:
+            return self.engine.instance_variables(instance_id)
+        except CamundaError:
+            return {}  # the instance already ended
 
     def _one(self, sql: str, key: str) -> Any:
         with self.engine.reading() as store:

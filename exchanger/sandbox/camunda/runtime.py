@@ -1,8 +1,12 @@
 """The token engine: moves executions through a process model inside one store transaction.
 
 Executions are rows: the process instance (``kind='process'``), an embedded subprocess scope
-(``'subprocess'``) and every waiting token (``'task'`` for an external task, ``'timer'`` for a timer
-catch event, ``'join'`` for a token waiting at a parallel or inclusive join). Each row is also a
+(``'subprocess'``), a multi-instance body and its inner instances (``'mi-body'``, ``'mi-inner'``, see
+:mod:`.multi_instance`) and every waiting token (``'task'`` for an external task, ``'timer'``,
+``'message'`` or ``'conditional'`` for a catch event or receive task, ``'call'`` for a call activity
+waiting on the instance it started (:mod:`.calls`), ``'join'`` for a token waiting at a parallel or
+inclusive join). Messages and conditions are subscriptions (:mod:`.events`), timer arithmetic lives in
+:mod:`.timers`, variable and incident history in :mod:`.history`. Each row is also a
 variable scope, so an external task's input parameters and local variables live on its own
 execution and vanish with it, as in Camunda. Nothing here commits: :class:`~.engine.Engine` wraps
 each command in a transaction, so any exception (an unknown variable in a condition, a gateway
@@ -18,12 +22,13 @@ from dataclasses import dataclass
 from sqlite3 import Row
 from typing import Any
 
-from exchanger.sandbox.camunda.bpmn import Activity, Param, ProcessModel, parse_duration_ms
+from exchanger.sandbox.camunda import calls, events, history, multi_instance, timers
+from exchanger.sandbox.camunda.bpmn import Activity, Param, ProcessModel
 from exchanger.sandbox.camunda.clock import Clock
 from exchanger.sandbox.camunda.errors import ProcessEngineException
 from exchanger.sandbox.camunda.juel import ContextObject, Expression, JuelError, UnknownIdentifier
 from exchanger.sandbox.camunda.store import Store
-from exchanger.sandbox.camunda.variables import NULL, TypedValue, decode, encode, infer, parse_date_iso, to_python
+from exchanger.sandbox.camunda.variables import NULL, TypedValue, decode, encode, infer, to_python
 
 # Activity type names as Camunda writes them into the history.
 _HISTORY_TYPES = {
@@ -35,8 +40,14 @@ _HISTORY_TYPES = {
     ("intermediateThrowEvent", "message"): "intermediateMessageThrowEvent",
     ("intermediateThrowEvent", "none"): "intermediateNoneThrowEvent",
     ("intermediateCatchEvent", "timer"): "intermediateTimer",
+    ("intermediateCatchEvent", "message"): "intermediateMessageCatch",
+    ("intermediateCatchEvent", "conditional"): "intermediateConditional",
+    ("startEvent", "timer"): "startTimerEvent",
+    ("startEvent", "message"): "messageStartEvent",
     ("boundaryEvent", "error"): "boundaryError",
     ("boundaryEvent", "timer"): "boundaryTimer",
+    ("boundaryEvent", "message"): "boundaryMessage",
+    ("boundaryEvent", "conditional"): "boundaryConditional",
 }
 
 
@@ -117,6 +128,7 @@ class Runtime:
         self._agenda: deque[tuple[InstanceContext, str, str]] = deque()  # (context, activity id, scope id)
         self._touched: set[tuple[str, str]] = set()  # (instance id, scope id) that may release inclusive joins
         self.tasks_changed = False  # long polls should look again after the commit
+        self._changes: list[tuple[str, str]] = []  # (execution id, variable name) set since conditions were checked
 
     # ------------------------------------------------------------------------------ lookups
 
@@ -189,6 +201,8 @@ class Runtime:
             "info = excluded.info",
             (execution_id, name, instance_id, type_name, value, info),
         )
+        history.variable_set(self, execution_id, instance_id, name, (type_name, value, info))
+        self._changes.append((execution_id, name))
 
     def set_variable(self, execution_id: str, name: str, typed: TypedValue) -> None:
         """Camunda's ``setVariable``: the innermost scope that already has ``name``, else the instance."""
@@ -200,7 +214,9 @@ class Runtime:
         self.set_local(chain[-1], name, typed)
 
     def remove_local(self, execution_id: str, name: str) -> None:
-        self.store.run("DELETE FROM variable WHERE execution_id = ? AND name = ?", (execution_id, name))
+        if self.store.run("DELETE FROM variable WHERE execution_id = ? AND name = ?", (execution_id, name)):
+            history.variable_removed(self, execution_id, name)
+            self._changes.append((execution_id, name))
 
     # --------------------------------------------------------------------------- expressions
 
@@ -253,7 +269,7 @@ class Runtime:
     # ------------------------------------------------------------------------------- history
 
     def _history_start(self, context: InstanceContext, activity: Activity, act_inst_id: str, scope_id: str,
-                       execution_id: str, ended: bool = False) -> None:
+                       execution_id: str, ended: bool = False, body: bool = False) -> None:
         parent_act_inst = self._act_insts.get(scope_id)
         if parent_act_inst is None:
             scope = self.execution(scope_id)
@@ -261,9 +277,10 @@ class Runtime:
         self.store.insert("activity_instance", {
             "id": act_inst_id,
             "parent_act_inst_id": parent_act_inst,
-            "activity_id": activity.id,
+            "activity_id": f"{activity.id}#multiInstanceBody" if body else activity.id,
             "activity_name": activity.name,
-            "activity_type": _HISTORY_TYPES.get((activity.kind, activity.event), activity.kind),
+            "activity_type": "multiInstanceBody" if body else _HISTORY_TYPES.get((activity.kind, activity.event),
+                                                                                  activity.kind),
             "proc_inst_id": context.id,
             "definition_id": context.definition_id,
             "definition_key": context.definition_key,
@@ -279,13 +296,22 @@ class Runtime:
 
     # ------------------------------------------------------------------------------ commands
 
-    def start_instance(self, definition: Row, variables: dict[str, TypedValue], business_key: str | None) -> str:
+    def start_instance(self, definition: Row, variables: dict[str, TypedValue], business_key: str | None,
+                       start_activity: str | None = None, super_execution: Row | None = None) -> str:
+        """A new instance from ``start_activity`` (the none/only start event by default); queued on the agenda."""
         instance_id = new_id()
         model = self._models(definition["id"])
+        start = start_activity or model.start_event
+        if not start:
+            raise ProcessEngineException(
+                f"Cannot start process instance of '{definition['key']}': the process has no none start event "
+                "(it starts by timer or message)")
         self.store.insert("process_instance", {
             "id": instance_id, "definition_id": definition["id"], "definition_key": definition["key"],
             "business_key": business_key, "tenant_id": definition["tenant_id"], "start_time": self.now,
-            "start_activity_id": model.start_event, "state": "ACTIVE",
+            "start_activity_id": start, "state": "ACTIVE",
+            "super_execution_id": super_execution["id"] if super_execution is not None else None,
+            "super_proc_inst_id": super_execution["proc_inst_id"] if super_execution is not None else None,
         })
         self.store.insert("execution", {"id": instance_id, "proc_inst_id": instance_id, "parent_id": None,
                                         "activity_id": None, "act_inst_id": instance_id, "kind": "process"})
@@ -294,8 +320,9 @@ class Runtime:
         for name, typed in variables.items():
             self.set_local(instance_id, name, typed)
         context = self.context(instance_id)
-        self._agenda.append((context, model.start_event, instance_id))
-        self.run()
+        self._agenda.append((context, start, instance_id))
+        if super_execution is None:
+            self.run()
         return instance_id
 
     def complete_task(self, task: Row, variables: dict[str, TypedValue], local_variables: dict[str, TypedValue],
@@ -306,6 +333,10 @@ class Runtime:
             self.set_variable(execution_id, name, typed)
         for name, typed in local_variables.items():
             self.set_local(execution_id, name, typed)
+        events.dispatch_conditions(self)
+        if self.execution(execution_id) is None:  # an interrupting conditional event took the token
+            self.run()
+            return
         if self._raise_error_definitions(context, task):
             return
         self._delete_task(task["id"])
@@ -350,27 +381,69 @@ class Runtime:
                        "delete_reason = ? WHERE id = ?", (self.now, reason, instance_id))
 
     def fire_timer(self, timer: Row) -> None:
+        """A due timer: a timer start event starts an instance; a boundary or catch event moves on. A cycle
+        is re-armed for its next due time until its repeats run out."""
+        if timer["definition_id"] and not timer["execution_id"]:
+            definition = self.store.one("SELECT * FROM definition WHERE id = ?", (timer["definition_id"],))
+            self._rearm_or_delete(timer)
+            if definition is not None:
+                self.start_instance(definition, {}, None, timer["activity_id"])
+            return
         context = self.context(timer["proc_inst_id"])
         activity = context.model.activities[timer["activity_id"]]
         execution_id = timer["execution_id"]
         if activity.kind == "boundaryEvent":
-            parent = self._parent(execution_id)
-            self._cancel(execution_id)
-            self._agenda.append((context, activity.id, parent or context.id))
+            self.trigger_boundary(context, activity, execution_id)
+            self._rearm_or_delete(timer)
         else:
             self.store.run("DELETE FROM timer WHERE id = ?", (timer["id"],))
             self._leave_wait_state(context, execution_id, activity)
         self.run()
 
+    def _rearm_or_delete(self, timer: Row) -> None:
+        remaining = timer["remaining"]
+        if timer["cycle"] and (remaining is None or remaining > 0):
+            due = timers.parse_cycle(timer["cycle"]).next_due(timer["due"])
+            self.store.run("UPDATE timer SET due = ?, remaining = ? WHERE id = ?",
+                           (due, None if remaining is None else remaining - 1, timer["id"]))
+        else:
+            self.store.run("DELETE FROM timer WHERE id = ?", (timer["id"],))
+
+    def trigger_boundary(self, context: InstanceContext, boundary: Activity, host_execution: str) -> None:
+        """A timer, message or conditional boundary event fires on the host's execution."""
+        parent = self._parent(host_execution) or context.id
+        if boundary.cancel_activity:
+            self._cancel(host_execution)
+            self._touched.add((context.id, parent))
+        self._agenda.append((context, boundary.id, parent))
+
+    def arm_start_timers(self, definition: Row, model: ProcessModel) -> None:
+        """A deployed version's timer start events replace those of the versions before it (as in Camunda)."""
+        self.store.run("DELETE FROM timer WHERE execution_id = '' AND definition_id IN (SELECT id FROM definition "
+                       "WHERE key = ? AND tenant_id IS ? AND id != ?)",
+                       (definition["key"], definition["tenant_id"], definition["id"]))
+        for event_id in model.timer_starts:
+            event = model.activities[event_id]
+            if event.timer is None:
+                continue
+            kind, expression = event.timer
+            text = str(expression.evaluate(_no_variables)).strip()
+            due, cycle, remaining = timers.first_due(kind, text, self.now)
+            self.store.insert("timer", {"id": new_id(), "execution_id": "", "proc_inst_id": "",
+                                        "activity_id": event_id, "due": due, "definition_id": definition["id"],
+                                        "cycle": cycle, "remaining": remaining})
+
     # ----------------------------------------------------------------------------- execution
 
     def run(self) -> None:
         """Work the agenda until every token waits or has ended, then release inclusive joins."""
-        while self._agenda or self._touched:
+        while self._agenda or self._touched or self._changes:
             while self._agenda:
                 context, activity_id, scope_id = self._agenda.popleft()
                 self._enter(context, context.model.activities[activity_id], scope_id)
-            if self._touched:
+            if self._changes:
+                events.dispatch_conditions(self)
+            elif self._touched:
                 instance_id, scope_id = self._touched.pop()
                 self._release_inclusive_joins(self.context(instance_id), scope_id)
 
@@ -384,28 +457,36 @@ class Runtime:
         return execution_id
 
     def _enter(self, context: InstanceContext, activity: Activity, scope_id: str) -> None:
+        if activity.loop is not None and not multi_instance.is_inner(self, activity, scope_id):
+            multi_instance.enter(self, context, activity, scope_id)
+            return
         act_inst_id = f"{activity.id}:{new_id()}"
         kind = activity.kind
-        if activity.external:
-            execution_id = self._new_execution(context, scope_id, activity, act_inst_id, "task")
+        if activity.external or kind in ("subProcess", "callActivity", "receiveTask"):
+            execution_kind = {"subProcess": "subprocess", "callActivity": "call", "receiveTask": "message"}
+            execution_id = self._new_execution(context, scope_id, activity, act_inst_id,
+                                               execution_kind.get(kind, "task"))
             self._history_start(context, activity, act_inst_id, scope_id, execution_id)
             for name, param in activity.inputs:
                 self.set_local(execution_id, name, self._param(context, param, scope_id))
-            self._create_task(context, activity, execution_id, act_inst_id)
-            self._arm_boundary_timers(context, activity, execution_id)
-            return
-        if kind == "subProcess":
-            execution_id = self._new_execution(context, scope_id, activity, act_inst_id, "subprocess")
-            self._history_start(context, activity, act_inst_id, scope_id, execution_id)
-            for name, param in activity.inputs:
-                self.set_local(execution_id, name, self._param(context, param, scope_id))
-            self._arm_boundary_timers(context, activity, execution_id)
-            self._agenda.append((context, activity.start_event or "", execution_id))
+            if activity.loop is None:
+                self.arm_boundaries(context, activity, execution_id)
+            if activity.external:
+                self._create_task(context, activity, execution_id, act_inst_id)
+            elif kind == "subProcess":
+                self._agenda.append((context, activity.start_event or "", execution_id))
+            elif kind == "callActivity":
+                calls.call(self, context, activity, execution_id)
+            else:
+                events.subscribe(self, context, activity, execution_id)
             return
         if kind == "intermediateCatchEvent":
-            execution_id = self._new_execution(context, scope_id, activity, act_inst_id, "timer")
+            execution_id = self._new_execution(context, scope_id, activity, act_inst_id, activity.event)
             self._history_start(context, activity, act_inst_id, scope_id, execution_id)
-            self._arm_timer(context, activity, execution_id, execution_id)
+            if activity.event == "timer":
+                self._arm_timer(context, activity, execution_id, execution_id)
+            else:
+                events.subscribe(self, context, activity, execution_id)
             return
         if kind in ("parallelGateway", "inclusiveGateway") and len(activity.incoming) > 1:
             execution_id = self._new_execution(context, scope_id, activity, act_inst_id, "join")
@@ -438,6 +519,9 @@ class Runtime:
 
     def _leave(self, context: InstanceContext, activity: Activity, scope_id: str) -> None:
         """Take the outgoing flows: unconditional ones and true conditions, else the default flow."""
+        if activity.loop is not None and multi_instance.is_inner(self, activity, scope_id):
+            multi_instance.inner_done(self, context, activity, scope_id)
+            return
         if activity.kind == "parallelGateway":
             self._take(context, activity.outgoing, scope_id)
             return
@@ -536,9 +620,12 @@ class Runtime:
         if scope is None:
             return
         if scope["kind"] == "process":
+            outputs = calls.outputs(self, context)
             self._remove_execution(scope_id)
             self.store.run("UPDATE process_instance SET state = 'COMPLETED', end_time = ?, end_activity_id = ? "
                            "WHERE id = ?", (self.now, end_activity, context.id))
+            if outputs is not None:
+                calls.returned(self, *outputs)
             return
         subprocess = context.model.activities[scope["activity_id"]]
         parent = scope["parent_id"]
@@ -553,8 +640,17 @@ class Runtime:
     def _throw_error(self, context: InstanceContext, execution_id: str, code: str, message: str | None) -> bool:
         """Find a catching boundary event walking up the scopes; True if one took the token."""
         current = self.execution(execution_id)
-        while current is not None and current["kind"] != "process":
+        while current is not None:
+            if current["kind"] == "process":
+                caller = calls.caller(self, current["id"])
+                if caller is None:
+                    return False
+                context, current = caller
+                continue
             activity = context.model.activities[current["activity_id"]]
+            if activity.loop is not None and current["kind"] != "mi-body":
+                current = self.execution(current["parent_id"]) if current["parent_id"] else None
+                continue  # a multi-instance activity's boundary events belong to its body
             boundary = self._matching_boundary(context, activity, code)
             if boundary is not None:
                 parent = current["parent_id"]
@@ -603,11 +699,14 @@ class Runtime:
         })
         self.tasks_changed = True
 
-    def _arm_boundary_timers(self, context: InstanceContext, activity: Activity, execution_id: str) -> None:
+    def arm_boundaries(self, context: InstanceContext, activity: Activity, execution_id: str) -> None:
+        """Timer, message and conditional boundary events start waiting with their host."""
         for boundary_id in activity.boundaries:
             boundary = context.model.activities[boundary_id]
             if boundary.event == "timer":
                 self._arm_timer(context, boundary, execution_id, execution_id)
+            elif boundary.event in ("message", "conditional"):
+                events.subscribe(self, context, boundary, execution_id)
 
     def _arm_timer(self, context: InstanceContext, event: Activity, execution_id: str, scope_id: str) -> None:
         if event.timer is None:
@@ -615,16 +714,17 @@ class Runtime:
         kind, expression = event.timer
         text = str(self.evaluate(context, expression, scope_id)).strip()
         try:
-            due = self.now + parse_duration_ms(text) if kind == "duration" else parse_date_iso(text)
+            due, cycle, remaining = timers.first_due(kind, text, self.now)
         except ValueError as exc:
             raise ProcessEngineException(f"Invalid timer value '{text}' on '{event.id}': {exc}") from None
         self.store.insert("timer", {"id": new_id(), "execution_id": execution_id, "proc_inst_id": context.id,
-                                    "activity_id": event.id, "due": due})
+                                    "activity_id": event.id, "due": due, "cycle": cycle, "remaining": remaining})
 
     def _delete_task(self, task_id: str) -> None:
         self.store.run("DELETE FROM external_task WHERE id = ?", (task_id,))
-        self.store.run("DELETE FROM incident WHERE configuration = ? AND incident_type = 'failedExternalTask'",
-                       (task_id,))
+        where = "configuration = ? AND incident_type = 'failedExternalTask'"
+        history.incidents_ended(self, where, (task_id,), "deleted")
+        self.store.run(f"DELETE FROM incident WHERE {where}", (task_id,))
 
     def _remove_execution(self, execution_id: str) -> None:
         """Delete one execution with its variables, tasks, incidents and timers (no children)."""
@@ -632,7 +732,9 @@ class Runtime:
             self._delete_task(row[0])
             self.tasks_changed = True
         self.store.run("DELETE FROM timer WHERE execution_id = ?", (execution_id,))
+        self.store.run("DELETE FROM subscription WHERE execution_id = ?", (execution_id,))
         self.store.run("DELETE FROM variable WHERE execution_id = ?", (execution_id,))
+        history.incidents_ended(self, "execution_id = ?", (execution_id,), "deleted")
         self.store.run("DELETE FROM incident WHERE execution_id = ?", (execution_id,))
         self.store.run("DELETE FROM execution WHERE id = ?", (execution_id,))
 
@@ -641,6 +743,13 @@ class Runtime:
         for child in self.store.all("SELECT id FROM execution WHERE parent_id = ?", (execution_id,)):
             self._cancel(child[0])
         row = self.execution(execution_id)
+        if row is not None and row["kind"] == "call":
+            calls.cancel_called(self, execution_id)
         self._remove_execution(execution_id)
-        if row is not None and row["kind"] != "process":
+        if row is not None and row["kind"] not in ("process", "mi-inner"):  # an inner instance shares its body's
             self._history_end(row["act_inst_id"], canceled=not completed)
+
+
+def _no_variables(name: str) -> Any:
+    """Resolver for expressions evaluated outside any instance (a timer start event's value)."""
+    raise KeyError(name)

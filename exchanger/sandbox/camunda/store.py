@@ -72,7 +72,41 @@ CREATE TABLE IF NOT EXISTS activity_instance (
     canceled INTEGER NOT NULL DEFAULT 0, complete_scope INTEGER NOT NULL DEFAULT 0, tenant_id TEXT
 );
 CREATE INDEX IF NOT EXISTS activity_instance_instance ON activity_instance (proc_inst_id);
+CREATE TABLE IF NOT EXISTS subscription (
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT, execution_id TEXT NOT NULL, proc_inst_id TEXT NOT NULL,
+    activity_id TEXT NOT NULL, created INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS subscription_name ON subscription (kind, name);
+CREATE INDEX IF NOT EXISTS subscription_instance ON subscription (proc_inst_id);
+CREATE INDEX IF NOT EXISTS subscription_execution ON subscription (execution_id);
+CREATE TABLE IF NOT EXISTS variable_history (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, execution_id TEXT NOT NULL, proc_inst_id TEXT NOT NULL,
+    act_inst_id TEXT, definition_id TEXT, definition_key TEXT, tenant_id TEXT, type TEXT NOT NULL,
+    value TEXT NOT NULL, info TEXT NOT NULL, state TEXT NOT NULL, create_time INTEGER NOT NULL,
+    removal_time INTEGER, revision INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS variable_history_instance ON variable_history (proc_inst_id);
+CREATE INDEX IF NOT EXISTS variable_history_execution ON variable_history (execution_id, name);
+CREATE TABLE IF NOT EXISTS variable_detail (
+    id TEXT PRIMARY KEY, var_inst_id TEXT NOT NULL, name TEXT NOT NULL, execution_id TEXT NOT NULL,
+    proc_inst_id TEXT NOT NULL, act_inst_id TEXT, definition_id TEXT, definition_key TEXT, tenant_id TEXT,
+    type TEXT NOT NULL, value TEXT NOT NULL, info TEXT NOT NULL, time INTEGER NOT NULL, revision INTEGER NOT NULL,
+    initial INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS variable_detail_instance ON variable_detail (proc_inst_id);
+CREATE TABLE IF NOT EXISTS incident_history (
+    id TEXT PRIMARY KEY, incident_timestamp INTEGER NOT NULL, end_time INTEGER, incident_type TEXT NOT NULL,
+    incident_message TEXT, execution_id TEXT, activity_id TEXT, proc_inst_id TEXT, definition_id TEXT,
+    definition_key TEXT, cause_incident_id TEXT, root_cause_incident_id TEXT, configuration TEXT, tenant_id TEXT,
+    state TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incident_history_instance ON incident_history (proc_inst_id);
 """
+# Columns added after the first release: a database file written by an older sandbox gains them on open.
+ADDED_COLUMNS = {
+    "timer": {"definition_id": "TEXT", "cycle": "TEXT", "remaining": "INTEGER"},
+    "process_instance": {"super_execution_id": "TEXT", "super_proc_inst_id": "TEXT"},
+}
 
 
 class Store:
@@ -86,6 +120,11 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        for table, columns in ADDED_COLUMNS.items():
+            present = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            for column, sql_type in columns.items():
+                if column not in present:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
         self._depth = 0
 
     @contextmanager
