@@ -1,32 +1,93 @@
 #!/usr/bin/env bash
-# Install Exchanger's systemd units for the given environments (default: prod dev), create their
-# RabbitMQ virtual hosts, and enable the services. Run as root from a checkout:
-#   services-management/install.sh [--user exchanger] [prod] [dev]
+# Install Exchanger's systemd units for the given environments (default: prod dev), run by a dedicated
+# system user, create their RabbitMQ virtual hosts, and enable the services. Run as root from a checkout:
+#   services-management/install.sh [--user exchanger] [--no-start] [prod] [dev]
+# Idempotent: a second run changes nothing. Never runs the services as root.
+# EXCHANGER_SYSROOT (tests) puts /etc under another folder and skips the root check.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-SERVICE_USER="${SUDO_USER:-root}"
-if [ "${1:-}" = "--user" ]; then SERVICE_USER="$2"; shift 2; fi
-ENVIRONMENTS=("${@:-prod dev}")
-# shellcheck disable=SC2206
-ENVIRONMENTS=(${ENVIRONMENTS[*]})
-
-[ "$(id -u)" -eq 0 ] || { echo "install.sh: run as root (it writes /etc/systemd/system)"; exit 1; }
-make -C "$ROOT" venv
-
-for unit in exchanger-worker@.service exchanger-creator@.service; do
-  sed -e "s#@ROOT@#$ROOT#g" -e "s#@USER@#$SERVICE_USER#g" "$ROOT/services-management/$unit" > "/etc/systemd/system/$unit"
+SYSROOT="${EXCHANGER_SYSROOT:-}"
+UNIT_DIR="$SYSROOT/etc/systemd/system"
+CONF_DIR="$SYSROOT/etc/exchanger"
+SERVICE_USER=exchanger
+START=yes
+ENVIRONMENTS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --user) SERVICE_USER="$2"; shift 2 ;;
+    --no-start) START=no; shift ;;
+    prod|dev) ENVIRONMENTS+=("$1"); shift ;;
+    *) echo "install.sh: unknown argument $1 (usage: install.sh [--user NAME] [--no-start] [prod] [dev])"; exit 2 ;;
+  esac
 done
-mkdir -p /etc/exchanger && chmod 700 /etc/exchanger
-systemctl daemon-reload
+[ ${#ENVIRONMENTS[@]} -gt 0 ] || ENVIRONMENTS=(prod dev)
 
+[ -n "$SYSROOT" ] || [ "$(id -u)" -eq 0 ] || { echo "install.sh: run as root (it writes /etc/systemd/system)"; exit 1; }
+if [ "$SERVICE_USER" = root ]; then
+  echo "install.sh: the services do not run as root; use the default dedicated user or --user NAME"; exit 2
+fi
 for env in "${ENVIRONMENTS[@]}"; do
   [ -f "$ROOT/.env.$env" ] || { echo "install.sh: $ROOT/.env.$env is missing"; exit 1; }
+done
+
+# the dedicated user: no login, no home, its own group
+if ! getent passwd "$SERVICE_USER" >/dev/null; then
+  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$SERVICE_USER"
+  echo "created system user $SERVICE_USER"
+fi
+SERVICE_GROUP="$(id -gn "$SERVICE_USER" 2>/dev/null || echo "$SERVICE_USER")"
+
+make -C "$ROOT" venv >/dev/null
+
+# what the service may write: logs, the instance lock, camunda-sync's state; the env files it may read
+for dir in logs run state; do
+  mkdir -p "$ROOT/$dir"
+  chown -R "$SERVICE_USER:$SERVICE_GROUP" "$ROOT/$dir"
+  chmod 750 "$ROOT/$dir"
+done
+for env in "${ENVIRONMENTS[@]}"; do
+  chown "root:$SERVICE_GROUP" "$ROOT/.env.$env"
+  chmod 640 "$ROOT/.env.$env"
+done
+
+case "$ROOT/" in
+  /home/*|/root/*|/run/user/*) PROTECT_HOME=read-only ;;
+  *) PROTECT_HOME=yes ;;
+esac
+
+mkdir -p "$UNIT_DIR"
+changed=no
+for daemon in worker creator sync; do
+  unit="exchanger-$daemon@.service"
+  rendered="$(sed -e "s#@ROOT@#$ROOT#g" -e "s#@USER@#$SERVICE_USER#g" -e "s#@GROUP@#$SERVICE_GROUP#g" \
+                  -e "s#@PROTECT_HOME@#$PROTECT_HOME#g" "$ROOT/services-management/$unit")"
+  if [ ! -f "$UNIT_DIR/$unit" ] || [ "$(cat "$UNIT_DIR/$unit")" != "$rendered" ]; then
+    printf '%s\n' "$rendered" > "$UNIT_DIR/$unit"
+    chmod 644 "$UNIT_DIR/$unit"
+    changed=yes
+  fi
+done
+[ "$changed" = no ] || [ -n "$SYSROOT" ] || systemctl daemon-reload
+
+mkdir -p "$CONF_DIR"
+chmod 700 "$CONF_DIR"
+
+daemons=(worker creator)
+[ -x "$ROOT/.venv/bin/exchanger-sync" ] && daemons+=(sync)  # camunda-sync only once it is built
+
+for env in "${ENVIRONMENTS[@]}"; do
   vhost=$(grep -E '^RABBITMQ_VIRTUAL_HOST=' "$ROOT/.env.$env" | cut -d= -f2- || true)
   if [ -n "$vhost" ] && command -v rabbitmqctl >/dev/null; then
-    rabbitmqctl -q add_vhost "$vhost" 2>/dev/null || true
+    rabbitmqctl -q list_vhosts 2>/dev/null | grep -qx "$vhost" || rabbitmqctl -q add_vhost "$vhost"
     rabbitmqctl -q set_permissions -p "$vhost" "${RABBITMQ_USERNAME:-guest}" '.*' '.*' '.*'
   fi
-  touch "/etc/exchanger/$env.env" && chmod 600 "/etc/exchanger/$env.env"
-  systemctl enable --now "exchanger-worker@$env" "exchanger-creator@$env"
-  echo "installed $env: systemctl status exchanger-worker@$env exchanger-creator@$env"
+  [ -f "$CONF_DIR/$env.env" ] || install -m 600 /dev/null "$CONF_DIR/$env.env"
+  units=()
+  for daemon in "${daemons[@]}"; do units+=("exchanger-$daemon@$env"); done
+  if [ "$START" = yes ]; then
+    systemctl enable --now "${units[@]}"
+  else
+    systemctl enable "${units[@]}"
+  fi
+  echo "installed $env: ${units[*]} as $SERVICE_USER (services-management/exchangerctl status)"
 done

@@ -1,0 +1,169 @@
+"""services-management: the units verify, the installer's substitutions and idempotence on a temp root,
+uninstall keeps logs and state, exchangerctl status summarises every unit.
+
+The installer runs against ``EXCHANGER_SYSROOT`` (its /etc) with stand-ins for the commands that would
+change this machine (systemctl, useradd, chown, rabbitmqctl, make): they record their arguments.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[2]
+DAEMONS = ("worker", "creator", "sync")
+USER = "exchanger-test-svc"
+
+SHIM = """#!/usr/bin/env bash
+echo "$(basename "$0") $*" >> "{log}"
+case "$(basename "$0")" in
+  useradd) echo "${{@: -1}}" >> "{users}" ;;
+  getent) grep -qx "${{@: -1}}" "{users}" 2>/dev/null; exit $? ;;
+  systemctl)
+    if [ "$1" = show ]; then
+      unit="${{@: -1}}"; prop="$3"
+      case "$unit:$prop" in
+        exchanger-sync@*:LoadState) echo not-found ;;
+        *:LoadState) echo loaded ;;
+        exchanger-creator@dev.service:ActiveState) echo failed ;;
+        *:ActiveState) echo active ;;
+        *:NRestarts) echo 2 ;;
+      esac
+    fi ;;
+esac
+exit 0
+"""
+
+
+class Installation:
+    def __init__(self, tmp_path: Path) -> None:
+        self.root = tmp_path / "opt" / "exchanger"
+        self.sysroot = tmp_path / "sys"
+        self.bin = tmp_path / "bin"
+        self.log = tmp_path / "calls.log"
+        shutil.copytree(PROJECT / "services-management", self.root / "services-management")
+        for env, port in (("prod", 9101), ("dev", 9111)):
+            (self.root / f".env.{env}").write_text(f"RABBITMQ_VIRTUAL_HOST=exchanger-{env}\n"
+                                                   f"WORKER_HEALTH_PORT={port}\n")
+        venv = self.root / ".venv" / "bin"
+        venv.mkdir(parents=True)
+        for daemon in DAEMONS:
+            script = venv / f"exchanger-{daemon}"
+            script.write_text("#!/bin/sh\nexit 0\n")
+            script.chmod(0o755)
+        self.bin.mkdir()
+        for command in ("systemctl", "useradd", "userdel", "getent", "chown", "make", "rabbitmqctl", "curl",
+                        "journalctl"):
+            shim = self.bin / command
+            shim.write_text(SHIM.format(log=self.log, users=tmp_path / "users"))
+            shim.chmod(0o755)
+
+    def run(self, script: str, *args: str, expect: int = 0) -> subprocess.CompletedProcess:
+        env = {"PATH": f"{self.bin}:{os.environ['PATH']}", "EXCHANGER_SYSROOT": str(self.sysroot)}
+        result = subprocess.run(["bash", str(self.root / "services-management" / script), *args],
+                                capture_output=True, text=True, env=env, timeout=60)
+        assert result.returncode == expect, result.stdout + result.stderr
+        return result
+
+    def calls(self) -> list[str]:
+        return self.log.read_text().splitlines() if self.log.exists() else []
+
+    def snapshot(self) -> dict[str, tuple[bytes, int]]:
+        return {str(p.relative_to(self.sysroot)): (p.read_bytes() if p.is_file() else b"",
+                                                   stat.S_IMODE(p.stat().st_mode))
+                for p in sorted(self.sysroot.rglob("*"))}
+
+    def unit(self, daemon: str) -> Path:
+        return self.sysroot / "etc" / "systemd" / "system" / f"exchanger-{daemon}@.service"
+
+
+@pytest.fixture
+def installation(tmp_path: Path) -> Installation:
+    return Installation(tmp_path)
+
+
+def test_install_fills_the_placeholders_creates_the_user_and_is_idempotent(installation: Installation) -> None:
+    installation.run("install.sh", "--user", USER, "prod", "dev")
+    for daemon in DAEMONS:
+        text = installation.unit(daemon).read_text()
+        assert not re.search(r"@[A-Z_]+@", text), text
+        assert f"User={USER}" in text and f"Group={USER}" in text
+        assert f"ExecStart={installation.root}/.venv/bin/exchanger-{daemon}" in text
+        assert f"ReadWritePaths=-{installation.root}/logs -{installation.root}/run -{installation.root}/state" in text
+        assert "ProtectHome=yes" in text and "RestartPreventExitStatus=2" in text
+    conf = installation.sysroot / "etc" / "exchanger"
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o700
+    assert stat.S_IMODE((conf / "prod.env").stat().st_mode) == 0o600
+    calls = installation.calls()
+    assert sum(c.startswith("useradd --system") for c in calls) == 1
+    assert f"chown -R {USER}:{USER} {installation.root}/logs" in calls
+    assert "systemctl enable --now exchanger-worker@dev exchanger-creator@dev exchanger-sync@dev" in calls
+    assert stat.S_IMODE((installation.root / ".env.dev").stat().st_mode) == 0o640
+
+    before = installation.snapshot()
+    installation.log.unlink()
+    installation.run("install.sh", "--user", USER, "prod", "dev")
+    assert installation.snapshot() == before  # nothing changed
+    assert not any(c.startswith("useradd") for c in installation.calls())
+
+
+def test_install_never_runs_the_services_as_root(installation: Installation) -> None:
+    result = installation.run("install.sh", "--user", "root", "dev", expect=2)
+    assert "do not run as root" in result.stdout
+    installation.run("install.sh", "dev")  # no SUDO_USER, no --user: the dedicated user
+    assert "User=exchanger\n" in installation.unit("worker").read_text()
+    assert "useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin " \
+           "exchanger" in installation.calls()
+
+
+def test_camunda_sync_is_enabled_only_once_it_is_built(installation: Installation) -> None:
+    (installation.root / ".venv" / "bin" / "exchanger-sync").unlink()
+    installation.run("install.sh", "--user", USER, "dev")
+    assert "systemctl enable --now exchanger-worker@dev exchanger-creator@dev" in installation.calls()
+
+
+def test_uninstall_keeps_logs_and_state_unless_purged(installation: Installation) -> None:
+    installation.run("install.sh", "--user", USER, "prod")
+    (installation.root / "logs" / "prod").mkdir(parents=True)
+    installation.run("uninstall.sh", "--user", USER)
+    assert not installation.unit("worker").exists()
+    assert (installation.root / "logs" / "prod").is_dir() and (installation.sysroot / "etc" / "exchanger").is_dir()
+    installation.run("uninstall.sh", "--user", USER)  # again: nothing to do, no error
+    installation.run("uninstall.sh", "--purge", "--user", USER)
+    assert not (installation.root / "logs").exists() and not (installation.sysroot / "etc" / "exchanger").exists()
+
+
+def test_exchangerctl_status_summarises_every_unit(installation: Installation) -> None:
+    result = installation.run("exchangerctl", "status", expect=2)
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
+    assert set(lines) == {f"exchanger-{d}@{e}.service" for d in DAEMONS for e in ("prod", "dev")}
+    assert "failed" in lines["exchanger-creator@dev.service"]
+    assert "active     2" in lines["exchanger-worker@prod.service"]
+    assert "missing" in lines["exchanger-sync@prod.service"]
+    assert installation.run("exchangerctl", "status", "prod", "worker").stdout.count("active") == 1
+    assert "unknown action" in installation.run("exchangerctl", "reboot", expect=2).stdout
+    installation.run("exchangerctl", "restart", "dev")
+    assert "systemctl restart exchanger-worker@dev.service exchanger-creator@dev.service" in installation.calls()
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed "
+                    "(.ci/run installs the systemd package)")
+def test_the_units_pass_systemd_analyze_verify(installation: Installation, tmp_path: Path) -> None:
+    installation.run("install.sh", "--user", "nobody", "dev")
+    for daemon in DAEMONS:
+        instance = tmp_path / f"exchanger-{daemon}@dev.service"
+        shutil.copy(installation.unit(daemon), instance)
+        result = subprocess.run(["systemd-analyze", "verify", str(instance)], capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        security = subprocess.run(["systemd-analyze", "security", "--offline=true", str(instance)],
+                                  capture_output=True, text=True, timeout=60)
+        exposure = float(security.stdout.split("Overall exposure level for")[1].split(":")[1].split()[0])
+        print(f"exchanger-{daemon}@dev exposure {exposure}")
+        assert exposure < 3.0, security.stdout
