@@ -1,9 +1,9 @@
 """What is in the broker, for operators: queue depths and consumers, and a peek at messages.
 
-Listing every queue of a vhost (the delay queues ``exchanger.delay.<ms>`` have names nobody can know in
-advance) needs the management API (``RABBITMQ_MANAGEMENT_URL``) or a local ``rabbitmqctl``; without
-either, the known queues of the topology are looked up with passive declares and the listing says it is
-incomplete.
+Queues are listed by the management API (``RABBITMQ_MANAGEMENT_URL``), else a local ``rabbitmqctl``,
+else passive declares of every queue the topology can have: the consumable queues, the parking lot and
+the delay queues of each step of the delay ladder. Only the latter misses queues of other names (the
+per-millisecond delay queues of installations before the ladder), and says so.
 
 A peek takes messages with ``basic.get`` without acking, keeps all of them until it has what it wants,
 and gives them back by closing its channel. Closing returns messages to where they were (a classic queue
@@ -27,7 +27,7 @@ from urllib.parse import quote
 from pika.exceptions import ChannelClosedByBroker
 
 from exchanger.amqp.connection import connect
-from exchanger.amqp.topology import Topology
+from exchanger.amqp.topology import DELAY_LADDER_S, Topology
 from exchanger.settings import RabbitMQSettings
 
 RABBITMQCTL_TIMEOUT_S = 30.0  # rabbitmqctl starts an Erlang VM: slow, but bounded
@@ -91,9 +91,10 @@ class Peeked:
 
 
 def known_queues(topology: Topology) -> list[str]:
-    """Every queue the topology declares (delay queues excluded: they appear on first use)."""
-    s = topology.settings
-    return [*topology.consumable_queues, "default.queue", s.parking_queue]
+    """Every queue the topology may declare, the delay queues of the whole ladder included."""
+    delays = [topology.delay_queue(step) for step in DELAY_LADDER_S]
+    return list(dict.fromkeys([*topology.consumable_queues, "default.queue", topology.settings.parking_queue,
+                               *delays]))
 
 
 def list_queues(rabbit: RabbitMQSettings, topology: Topology, *, use_rabbitmqctl: bool = True) -> Listing:
@@ -104,8 +105,10 @@ def list_queues(rabbit: RabbitMQSettings, topology: Topology, *, use_rabbitmqctl
         queues = _from_rabbitmqctl(rabbit.virtual_host)
         if queues is not None:
             return Listing(queues, "rabbitmqctl", complete=True)
-    return Listing(passive(rabbit, known_queues(topology)), "passive", complete=False,
-                   note="delay queues not visible: set RABBITMQ_MANAGEMENT_URL (management plugin)")
+    found = passive(rabbit, known_queues(topology))
+    delays = {topology.delay_queue(step) for step in DELAY_LADDER_S}
+    return Listing([q for q in found if q.exists or q.name not in delays], "passive", complete=True,
+                   note="queues outside the topology are not listed (RABBITMQ_MANAGEMENT_URL shows all)")
 
 
 def passive(rabbit: RabbitMQSettings, names: list[str]) -> list[QueueInfo]:

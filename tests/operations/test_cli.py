@@ -13,7 +13,7 @@ from ops_sandbox import EXCHANGER, WORKER_ID, Sandbox
 from prometheus_client import CollectorRegistry
 
 from exchanger.amqp.connection import connect
-from exchanger.amqp.inspect import peek
+from exchanger.amqp.inspect import list_queues, peek
 from exchanger.contracts import ExternalItem, ParkedRecord, ResponseMessage, ResponseStatus, SentRecord, TaskMessage
 from exchanger.health import HealthServer
 
@@ -239,6 +239,16 @@ def test_queues_list_and_a_peek_that_leaves_the_order_alone(cli, queues: Queues)
     assert [row["task_id"] for row in peeked] == ["task-0", "task-1"]
     assert peeked[0]["age_s"] is not None and peeked[0]["age_s"] < 60
     assert [json.loads(body)["n"] for body in queues.drain("python.queue")] == [0, 1, 2, 3]  # same order, all there
+
+
+def test_without_management_api_or_rabbitmqctl_passive_declares_still_see_the_delay_queues(
+        queues: Queues, rabbit_settings, topology) -> None:
+    queues.publisher.publish_delayed("python.queue", 45_000, b"{}", correlation_id="later")
+    listing = list_queues(rabbit_settings, topology, use_rabbitmqctl=False)
+    found = listing.by_name()
+    assert listing.source == "passive" and listing.complete
+    assert found["exchanger.delay.45s"].ready == 1 and found["python.queue"].ready == 0
+    assert "exchanger.delay.1s" not in found  # steps nobody used are not listed
 
 
 def test_a_peek_of_a_quorum_queue_keeps_its_order(queues: Queues, rabbit_settings) -> None:
