@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from exchanger.cli.context import EXIT_RED, EXIT_WARN, Cli, Context, UsageError
 
-GROUPS = ("status", "tasks", "recover", "parking", "queues", "process", "sync", "config")
+GROUPS = ("status", "tasks", "recover", "parking", "queues", "process", "sync", "config", "migrate")
 
 EPILOG = """exit codes: 0 done / green, 1 yellow / a system unreachable / lost tasks found (dry run),
 2 red / bad configuration or usage, 3 a destructive command without --yes (nothing done)."""

@@ -21,8 +21,8 @@ from exchanger.camunda.client import CamundaClient, CamundaNotFound
 from exchanger.migration import journal
 from exchanger.migration.inventory import HeldTask
 from exchanger.migration.journal import Entry, StateDir
+from exchanger.migration.options import DEFAULT_BATCH_SIZE
 
-DEFAULT_BATCH_SIZE = 20  # tasks released at once
 PORTAL_SHARE = 0.5  # share of the portal's request rate the refetched tasks may use
 
 

@@ -12,7 +12,8 @@ Dry run (the default) reads everything and prints what it found and what it woul
 6. removes what of the old topology would interfere (:mod:`exchanger.migration.cleanup`);
 7. prints the reconciliation table and exits 1 if any task or message is unaccounted for.
 
-Exit codes: 0 done (or dry run), 1 a gap in the reconciliation, 2 configuration, 3 the old creator runs.
+Exit codes (those of the ``exchanger`` command): 0 done, or nothing to do; 1 a gap in the reconciliation;
+2 bad configuration, or the old task-creator still runs; 3 a dry run that found work (nothing was done).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from loguru import logger
@@ -48,40 +48,24 @@ from exchanger.migration.inventory import (
 )
 from exchanger.migration.journal import PARKED, PUBLISHED, StateDir
 from exchanger.migration.legacy import LegacyConversionError, convert, task_id_of
+from exchanger.migration.options import DEFAULT_WORKER_ID
 from exchanger.migration.reconcile import format_table, reconcile, summary, tsv
 from exchanger.migration.transfer import LEFT, Handover, Transfer
 from exchanger.routing import RoutingSettings, RoutingTable, load_routing
-from exchanger.runtime import run
 from exchanger.settings import RabbitMQSettings, TopologySettings, load
 
 COMPONENT = "migration"
 EXIT_GAP = 1
-EXIT_OLD_RUNNING = 3
+EXIT_OLD_RUNNING = 2
+EXIT_NOT_CONFIRMED = 3
 TABLE_ROWS = 50  # rows printed; the whole table goes to reconciliation.tsv
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="exchanger migrate from-exchanger-py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--yes", action="store_true", help="act; without it nothing is changed (dry run)")
-    p.add_argument("--old-worker-id", action="append", default=None,
-                   help=f"the old tool's CAMUNDA_WORKER_ID (repeatable; default {old_tool.DEFAULT_WORKER_ID})")
-    p.add_argument("--state-dir", type=Path, default=None,
-                   help="before.json, backup.jsonl, journal.jsonl, reconciliation.tsv "
-                        "(default: <project root>/migration/<env>)")
-    p.add_argument("--batch-size", type=int, default=adoption.DEFAULT_BATCH_SIZE,
-                   help="stranded tasks released at once")
-    p.add_argument("--adopt-rate", type=float, default=None,
-                   help="stranded tasks released per second (default: half of BITRIX_RATE_PER_S)")
-    p.add_argument("--old-lock-file", type=Path, default=None,
-                   help="the old task-creator's lock file (default /tmp/exchanger-task-creator-<env>.lock)")
-    p.add_argument("--keep-old-queues", action="store_true", help="do not delete the old-only queues")
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    return run(COMPONENT, lambda environment: migrate(environment, args))
+    """``python -m exchanger.migration …`` is ``exchanger migrate from-exchanger-py …``."""
+    from exchanger.cli.main import main as cli_main
+
+    return cli_main(["migrate", "from-exchanger-py", *(sys.argv[1:] if argv is None else argv)])
 
 
 @dataclass
@@ -132,7 +116,7 @@ def _bitrix_configured() -> bool:
 
 
 def migrate(environment: Environment, args: argparse.Namespace) -> int:
-    old_ids = frozenset(args.old_worker_id or [old_tool.DEFAULT_WORKER_ID])
+    old_ids = frozenset(args.old_worker_id or [DEFAULT_WORKER_ID])
     state = StateDir(args.state_dir or environment.root / "migration" / environment.name)
     lock_file = args.old_lock_file or old_tool.creator_lock_file(environment.name)
     sides = Sides.load()
@@ -151,9 +135,9 @@ def migrate(environment: Environment, args: argparse.Namespace) -> int:
             out.flush()
             return EXIT_OLD_RUNNING
         if not args.yes:
-            dry_run(sides, old_ids, args, out)
+            work = dry_run(sides, old_ids, args, out)
             out.flush()
-            return 0
+            return EXIT_NOT_CONFIRMED if work else 0
         return act(sides, old_ids, state, args, out)
     finally:
         sides.close()
@@ -176,7 +160,8 @@ class Report:
 # --- dry run ------------------------------------------------------------------------------------------
 
 
-def dry_run(sides: Sides, old_ids: frozenset[str], args: argparse.Namespace, out: Report) -> None:
+def dry_run(sides: Sides, old_ids: frozenset[str], args: argparse.Namespace, out: Report) -> int:
+    """Print the inventory and the plan; return how many messages and held tasks there are to migrate."""
     held = [task for worker in sorted(old_ids) for task in held_tasks(sides.camunda, worker)]
     seen: set[str] = set()
     parked: set[str] = set()  # tasks whose only message would be parked: they stay as they are
@@ -228,6 +213,7 @@ def dry_run(sides: Sides, old_ids: frozenset[str], args: argparse.Namespace, out
                  f"closed {counts.get('closed', 0)}")
     out.line(f"old topology: would delete {', '.join(old_tool.OLD_ONLY_QUEUES)} once empty; would unbind "
              + ", ".join(f"{queue} ({key})" for queue, key in old_tool.OLD_BINDINGS))
+    return sum(plans.values()) + len(held)
 
 
 def _print_held(held: list[HeldTask], out: Report) -> None:

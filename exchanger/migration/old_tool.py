@@ -9,7 +9,6 @@ from __future__ import annotations
 import fcntl
 from pathlib import Path
 
-DEFAULT_WORKER_ID = "universal-worker"  # CAMUNDA_WORKER_ID's default in the old tool
 TASKS_EXCHANGE = "camunda.external.tasks"
 ERRORS_QUEUE = "errors.camunda_tasks.queue"  # the old error queue is Exchanger's parking lot
 RESPONSES_QUEUE = "camunda.responses.queue"
