@@ -1,4 +1,4 @@
-"""Removing what of the old topology would interfere with Exchanger, and checking nothing old is left.
+"""Removing what of the old topology would interfere with Exchanger.
 
 ``python-services.queue`` keeps its ``python.*`` binding and would receive a copy of every new
 ``python.<topic>`` task; ``python-services.sent.queue`` and ``bitrix24.dead_letter.queue`` nobody reads
@@ -13,8 +13,6 @@ from pika.adapters.blocking_connection import BlockingConnection
 from pika.exceptions import ChannelClosedByBroker
 
 from exchanger.migration import old_tool
-from exchanger.migration.inventory import scan_queue
-from exchanger.migration.legacy import NEW
 
 
 def remove_old_topology(connection: BlockingConnection, *, keep_queues: bool = False) -> list[str]:
@@ -45,14 +43,3 @@ def _on_channel(connection: BlockingConnection, operation: object) -> bool:
         return False
     channel.close()
     return True
-
-
-def old_messages_left(connection: BlockingConnection) -> dict[str, int]:
-    """Old-format messages still in any old queue (a gap), per queue."""
-    left = {}
-    for queue in old_tool.QUEUE_ORDER:
-        scan = scan_queue(connection, queue)
-        count = sum(n for kind, n in scan.kinds.items() if kind != NEW)
-        if count:
-            left[queue] = count
-    return left

@@ -3,7 +3,8 @@
 For each old message of a queue (as many as the queue held when its turn came, so what is published
 back into the same queue is not read again):
 
-1. a current message (schema header) is left where it is (held unacked, given back at the end);
+1. a current message (schema header) is moved to the back of its queue unchanged (republished, then
+   acked) — given back unacked it would read as redelivered;
 2. the body is backed up (:mod:`exchanger.migration.journal`);
 3. it is converted (:mod:`exchanger.migration.legacy`); what cannot be is parked with the reason and the
    original bytes;
@@ -120,14 +121,18 @@ class Transfer:
                 action = self._one(channel, method.delivery_tag, queue, properties, body)
                 result.counts[action] += 1
         finally:
-            channel.close()  # what was held (current messages, failures) goes back in order
+            channel.close()  # what was held (failures) goes back in order
         logger.info("migrated {}: {}", queue, dict(result.counts))
         return result
 
     def _one(self, channel: BlockingChannel, tag: int, queue: str, properties: Any, body: bytes) -> str:
         headers = dict(properties.headers or {})
         kind = classify(body, headers)
-        if kind == NEW:
+        if kind == NEW:  # moved behind, not given back: a requeued message reads as redelivered, which makes
+            # the task-creator wait WRITE_SETTLE_S before a create in case another one was still running
+            self.publisher.publish("", queue, body, headers=headers, correlation_id=properties.correlation_id,
+                                   message_id=properties.message_id)
+            channel.basic_ack(tag)
             return journal.ALREADY_NEW
         self.state.backup(queue, body, _properties(properties), headers)
         try:
