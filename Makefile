@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTANCES ?= 20
 ENV ?= dev
 
-.PHONY: venv js test lint demo bench chaos worker creator clean
+.PHONY: venv js test lint docs demo bench chaos worker creator clean
 
 $(BIN)/activate: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ test: venv js ## the test suite (needs RabbitMQ on localhost:5672)
 
 lint: venv
 	$(BIN)/ruff check .
+
+docs: venv ## regenerate docs/process-designers.md from the code
+	$(BIN)/python -m exchanger.designers_doc --write
 
 demo: venv ## the whole pipeline against the sandbox, INSTANCES process instances
 	$(BIN)/python -m exchanger.demo --instances $(INSTANCES)
