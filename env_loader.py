@@ -9,12 +9,78 @@ it. The default environment is ``prod`` (what a server runs unless told otherwis
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dotenv import dotenv_values
 
 ENVIRONMENTS = ("prod", "dev")
+
+
+def _same(value: str) -> str:
+    return value
+
+
+def _ms_to_s(value: str) -> str:
+    return f"{float(value) / 1000:g}"
+
+
+def _s_to_ms(value: str) -> str:
+    return str(int(float(value) * 1000))
+
+
+def _attempts_to_retries(value: str) -> str:
+    return str(max(0, int(value) - 1))
+
+
+# Exchanger.py's setting names that mean what an Exchanger setting means (reference
+# migration-from-exchanger-py.md §4): old name → (new name, value conversion). Read when the new name
+# is not set, with a warning naming the new one.
+LEGACY_NAMES: dict[str, tuple[str, Callable[[str], str]]] = {
+    "RABBITMQ_HEARTBEAT": ("RABBITMQ_HEARTBEAT_S", _same),
+    "RABBITMQ_BLOCKED_CONNECTION_TIMEOUT": ("RABBITMQ_BLOCKED_CONNECTION_TIMEOUT_S", _same),
+    "RABBITMQ_TASKS_EXCHANGE_NAME": ("AMQP_TASKS_EXCHANGE", _same),
+    "RABBITMQ_ALTERNATE_EXCHANGE_NAME": ("AMQP_UNROUTED_EXCHANGE", _same),
+    "RABBITMQ_RESPONSES_EXCHANGE_NAME": ("AMQP_RESPONSES_EXCHANGE", _same),
+    "RABBITMQ_RESPONSES_QUEUE_NAME": ("AMQP_RESPONSES_QUEUE", _same),
+    "CAMUNDA_ASYNC_RESPONSE_TIMEOUT": ("CAMUNDA_ASYNC_RESPONSE_TIMEOUT_MS", _same),
+    "CAMUNDA_HTTP_TIMEOUT_MILLIS": ("CAMUNDA_READ_TIMEOUT_S", _ms_to_s),
+    "CAMUNDA_TIMEOUT_DELTA_MILLIS": ("CAMUNDA_LONG_POLL_MARGIN_S", _ms_to_s),
+    "RETRY_ATTEMPTS": ("CAMUNDA_FAILURE_MAX_RETRIES", _attempts_to_retries),
+    "RETRY_DELAY": ("CAMUNDA_FAILURE_RETRY_TIMEOUT_MS", _s_to_ms),
+    "HEARTBEAT_INTERVAL": ("BITRIX_CHECK_INTERVAL_S", _same),
+    "BITRIX_REQUEST_TIMEOUT": ("BITRIX_READ_TIMEOUT_S", _same),
+}
+# old names with no Exchanger equivalent: a warning says they are not read
+LEGACY_UNUSED = (
+    "CAMUNDA_AUTH_ENABLED", "CAMUNDA_SORTING", "CAMUNDA_SLEEP_SECONDS", "CAMUNDA_INCLUDE_EXTENSION_PROPERTIES",
+    "CAMUNDA_IS_DEBUG", "CAMUNDA_DEBUG_SAVE_RESPONSE_MESSAGES", "CAMUNDA_FETCH_INTERVAL", "MONITOR_LOG_INTERVAL",
+    "MAX_MESSAGES_PER_BATCH", "MESSAGE_PROCESSING_TIMEOUT", "RESPONSE_HANDLER_ENABLED",
+    "RESPONSE_PROCESSING_INTERVAL", "BITRIX_DEFAULT_PRIORITY", "BITRIX_UF_RESULT_ANSWER_MAPPING",
+    "BITRIX_UF_CACHE_FILE", "BITRIX_MAX_DESCRIPTION_LENGTH",
+)  # fmt: skip
+
+
+def map_legacy_names(env: MutableMapping[str, str]) -> list[str]:
+    """Read Exchanger.py's names as the new ones (where the new one is unset); return the warnings."""
+    warnings = []
+    for old, (new, convert) in LEGACY_NAMES.items():
+        if old not in env:
+            continue
+        if new in env:
+            warnings.append(f"{old} (Exchanger.py) is ignored: {new} is set; remove {old}")
+            continue
+        try:
+            env[new] = convert(env[old])
+        except ValueError:
+            warnings.append(f"{old}={env[old]!r} (Exchanger.py) is not a number; set {new} instead")
+            continue
+        warnings.append(f"{old} (Exchanger.py) read as {new}={env[new]}; rename it to {new}")
+    for old in LEGACY_UNUSED:
+        if old in env:
+            warnings.append(f"{old} (Exchanger.py) is not read by Exchanger; remove it")
+    return warnings
 DEFAULT_ENVIRONMENT = "prod"
 
 
@@ -28,6 +94,7 @@ class Environment:
     root: Path  # project root
     env_file: Path  # the .env.<name> that was loaded
     logs_dir: Path  # logs/<name>/
+    warnings: tuple[str, ...] = field(default=())  # old Exchanger.py names met; logged once logging is up
 
     @property
     def label(self) -> str:
@@ -64,4 +131,6 @@ def load_environment(environ: dict[str, str] | None = None) -> Environment:
         if value is not None and key not in env:
             env[key] = value
     env["EXCHANGER_ENV"] = name
-    return Environment(name=name, root=root, env_file=env_file, logs_dir=root / "logs" / name)
+    warnings = map_legacy_names(env)
+    return Environment(name=name, root=root, env_file=env_file, logs_dir=root / "logs" / name,
+                       warnings=tuple(warnings))

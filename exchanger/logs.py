@@ -67,4 +67,6 @@ def setup_logging(
     logger.add(folder / f"{component}.errors.log", level="ERROR", format=LINE_FORMAT, **common)
     if settings.json_file:
         logger.add(folder / f"{component}.json", level=settings.level, serialize=True, **common)
+    for warning in environment.warnings:  # old Exchanger.py setting names (env_loader.map_legacy_names)
+        logger.warning(warning)
     return folder

@@ -77,3 +77,36 @@ class InstanceLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+class ForeignLock:
+    """A *shared* ``flock`` on another program's lock file: Exchanger.py's task-creator takes its file
+    exclusively, so it cannot start while any Exchanger creator holds this, and no Exchanger creator can
+    take it while the old one runs. Shared, so that Exchanger creators of one environment do not exclude
+    each other through it (their own :class:`InstanceLock` does that)."""
+
+    def __init__(self, path: Path, label: str) -> None:
+        self.path = path
+        self.label = label  # e.g. "Exchanger.py's task-creator (dev)"
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+", encoding="utf-8", errors="replace")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = " ".join(handle.read().split()) or "unknown"
+            handle.close()
+            raise InstanceLocked(
+                f"{self.label} is running ({holder}; lock file {self.path}); stop and disable its units "
+                f"(exchanger-task-creator-*) and migrate (exchanger migrate from-exchanger-py) first"
+            ) from None
+        self._file = handle
+
+    def release(self) -> None:
+        handle, self._file = self._file, None
+        if handle is not None:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            handle.close()

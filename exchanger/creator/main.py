@@ -9,7 +9,7 @@ from loguru import logger
 
 from env_loader import Environment
 from exchanger.amqp.topology import Topology, system_queue
-from exchanger.creator.instance_lock import InstanceLock, InstanceLocked
+from exchanger.creator.instance_lock import ForeignLock, InstanceLock, InstanceLocked
 from exchanger.creator.loader import Components, load_components
 from exchanger.creator.routing_config import CreatorRouting
 from exchanger.creator.service import CreatorService
@@ -44,8 +44,16 @@ def main(environment: Environment) -> int:
     topology_settings = load(TopologySettings)
     table = load_routing(load(RoutingSettings))
     lock = InstanceLock(lock_path(settings, environment), f"{COMPONENT} ({environment.name})")
+    legacy = ForeignLock(Path(settings.legacy_lock_file.format(env=environment.name)),
+                         f"Exchanger.py's task-creator ({environment.name})") if settings.legacy_lock_file else None
     try:
         lock.acquire()
+        if legacy is not None:
+            try:
+                legacy.acquire()
+            except InstanceLocked:
+                lock.release()
+                raise
     except InstanceLocked as exc:
         logger.error("{}", exc)
         print(f"{COMPONENT}: {exc}", file=sys.stderr)
@@ -77,6 +85,8 @@ def main(environment: Environment) -> int:
             health.stop()
         return 0
     finally:
+        if legacy is not None:
+            legacy.release()
         lock.release()
 
 

@@ -54,6 +54,10 @@ class CreatorSettings(ExchangerSettings):
     health_port: int = Field(DEFAULT_HEALTH_PORT, ge=0, le=65535, description="/healthz /readyz /metrics; 0 = off")
     health_host: str = Field("127.0.0.1", description="address the health endpoint listens on")
     lock_dir: str = Field("", description="folder of the instance lock file; empty = run/ under the project root")
+    legacy_lock_file: str = Field(
+        "/tmp/exchanger-task-creator-{env}.lock",
+        description="Exchanger.py's task-creator lock file, held shared so that the two never run at once; "
+                    "empty = off")
 
     @field_validator("retry_config")
     @classmethod
