@@ -309,3 +309,33 @@ def test_receive_task_and_message_boundary(api: Api) -> None:
     assert api.tasks(topicName="work") == []
     assert api.post("/message", {"messageName": "paid", "businessKey": "k"}).status_code == 204
     assert api.history(instance["id"])["state"] == "COMPLETED"
+
+
+def test_signals_reach_waiting_events_and_start_processes(api: Api) -> None:
+    signals = '<bpmn:signal id="s1" name="stop"/><bpmn:signal id="s2" name="go"/>'
+    api.deploy_model(bpmn("""
+    <bpmn:startEvent id="byGo"><bpmn:signalEventDefinition signalRef="s2"/></bpmn:startEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="byGo" targetRef="work"/>
+    <bpmn:serviceTask id="work" camunda:type="external" camunda:topic="work"/>
+    <bpmn:boundaryEvent id="stopped" attachedToRef="work"><bpmn:signalEventDefinition signalRef="s1"/>
+    </bpmn:boundaryEvent>
+    <bpmn:sequenceFlow id="f2" sourceRef="stopped" targetRef="end"/>
+    <bpmn:endEvent id="end"/>""", key="worker", errors=signals))
+    api.deploy_model(bpmn("""
+    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="throw"/>
+    <bpmn:intermediateThrowEvent id="throw"><bpmn:signalEventDefinition signalRef="s2"/>
+    </bpmn:intermediateThrowEvent>
+    <bpmn:sequenceFlow id="f2" sourceRef="throw" targetRef="wait"/>
+    <bpmn:intermediateCatchEvent id="wait"><bpmn:signalEventDefinition signalRef="s1"/>
+    </bpmn:intermediateCatchEvent>
+    <bpmn:sequenceFlow id="f3" sourceRef="wait" targetRef="done"/>
+    <bpmn:endEvent id="done"/>""", key="thrower", errors=signals))
+    thrower = api.start(key="thrower")  # its throw event starts a "worker" instance
+    assert len(api.tasks(topicName="work")) == 1
+    assert api.post("/signal", {"name": "go", "variables": {"batch": {"value": 2}}}).status_code == 204
+    assert len(api.tasks(topicName="work")) == 2
+    assert api.post("/signal", {"name": "stop"}).status_code == 204
+    assert api.tasks(topicName="work") == []
+    assert api.history(thrower["id"])["state"] == "COMPLETED"
+    assert error(api.post("/signal", {}), 400)["message"] == "No signal name given"

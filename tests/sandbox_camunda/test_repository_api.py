@@ -86,7 +86,7 @@ def test_unsupported_element_is_a_parse_exception_naming_it(api: Api) -> None:
 
 def test_parse_errors_for_unsupported_definitions(api: Api) -> None:
     cases = {
-        "signalEventDefinition": """<bpmn:startEvent id="s"><bpmn:signalEventDefinition/></bpmn:startEvent>""",
+        "escalationEventDefinition": """<bpmn:startEvent id="s"><bpmn:escalationEventDefinition/></bpmn:startEvent>""",
         "serviceTask": """<bpmn:startEvent id="s"/><bpmn:serviceTask id="t" camunda:class="com.Foo"/>""",
         "topic": """<bpmn:startEvent id="s"/><bpmn:serviceTask id="t" camunda:type="external"/>""",
         "userTask": """<bpmn:startEvent id="s"/><bpmn:userTask id="u"/>""",

@@ -101,7 +101,7 @@ class Activity:
     kind: str
     name: str | None
     scope_id: str  # the process or subprocess containing it
-    event: str = "none"  # none | error | terminate | message | timer | conditional
+    event: str = "none"  # none | error | terminate | message | timer | conditional | signal
     external: bool = False
     topic: Expression | None = None
     priority: Expression | None = None
@@ -116,7 +116,7 @@ class Activity:
     timer: tuple[str, Expression] | None = None  # ("duration"|"date"|"cycle", expression)
     condition: Expression | None = None  # conditional events
     condition_variable: str | None = None  # camunda:variableName: only changes of this variable count
-    message: str | None = None  # message name of a message start/catch event, receive task or boundary
+    event_name: str | None = None  # the message or signal name a message/signal event or receive task uses
     loop: MultiInstance | None = None
     called_element: Expression | None = None
     called_version: Expression | None = None  # camunda:calledElementBinding="version"
@@ -148,6 +148,7 @@ class ProcessModel:
     start_event: str  # the none start event, or the only start event ("" if none can be started by hand)
     timer_starts: list[str] = field(default_factory=list)
     message_starts: dict[str, str] = field(default_factory=dict)  # message name -> start event id
+    signal_starts: dict[str, str] = field(default_factory=dict)  # signal name -> start event id
     reachable: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def can_reach(self, source: str, target: str) -> bool:
@@ -263,7 +264,8 @@ class _Parser:
             activities=activities,
             start_event=start or (starts[0].id if len(starts) == 1 else ""),
             timer_starts=[a.id for a in starts if a.event == "timer"],
-            message_starts={a.message: a.id for a in starts if a.event == "message" and a.message},
+            message_starts={a.event_name: a.id for a in starts if a.event == "message" and a.event_name},
+            signal_starts={a.event_name: a.id for a in starts if a.event == "signal" and a.event_name},
         )
         model.reachable = _reachability(activities)
         return model
@@ -383,10 +385,10 @@ class _Parser:
             self.errors.add("Only one event definition per event is supported", element)
         definition = definitions[0] if definitions else None
         definition_name = _local(definition) if definition is not None else None
-        if definition_name in ("signalEventDefinition", "escalationEventDefinition", "compensateEventDefinition",
-                               "linkEventDefinition", "cancelEventDefinition"):
+        if definition_name in ("escalationEventDefinition", "compensateEventDefinition", "linkEventDefinition",
+                               "cancelEventDefinition"):
             self.refuse(element, f"Unsupported element '{definition_name}' in '{kind}' (the sandbox runs error, "
-                                 "timer, message, conditional and terminate events)", activity_id)
+                                 "timer, message, signal, conditional and terminate events)", activity_id)
             return activity
         self.extensions(element, activity)
         self.listeners(element, activity_id)
@@ -398,7 +400,10 @@ class _Parser:
                 activity.timer = self.timer(definition, activity_id)
             elif definition_name == "messageEventDefinition":
                 activity.event = "message"
-                activity.message = self.message_name(definition, activity_id)
+                activity.event_name = self.message_name(definition, activity_id)
+            elif definition_name == "signalEventDefinition":
+                activity.event = "signal"
+                activity.event_name = self.signal_name(definition, activity_id)
             elif definition is not None:
                 self.refuse(definition, f"Unsupported element '{definition_name}' in a start event", activity_id)
         elif kind == "endEvent":
@@ -407,6 +412,9 @@ class _Parser:
                 activity.error_code = self.error_codes.get(definition.get("errorRef", ""))
             elif definition_name == "terminateEventDefinition":
                 activity.event = "terminate"
+            elif definition_name == "signalEventDefinition":
+                activity.event = "signal"
+                activity.event_name = self.signal_name(definition, activity_id)
             elif definition_name == "messageEventDefinition":
                 activity.event = "message"
                 self.external(element, definition, activity)
@@ -416,6 +424,9 @@ class _Parser:
             if definition_name == "messageEventDefinition":
                 activity.event = "message"
                 self.external(element, definition, activity)
+            elif definition_name == "signalEventDefinition":
+                activity.event = "signal"
+                activity.event_name = self.signal_name(definition, activity_id)
             elif definition is not None:
                 self.refuse(definition, f"Unsupported element '{definition_name}' in '{kind}'", activity_id)
         elif kind == "intermediateCatchEvent":
@@ -424,7 +435,7 @@ class _Parser:
             self.external(element, element, activity)
         elif kind == "receiveTask":
             activity.event = "message"
-            activity.message = self.message_name(element, activity_id)
+            activity.event_name = self.message_name(element, activity_id)
         elif kind == "callActivity":
             self.call_activity(element, activity)
         elif kind == "boundaryEvent":
@@ -439,7 +450,8 @@ class _Parser:
                 if not activity.cancel_activity:
                     self.errors.add("An error boundary event is always interrupting (cancelActivity=\"false\")",
                                     element)
-            elif definition_name in ("timerEventDefinition", "conditionalEventDefinition", "messageEventDefinition"):
+            elif definition_name in ("timerEventDefinition", "conditionalEventDefinition", "messageEventDefinition",
+                                     "signalEventDefinition"):
                 self.catch_event(element, definition, definition_name, activity)
                 if activity.timer is not None and activity.timer[0] == "cycle" and activity.cancel_activity:
                     self.errors.add("An interrupting timer boundary event cannot have a time cycle", element)
@@ -475,17 +487,27 @@ class _Parser:
             activity.condition_variable = definition.get(_C + "variableName")
         elif definition_name == "messageEventDefinition":
             activity.event = "message"
-            activity.message = self.message_name(definition, activity.id)
+            activity.event_name = self.message_name(definition, activity.id)
+        elif definition_name == "signalEventDefinition":
+            activity.event = "signal"
+            activity.event_name = self.signal_name(definition, activity.id)
         else:
-            self.refuse(element, f"Unsupported element '{activity.kind}' without a timer, message or conditional "
-                                 "definition", activity.id)
+            self.refuse(element, f"Unsupported element '{activity.kind}' without a timer, message, signal or "
+                                 "conditional definition", activity.id)
 
     def message_name(self, holder: Any, activity_id: str) -> str | None:
-        ref = holder.get("messageRef")
-        for message in self.root.iter(_B + "message"):
-            if ref and message.get("id") == ref and message.get("name"):
-                return str(message.get("name"))
-        self.errors.add(f"Cannot find the message '{ref}' (a bpmn:message with a name) of '{activity_id}'", holder,
+        return self._referenced_name(holder, activity_id, "message")
+
+    def signal_name(self, holder: Any, activity_id: str) -> str | None:
+        return self._referenced_name(holder, activity_id, "signal")
+
+    def _referenced_name(self, holder: Any, activity_id: str, what: str) -> str | None:
+        """The name of the ``bpmn:message``/``bpmn:signal`` that ``messageRef``/``signalRef`` points at."""
+        ref = holder.get(f"{what}Ref")
+        for element in self.root.iter(_B + what):
+            if ref and element.get("id") == ref and element.get("name"):
+                return str(element.get("name"))
+        self.errors.add(f"Cannot find the {what} '{ref}' (a bpmn:{what} with a name) of '{activity_id}'", holder,
                         activity_id)
         return None
 

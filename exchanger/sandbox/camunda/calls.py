@@ -52,7 +52,8 @@ def call(rt: Runtime, context: InstanceContext, activity: Activity, execution_id
         value = rt.evaluate(context, activity.business_key, execution_id)
         business_key = None if value is None else str(value)
     variables = {name: typed for name, typed, _ in _mapped(rt, context, activity.in_mappings, execution_id)}
-    rt.start_instance(definition, variables, business_key, super_execution=rt.execution(execution_id))
+    rt.start_instance(definition, variables, business_key, super_execution=rt.execution(execution_id),
+                      run_now=False)
 
 
 def outputs(rt: Runtime, context: InstanceContext) -> tuple[InstanceContext, str, list] | None:

@@ -378,6 +378,14 @@ class Engine:
             return [(kind, execution, rt.store.one("SELECT * FROM process_instance WHERE id = ?", (instance_id,)))
                     for kind, execution, instance_id in results]
 
+    def signal(self, name: str, variables: dict[str, TypedValue], execution_id: str | None) -> None:
+        """``POST /signal``: deliver to every waiting execution (or one) and start signal-started processes."""
+        with self.command() as rt:
+            if execution_id is not None and rt.execution(execution_id) is None:
+                raise NotFoundException(f"Cannot find execution with id '{execution_id}'")
+            events.broadcast(rt, name, variables, execution_id)
+            rt.run()
+
     # ---------------------------------------------------------------------------------- timers
 
     def next_timer_due(self) -> int | None:

@@ -1,4 +1,4 @@
-"""Message and conditional events: subscriptions, condition evaluation on variable changes, correlation.
+"""Message, signal and conditional events: subscriptions, conditions on variable changes, correlation.
 
 A waiting catch event, receive task or boundary event is a ``subscription`` row on the execution that
 waits (for a boundary event: its host). Conditions are evaluated when the subscription is created and
@@ -26,7 +26,7 @@ def subscribe(rt: Runtime, context: InstanceContext, event: Activity, execution_
     from exchanger.sandbox.camunda.runtime import new_id
 
     subscription_id = new_id()
-    rt.store.insert("subscription", {"id": subscription_id, "kind": event.event, "name": event.message,
+    rt.store.insert("subscription", {"id": subscription_id, "kind": event.event, "name": event.event_name,
                                      "execution_id": execution_id, "proc_inst_id": context.id,
                                      "activity_id": event.id, "created": rt.now})
     if event.event == "conditional":
@@ -149,9 +149,10 @@ def correlate(rt: Runtime, correlation: Correlation) -> list[tuple[str, Row | No
         results.append(("Execution", execution, row["proc_inst_id"]))
     if not results and correlation.process_instance_id is None and not correlation.correlation_keys \
             and not correlation.local_correlation_keys:
-        for definition, event_id in _start_events(rt, correlation):
+        for definition, event_id in _start_events(rt, correlation.name, "message_starts", correlation.tenant_id,
+                                                  correlation.without_tenant):
             instance_id = rt.start_instance(definition, dict(correlation.variables or {}),
-                                            correlation.business_key, event_id)
+                                            correlation.business_key, event_id, run_now=False)
             results.append(("ProcessDefinition", None, instance_id))
             if not correlation.all:
                 break
@@ -162,19 +163,40 @@ def correlate(rt: Runtime, correlation: Correlation) -> list[tuple[str, Row | No
     return results
 
 
-def _start_events(rt: Runtime, correlation: Correlation) -> list[tuple[Row, str]]:
-    """The latest version of every process whose message start event waits for this message."""
+def _start_events(rt: Runtime, name: str, starts: str, tenant_id: str | None = None,
+                  without_tenant: bool = False) -> list[tuple[Row, str]]:
+    """The latest version of every process whose message or signal start event (``starts`` names the
+    model's map) waits for ``name``."""
     found = []
-    keys = rt.store.all("SELECT DISTINCT key, tenant_id FROM definition")
-    for row in keys:
-        if correlation.tenant_id is not None and row["tenant_id"] != correlation.tenant_id:
-            continue
-        if correlation.without_tenant and row["tenant_id"] is not None:
+    for row in rt.store.all("SELECT DISTINCT key, tenant_id FROM definition"):
+        if (tenant_id is not None and row["tenant_id"] != tenant_id) or (without_tenant and row["tenant_id"]):
             continue
         definition = rt.store.one("SELECT * FROM definition WHERE key = ? AND tenant_id IS ? ORDER BY version DESC "
                                   "LIMIT 1", (row["key"], row["tenant_id"]))
-        model = rt._models(definition["id"])
-        event_id = model.message_starts.get(correlation.name)
+        event_id = getattr(rt._models(definition["id"]), starts).get(name)
         if event_id is not None:
             found.append((definition, event_id))
     return found
+
+
+def broadcast(rt: Runtime, name: str, variables: dict[str, TypedValue] | None = None,
+              execution_id: str | None = None) -> int:
+    """A signal reaches every execution waiting for it (or only ``execution_id``) and, unless aimed at one
+    execution, starts every process with a matching signal start event; returns how many it reached."""
+    rows = rt.store.all("SELECT * FROM subscription WHERE kind = 'signal' AND name = ? ORDER BY created, rowid",
+                        (name,))
+    reached = 0
+    for row in rows:
+        if (execution_id is not None and row["execution_id"] != execution_id) or rt.store.one(
+                "SELECT 1 FROM subscription WHERE id = ?", (row["id"],)) is None:
+            continue
+        for variable, typed in (variables or {}).items():
+            rt.set_variable(row["execution_id"], variable, typed)
+        context = rt.context(row["proc_inst_id"])
+        trigger(rt, context, context.model.activities[row["activity_id"]], row)
+        reached += 1
+    if execution_id is None:
+        for definition, event_id in _start_events(rt, name, "signal_starts"):
+            rt.start_instance(definition, dict(variables or {}), None, event_id, run_now=False)
+            reached += 1
+    return reached

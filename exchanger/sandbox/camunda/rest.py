@@ -178,6 +178,7 @@ class CamundaApp(App):
                 self.add_route(method, f"{ROOT}/history/{path}/count", self.count_query(rows))
         self._get("/history/variable-instance/{id}", self.get_historic_variable)
         self._post("/message", self.correlate_message)
+        self._post("/signal", self.throw_signal)
         self._get("/history/process-instance/{id}", self.get_history_instance)
         self._get("/history/activity-instance/{id}", self.get_activity_instance)
 
@@ -297,6 +298,20 @@ class CamundaApp(App):
                 item["variables"] = dto.variables_dto(self._instance_variables(instance["id"]))
             answer.append(item)
         return _ok(answer)
+
+    def throw_signal(self, request: Request) -> Response:
+        body = _body(request)
+        if not body.get("name"):
+            raise InvalidRequestException(400, "No signal name given")
+        try:
+            variables = from_dto_map(body.get("variables"))
+        except RestException as exc:
+            raise InvalidRequestException(exc.status, f"Cannot deliver signal: {exc.message}", exc) from None
+        try:
+            self.engine.signal(str(body["name"]), variables, body.get("executionId"))
+        except NotFoundException as exc:
+            raise InvalidRequestException(404, exc.message, exc) from None
+        return empty_response(204)
 
     def _instance_variables(self, instance_id: str) -> dict[str, Any]:
         try:

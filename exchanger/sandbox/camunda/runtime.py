@@ -48,6 +48,11 @@ _HISTORY_TYPES = {
     ("boundaryEvent", "timer"): "boundaryTimer",
     ("boundaryEvent", "message"): "boundaryMessage",
     ("boundaryEvent", "conditional"): "boundaryConditional",
+    ("intermediateCatchEvent", "signal"): "intermediateSignalCatch",
+    ("intermediateThrowEvent", "signal"): "intermediateSignalThrow",
+    ("endEvent", "signal"): "signalEndEvent",
+    ("startEvent", "signal"): "signalStartEvent",
+    ("boundaryEvent", "signal"): "boundarySignal",
 }
 
 
@@ -297,8 +302,10 @@ class Runtime:
     # ------------------------------------------------------------------------------ commands
 
     def start_instance(self, definition: Row, variables: dict[str, TypedValue], business_key: str | None,
-                       start_activity: str | None = None, super_execution: Row | None = None) -> str:
-        """A new instance from ``start_activity`` (the none/only start event by default); queued on the agenda."""
+                       start_activity: str | None = None, super_execution: Row | None = None,
+                       run_now: bool = True) -> str:
+        """A new instance from ``start_activity`` (the none/only start event by default), run to its wait
+        states unless ``run_now`` is false (started from inside a running command: queued on the agenda)."""
         instance_id = new_id()
         model = self._models(definition["id"])
         start = start_activity or model.start_event
@@ -321,7 +328,7 @@ class Runtime:
             self.set_local(instance_id, name, typed)
         context = self.context(instance_id)
         self._agenda.append((context, start, instance_id))
-        if super_execution is None:
+        if run_now:
             self.run()
         return instance_id
 
@@ -503,13 +510,18 @@ class Runtime:
             self._agenda.append((context, self._exclusive_choice(context, activity, scope_id).target, scope_id))
         elif kind == "inclusiveGateway":
             self._take(context, self._inclusive_choice(context, activity, scope_id), scope_id)
-        else:  # start events, parallel forks, none throw events, boundary events
+        else:  # start events, parallel forks, none and signal throw events, boundary events
+            if kind == "intermediateThrowEvent" and activity.event == "signal":
+                events.broadcast(self, activity.event_name or "")
             self._leave(context, activity, scope_id)
 
     def _end_event(self, context: InstanceContext, activity: Activity, scope_id: str) -> None:
         if activity.event == "error":
             if not self._throw_error(context, scope_id, activity.error_code or "", None):
                 self._token_ended(context, scope_id)
+        elif activity.event == "signal":
+            events.broadcast(self, activity.event_name or "")
+            self._token_ended(context, scope_id)
         elif activity.event == "terminate":
             for child in self.store.all("SELECT id FROM execution WHERE parent_id = ?", (scope_id,)):
                 self._cancel(child[0])
@@ -705,7 +717,7 @@ class Runtime:
             boundary = context.model.activities[boundary_id]
             if boundary.event == "timer":
                 self._arm_timer(context, boundary, execution_id, execution_id)
-            elif boundary.event in ("message", "conditional"):
+            elif boundary.event in ("message", "conditional", "signal"):
                 events.subscribe(self, context, boundary, execution_id)
 
     def _arm_timer(self, context: InstanceContext, event: Activity, execution_id: str, scope_id: str) -> None:
