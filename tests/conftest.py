@@ -22,7 +22,8 @@ from exchanger.settings import RabbitMQSettings, TopologySettings
 
 # tests must not read a developer's real settings
 for _name in list(os.environ):
-    if _name.startswith(("RABBITMQ_", "CAMUNDA_", "BITRIX_", "OPENPROJECT_", "ONEC_", "WORKER_", "CREATOR_", "AMQP_")):
+    if _name.startswith(("RABBITMQ_", "CAMUNDA_", "BITRIX_", "OPENPROJECT_", "ONEC_", "WORKER_", "CREATOR_", "AMQP_",
+                          "STORMBPMN_")):
         del os.environ[_name]
 
 

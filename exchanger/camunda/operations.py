@@ -21,11 +21,17 @@ class EngineOps:
         self.tenant_id = tenant_id
 
     def deploy(self, content: str | bytes, *, name: str = "process.bpmn", deployment_name: str | None = None,
-               tenant: str | None = None, changed_only: bool = False) -> dict[str, Any]:
-        """Deploy one BPMN resource; ``tenant`` defaults to this object's tenant."""
+               tenant: str | None = None, changed_only: bool = False, duplicate_filtering: bool = False,
+               source: str | None = None) -> dict[str, Any]:
+        """Deploy one BPMN resource; ``tenant`` defaults to this object's tenant. With ``changed_only`` or
+        ``duplicate_filtering`` the same bytes under the same name, source and tenant deploy nothing."""
         data = {"deployment-name": deployment_name or name}
         if changed_only:
             data["deploy-changed-only"] = "true"
+        if duplicate_filtering:
+            data["enable-duplicate-filtering"] = "true"
+        if source:
+            data["deployment-source"] = source
         if tenant or self.tenant_id:
             data["tenant-id"] = tenant or self.tenant_id or ""
         body = content.encode("utf-8") if isinstance(content, str) else content

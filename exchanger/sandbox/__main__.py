@@ -14,6 +14,7 @@ SERVERS = {
     "bitrix24": "exchanger.sandbox.bitrix24.server",
     "openproject": "exchanger.sandbox.openproject.server",
     "onec": "exchanger.sandbox.onec.server",
+    "stormbpmn": "exchanger.sandbox.stormbpmn.server",
 }
 
 

@@ -1,0 +1,1 @@
+"""A fake StormBPMN: the public API, the old internal endpoints and the real rate limit."""

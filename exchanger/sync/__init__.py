@@ -1,0 +1,1 @@
+"""camunda-sync: StormBPMN diagrams into Camunda (see exchanger/sync/cli.py)."""

@@ -1,0 +1,131 @@
+"""StormBPMN client: the documented public API (``X-Api-Key``) for the diagram list and bodies, and the
+old internal endpoints (``Authorization: Bearer``) for responsibles and checklists (reference §2).
+
+Every call passes the one :class:`~exchanger.sync.ratelimit.StormRateLimiter` (each retry too). Network
+errors and 5xx are retried with backoff; a 429 is recorded with the limiter and raised (the pass
+ends); 401/403/404 are never retried. Key and token never reach a log line (masked, registered).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from exchanger.backoff import Backoff
+from exchanger.errors import IntegrationError, PermanentError, RateLimited, TransientError
+from exchanger.http_client import HttpClient, classify_by_status
+from exchanger.secrets import register_secret
+from exchanger.sync.ratelimit import StormRateLimiter, header_number
+from exchanger.sync.settings import StormSettings
+
+SYSTEM = "stormbpmn"
+PUBLIC = "/public-api/v1"
+INTERNAL = "/api/v1"
+MAX_PAGES = 1000  # 20 000 diagrams: a server that never ends its pages is a bug, not a big team
+
+
+@dataclass(frozen=True)
+class DiagramInfo:
+    """One row of the diagram list: what decides whether the body must be fetched."""
+
+    id: str
+    name: str
+    status: str
+    version: int
+    updated_on: str
+    type: str
+    folder: str
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> DiagramInfo:
+        return cls(id=str(row["id"]), name=str(row.get("name") or ""), status=str(row.get("status") or ""),
+                   version=int(row.get("versionNumber") or 0), updated_on=str(row.get("updatedOn") or ""),
+                   type=str(row.get("type") or ""),
+                   folder=str(row.get("folderName") or row.get("folder") or row.get("teamName") or ""))
+
+
+def classify(response: requests.Response) -> IntegrationError:
+    if response.status_code == 429:
+        retry = header_number(response.headers.get("X-Rate-Limit-Retry-After-Seconds"))
+        return RateLimited(f"StormBPMN quota exhausted (429); retry after {retry or 60:.0f}s", system=SYSTEM,
+                           status=429, retry_after_s=retry)
+    return classify_by_status(response, SYSTEM)
+
+
+class StormClient:
+    def __init__(self, settings: StormSettings, limiter: StormRateLimiter, *, backoff: Backoff = Backoff(),
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.settings = settings
+        self.limiter = limiter
+        self.backoff = backoff
+        self.sleep = sleep
+        for secret in (settings.api_key, settings.bearer_token):
+            register_secret(secret.get_secret_value())
+        self.http = HttpClient.for_system(settings.base_url, settings, system=SYSTEM, attempts=1, classify=classify)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _call(self, path: str, params: dict[str, Any], headers: dict[str, str]) -> Any:
+        for attempt in range(1, self.settings.attempts + 1):
+            self.limiter.acquire()
+            try:
+                response = self.http.request("GET", path, params=params, headers=headers, retry=False)
+            except RateLimited as exc:
+                self.limiter.rejected(exc.retry_after_s)
+                raise
+            except TransientError:
+                if attempt >= self.settings.attempts:
+                    raise
+                self.sleep(self.backoff.delay(attempt))
+                continue
+            self.limiter.observe(response.headers)
+            try:
+                return response.json()
+            except ValueError:
+                raise PermanentError(f"StormBPMN answered {path} with something that is not JSON",
+                                     system=SYSTEM) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def public(self, path: str, **params: Any) -> Any:
+        key = self.settings.api_key.get_secret_value()
+        if not key:
+            raise PermanentError("STORMBPMN_API_KEY is empty", system=SYSTEM)
+        return self._call(PUBLIC + path, params, {"X-Api-Key": key})
+
+    def internal(self, path: str, **params: Any) -> Any:
+        token = self.settings.bearer_token.get_secret_value()
+        if not token:
+            raise PermanentError("STORMBPMN_BEARER_TOKEN is empty but STORMBPMN_INTERNAL_ASSIGNEES is on",
+                                 system=SYSTEM)
+        return self._call(INTERNAL + path, params, {"Authorization": f"Bearer {token}"})
+
+    def diagrams(self) -> list[DiagramInfo]:
+        """Every diagram the key may see: all pages, until an empty page or ``page × size ≥ total``."""
+        found: dict[str, DiagramInfo] = {}
+        for page in range(MAX_PAGES):
+            body = self.public("/get-diagram-list", page=page)
+            rows = body.get("returnDiagrams") or []
+            for row in rows:
+                found.setdefault(str(row["id"]), DiagramInfo.from_row(row))
+            size, total = int(body.get("size") or len(rows) or 1), int(body.get("totalElements") or 0)
+            if not rows or (page + 1) * size >= total:
+                break
+        return list(found.values())
+
+    def diagram(self, diagram_id: str) -> dict[str, Any]:
+        """``id``, ``name``, ``body`` (BPMN XML), ``versionNumber``… read tolerantly."""
+        body = self.public("/get-diagram-by-id", diagramId=diagram_id)
+        if not isinstance(body, dict) or not body.get("body"):
+            raise PermanentError(f"StormBPMN gave no BPMN body for diagram {diagram_id}", system=SYSTEM)
+        return body
+
+    def assignee_edges(self, diagram_id: str) -> list[dict[str, Any]]:
+        body = self.internal(f"/assignee/assigneeedges/{diagram_id}")
+        if not isinstance(body, list):
+            raise PermanentError(f"StormBPMN assignee edges of {diagram_id} are not a list", system=SYSTEM)
+        return body
