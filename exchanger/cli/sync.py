@@ -1,7 +1,8 @@
 """``exchanger sync once|dry-run|status``: camunda-sync's modes, run through ``exchanger.sync.cli``.
 
-camunda-sync (``exchanger/sync/``) is built separately; until it exists these commands and the status
-line say "camunda-sync not built" instead of pretending.
+The modes call :mod:`exchanger.sync.cli` in the environment the ``exchanger`` command selected; the
+``exchanger status`` line reads the last pass from camunda-sync's state. In a checkout without
+``exchanger/sync/`` they say "camunda-sync not built" instead of pretending.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from exchanger.cli.context import EXIT_RED, Cli, Context
 
 NOT_BUILT = "camunda-sync not built (exchanger/sync/ does not exist in this checkout)"
-MODES = {"once": ["--once"], "dry-run": ["--once", "--dry-run"], "status": ["--status"]}
+MODES = {"once": ["--once"], "dry-run": ["--dry-run"]}
 
 
 def register(cli: Cli, subparsers: Any) -> None:
@@ -35,14 +36,22 @@ def sync(context: Context) -> int:
     if not built():
         print(f"exchanger: {NOT_BUILT}")
         return EXIT_RED
-    from exchanger.sync.cli import main as sync_main  # type: ignore[import-not-found]
+    from exchanger.sync import cli as sync_cli
 
-    return int(sync_main(MODES[context.args.mode] + (["--json"] if context.json else [])))
+    if context.args.mode == "status":
+        return sync_cli.status_command(context.environment, ["--json"] if context.json else [])
+    return sync_cli.sync_command(context.environment, sync_cli.parse_options(MODES[context.args.mode]))
 
 
 def last_pass(context: Context) -> Any:
-    from exchanger.cli.status import INFO, Check
+    """The ``exchanger status`` line: green after a clean pass, yellow with failed diagrams, red when the
+    pass could not reach StormBPMN or Camunda."""
+    from exchanger.cli.status import GREEN, INFO, RED, YELLOW, Check
 
     if not built():
         return Check("camunda-sync", INFO, NOT_BUILT)
-    return Check("camunda-sync", INFO, "built; `exchanger sync status` shows the last pass")
+    from exchanger.sync.cli import last_pass as sync_last_pass
+
+    code, line = sync_last_pass(context.environment)
+    level = {None: INFO, 0: GREEN, 1: YELLOW}.get(code, RED)
+    return Check("camunda-sync", level, line)

@@ -37,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
         return convert_command(args[1:])
     if args and args[0] == "status":
         return run(COMPONENT, lambda env: status_command(env, args[1:]))
+    options = parse_options(args)
+    return run(COMPONENT, lambda env: sync_command(env, options))
+
+
+def parse_options(args: list[str]) -> argparse.Namespace:
+    """The options of a pass or the daemon (also what ``exchanger sync once|dry-run`` builds)."""
     parser = argparse.ArgumentParser(prog="camunda-sync", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--once", action="store_true", help="one pass, then exit")
@@ -46,8 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--status", dest="statuses", help="comma list of Storm statuses")
     parser.add_argument("--folder", dest="folders", help="comma list of Storm folders/teams")
     parser.add_argument("--name", dest="name_pattern", help="regular expression on the diagram name")
-    options = parser.parse_args(args)
-    return run(COMPONENT, lambda env: sync_command(env, options))
+    return parser.parse_args(args)
 
 
 def sync_settings(options: argparse.Namespace | None = None) -> SyncSettings:
@@ -97,21 +102,22 @@ def status_lines(state: SyncState) -> dict[str, object]:
                      "rejections_24h": len([t for t in limiter.get("rejections", []) if now - t < 86_400])}}
 
 
-def last_pass_line(state_path: Path) -> str:
-    """One line for ``exchanger status``: when the last pass ran and how it ended."""
+def last_pass(env: Environment) -> tuple[int | None, str]:
+    """For ``exchanger status``: the last pass's exit code (None: no pass yet) and one line about it."""
+    state_path = sync_settings().state_path(env.root, env.name)
     if not state_path.exists():
-        return "camunda-sync: no pass yet"
+        return None, f"no pass yet (state {state_path})"
     state = SyncState(state_path)
     try:
         last = state.meta("last_pass")
     finally:
         state.close()
     if not last:
-        return "camunda-sync: no pass yet"
+        return None, "no pass yet"
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last["at"]))
     counts = ", ".join(f"{n} {a}" for a, n in sorted(last["counts"].items())) or "nothing to do"
     end = f"stopped: {last['aborted']}" if last["aborted"] else f"exit {last['exit_code']}"
-    return f"camunda-sync: last pass {when}, {counts}, {end}"
+    return int(last["exit_code"]), f"last pass {when}: {counts}; {end}"
 
 
 def status_command(env: Environment, args: list[str]) -> int:

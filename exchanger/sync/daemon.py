@@ -40,7 +40,8 @@ class Sync:
         self.settings = sync_settings or load(SyncSettings)
         camunda = camunda_settings or load(CamundaSettings)
         self.state = SyncState(state_path)
-        self.limiter = limiter or StormRateLimiter(self.storm_settings.rate_per_min)
+        self.limiter = limiter or StormRateLimiter(self.storm_settings.rate_per_min,
+                                                   window_s=self.storm_settings.rate_window_s)
         self.limiter.restore(self.state.meta("limiter", {}))
         self.storm = StormClient(self.storm_settings, self.limiter)
         self.camunda = CamundaClient(camunda)

@@ -31,6 +31,8 @@ class StormSettings(ExternalSystemSettings):
     internal_assignees: bool = Field(False, description="read responsibles and checklists from /api/v1 (needs "
                                                         "STORMBPMN_BEARER_TOKEN; about 7 days valid)")
     rate_per_min: float = Field(DEFAULT_RATE_PER_MIN, gt=0, le=5, description="Storm calls a minute, never > 5")
+    rate_window_s: float = Field(60.0, gt=0, description="the quota window; only tests and an on-premises "
+                                                         "server with its own limit change it")
     read_timeout_s: float = Field(30.0, gt=0)
     attempts: int = Field(3, ge=1, description="tries of a call on network errors and 5xx (never 401/403/404)")
 
