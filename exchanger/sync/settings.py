@@ -45,7 +45,7 @@ class StormSettings(ExternalSystemSettings):
 class SyncSettings(ExchangerSettings):
     model_config = SettingsConfigDict(env_prefix="CAMUNDA_SYNC_")
 
-    state_file: str = Field("", description="SQLite state; empty = data/<env>/camunda-sync.sqlite")
+    state_file: str = Field("", description="SQLite state; empty = state/<env>/camunda-sync.sqlite")
     interval_s: float = Field(DEFAULT_INTERVAL_S, gt=0, description="seconds between passes of the daemon")
     health_port: int = Field(9103, ge=0, le=65535, description="/healthz, /readyz, /metrics; 0 = off")
     topic: str = Field(DEFAULT_TOPIC, description="topic of converted activities (must be routed)")
@@ -67,7 +67,7 @@ class SyncSettings(ExchangerSettings):
     deployment_source: str = "camunda-sync"
 
     def state_path(self, root: Path, env: str) -> Path:
-        return Path(self.state_file) if self.state_file else root / "data" / env / "camunda-sync.sqlite"
+        return Path(self.state_file) if self.state_file else root / "state" / env / "camunda-sync.sqlite"
 
     def options(self, diagram_id: str = "") -> Options:
         """The converter options for one diagram, with its overrides."""

@@ -97,7 +97,8 @@ def test_a_storm_diagram_is_deployed_once_per_change_and_runs_with_people(tmp_pa
         stack.write_env_file({
             "CAMUNDA_TENANT_ID": TENANT, "CAMUNDA_WORKER_ID": "sync-e2e", "CAMUNDA_ASYNC_RESPONSE_TIMEOUT_MS": "5000",
             "STORMBPMN_RATE_PER_MIN": "4", "STORMBPMN_RATE_WINDOW_S": "3",
-            "CREATOR_QUEUES": "bitrix24.queue,bitrix24.sent.queue", "CREATOR_CHECK_INTERVAL_S": "1", "BITRIX_CHECK_INTERVAL_S": "1",
+            "CREATOR_QUEUES": "bitrix24.queue,bitrix24.sent.queue", "CREATOR_CHECK_INTERVAL_S": "1",
+            "BITRIX_CHECK_INTERVAL_S": "1",
             "BITRIX_RATE_PER_S": "20", "BITRIX_BURST": "100", "WORKER_HEALTH_PORT": "0", "CREATOR_HEALTH_PORT": "0",
             "CAMUNDA_SYNC_HEALTH_PORT": "0", "LOG_LEVEL": "INFO",
         })
