@@ -88,8 +88,9 @@ def recover(context: Context) -> int:
         if context.json:
             context.emit_json({"action": "recover", "confirmed": args.yes, "tasks": []})
         else:
-            print(f"no lost tasks (locked by {context.camunda_settings.worker_id!r} for at least "
-                  f"{human_age(args.older_than)} and in no queue, tracking record or parking lot)")
+            age = f"for at least {human_age(args.older_than)}" if args.older_than else "(any age)"
+            print(f"no lost tasks: every task locked by {context.camunda_settings.worker_id!r} {age} has a message "
+                  "in a queue, a tracking record, a response or the parking lot")
         return EXIT_OK
     code = unlock(context, lost, args.yes, why="recover")
     return EXIT_WARN if not args.yes and code != EXIT_OK else code

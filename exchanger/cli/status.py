@@ -54,7 +54,7 @@ def status(context: Context) -> int:
             print(f"  {c.level.upper():<6}  {c.name:<{width}}  {c.detail}")
         reasons = [f"{c.name}: {c.detail}" for c in checks if SEVERITY[c.level] == worst and worst]
         if reasons:
-            print(f"\n{overall.upper()} because " + "; ".join(reasons))
+            print(f"\n{overall.upper()} because:\n  " + "\n  ".join(reasons))
     return {0: EXIT_OK, 1: EXIT_WARN, 2: EXIT_RED}[worst]
 
 

@@ -69,7 +69,7 @@ def test_status_green_then_a_stopped_daemon_a_parked_message_and_a_growing_queue
         _park(queues, "t-parked")
         result = cli("status", "--sample", "0", expect=1)
         assert "Exchanger dev: YELLOW" in result.stdout
-        assert "YELLOW because parking lot: 1 parked message(s) (exchanger parking list)" in result.stdout
+        assert "YELLOW because:\n  parking lot: 1 parked message(s) (exchanger parking list)" in result.stdout
 
         # a consumer that takes one message and never acks: the queue grows while status samples it
         connection = connect(queues.settings, name="slow-consumer", attempts=3)
