@@ -216,6 +216,7 @@ def test_take_over_from_exchanger_py(stack: Stack) -> None:
     process.send_signal(signal.SIGKILL)
     process.wait(10)
     code, output = run_migration(stack, "--yes")
+    (stack.workdir / "yes.txt").write_text(output, encoding="utf-8")
     assert code == 0, output
     assert "OK: 13 task(s) held before, 0 unaccounted" in output, output
 
