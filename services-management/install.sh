@@ -72,6 +72,20 @@ done
 mkdir -p "$CONF_DIR"
 chmod 700 "$CONF_DIR"
 
+# Exchanger.py's units: with Restart=always (and its own start_services.sh) they would come back and
+# fetch and consume next to Exchanger. Stop, disable and mask every one this machine has; migrate their
+# in-flight work with `exchanger migrate from-exchanger-py` (README, "Switching from Exchanger.py").
+for old in exchanger-camunda-worker-prod exchanger-task-creator-prod exchanger-camunda-worker-dev \
+           exchanger-task-creator-dev exchanger-camunda-worker exchanger-task-creator; do
+  case "$(systemctl show -p LoadState --value "$old.service" 2>/dev/null || true)" in
+    ""|not-found|masked) continue ;;
+  esac
+  systemctl stop "$old.service" || true
+  systemctl disable "$old.service" || true
+  systemctl mask "$old.service"
+  echo "stopped, disabled and masked Exchanger.py's $old"
+done
+
 daemons=(worker creator)
 [ -x "$ROOT/.venv/bin/exchanger-sync" ] && daemons+=(sync)  # camunda-sync only once it is built
 

@@ -128,6 +128,16 @@ def test_camunda_sync_is_enabled_only_once_it_is_built(installation: Installatio
     assert "systemctl enable --now exchanger-worker@dev exchanger-creator@dev" in installation.calls()
 
 
+def test_install_stops_disables_and_masks_the_old_exchanger_py_units_before_starting(installation: Installation):
+    installation.run("install.sh", "--user", USER, "dev")
+    calls = installation.calls()
+    for old in ("exchanger-camunda-worker-prod", "exchanger-task-creator-dev", "exchanger-task-creator"):
+        for verb in ("stop", "disable", "mask"):
+            assert f"systemctl {verb} {old}.service" in calls
+    assert calls.index("systemctl mask exchanger-task-creator-prod.service") < calls.index(
+        "systemctl enable --now exchanger-worker@dev exchanger-creator@dev exchanger-sync@dev")
+
+
 def test_uninstall_keeps_logs_and_state_unless_purged(installation: Installation) -> None:
     installation.run("install.sh", "--user", USER, "prod")
     (installation.root / "logs" / "prod").mkdir(parents=True)
