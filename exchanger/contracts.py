@@ -164,6 +164,7 @@ class SentRecord(Contract):
     item: ExternalItem
     checks: int = 0
     last_checked_at: datetime | None = None
+    failed_checks: int = 0  # checks in a row that raised something other than a transient error
 
 
 class ResponseStatus(StrEnum):

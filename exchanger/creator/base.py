@@ -53,10 +53,19 @@ the retry (the external task client convention).
 
 ``StillOpen`` → the record is checked again after ``check_interval_s`` (a delay queue, so any number
 of items can be tracked and none blocks another); ``Done`` / ``Failed`` / ``BpmnErrorOutcome`` → the
-response is published (confirmed) and the record acked. A ``TransientError`` (or anything
-unexpected) counts as "still open": checked again after the interval. ``PermanentError`` /
+response is published (confirmed) and the record acked. A ``TransientError`` (the system is down or
+slow) is checked again after the interval. Anything else unexpected (a date the tracker cannot parse,
+a malformed item id, a bug) is checked again too, but only ``CREATOR_MAX_CHECK_ERRORS`` times in a row:
+then it is an incident with the reason and a parked copy, never a silent loop. ``PermanentError`` /
 ``Incident`` → failure with retries 0 and a parked copy. ``CREATOR_MAX_TRACKING_AGE_S`` bounds how
 long an item is tracked.
+
+**Deleted items.** A ``NotFound`` from ``check_task_status`` takes the deleted path
+(``deleted_outcome``: a BPMN error or a failure, per system) only when ``confirm_gone`` verifies with a
+second, independent query that the item is really gone (or ``check_task_status`` itself saw it marked
+deleted). An error that merely looks like "not found" (Bitrix24 answers "Action not allowed" for a
+missing task and for a missing right alike) while the item is still there is a :class:`CheckFailed`:
+checked again, then an incident.
 
 Variables in outcomes are plain Python values (str, int, float, bool, None, dict, list, datetime);
 :func:`exchanger.variables.to_typed_map` gives them their Camunda types.
@@ -74,6 +83,7 @@ from loguru import logger
 
 from exchanger.contracts import ExternalItem, SentRecord, TaskMessage
 from exchanger.creator.retry_policy import RetryPolicy
+from exchanger.errors import ExchangerError, NotFound
 
 DEFAULT_CHECK_INTERVAL_S = 60.0  # a tracker re-checks an open item once a minute unless its system says otherwise
 
@@ -113,6 +123,10 @@ class StillOpen:
     """The work item is not finished yet; ``note`` is logged (e.g. the item's current status)."""
 
     note: str = ""
+
+
+class CheckFailed(ExchangerError):
+    """A check could not tell the item's state (e.g. an unverified "not found"); retried, then an incident."""
 
 
 HandlerOutcome = ExternalItem | Done | Failed | BpmnErrorOutcome
@@ -232,17 +246,40 @@ class BaseTracker(ABC):
     def check_task_status(self, record: SentRecord) -> TrackerOutcome:
         """Ask the system about ``record.item``; return its state (module docstring)."""
 
+    def confirm_gone(self, record: SentRecord) -> bool:
+        """True when a second query (not the one that answered "not found") shows the item is gone.
+
+        The default cannot verify, so a system without it never takes the deleted path on a guess.
+        """
+        return False
+
+    def deleted_outcome(self, record: SentRecord, reason: str) -> TrackerOutcome:
+        """What a verified deletion means for the Camunda task; systems send their BPMN error."""
+        return Failed(reason=reason)
+
     def check(self, record: SentRecord) -> TrackerOutcome:
-        """``check_task_status`` with stats; exceptions propagate."""
+        """``check_task_status`` with stats and the deletion check; exceptions propagate."""
         self.stats.add("checks")
         try:
-            outcome = self.check_task_status(record)
+            try:
+                outcome = self.check_task_status(record)
+            except NotFound as exc:
+                outcome = self._not_found(record, exc)
         except Exception as exc:
             self.stats.add(f"raised_{type(exc).__name__}")
             raise
         self.stats.add({Done: "done", Failed: "failed", BpmnErrorOutcome: "bpmn_errors",
                         StillOpen: "still_open"}.get(type(outcome), "other_outcomes"))
         return outcome
+
+    def _not_found(self, record: SentRecord, exc: NotFound) -> TrackerOutcome:
+        item = record.item
+        if not self.confirm_gone(record):
+            raise CheckFailed(f"{item.system} answered {exc.message!r} for item {item.id}, which is still there "
+                              f"(or its deletion cannot be verified): not taken for a deletion") from exc
+        reason = f"{item.system} item {item.id} was deleted (or is out of the integration user's reach)"
+        logger.warning("{}; Camunda task {}", reason, record.task.task_id)
+        return self.deleted_outcome(record, reason)
 
     def get_stats(self) -> dict[str, int]:
         return self.stats.snapshot()

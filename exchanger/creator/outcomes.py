@@ -23,6 +23,7 @@ from exchanger.variables import to_typed_map
 EXPECTED_ERRORS = (BpmnError, Incident, IntegrationError, ContractError)  # logged without a traceback
 MAX_DETAILS = 4000  # characters of error details sent to Camunda (a traceback's tail is what matters)
 DEFAULT_MAX_RETRY_AFTER_S = 3600.0  # a server's Retry-After above this is capped (CREATOR_MAX_RETRY_AFTER_S)
+DEFAULT_MAX_CHECK_ERRORS = 5  # checks in a row failing unexpectedly before an incident (CREATOR_MAX_CHECK_ERRORS)
 
 
 @dataclass(frozen=True)
@@ -179,8 +180,14 @@ def for_check(
     *,
     now: datetime,
     max_age_s: float = 0.0,
+    max_check_errors: int = DEFAULT_MAX_CHECK_ERRORS,
 ) -> Action:
-    """What to do after a tracker answered ``result`` (or raised it) for ``record``."""
+    """What to do after a tracker answered ``result`` (or raised it) for ``record``.
+
+    A transient error (the system is down or slow) means "check again later", as long as it takes.
+    Any other error (a date the tracker cannot parse, a malformed item id, an unverified deletion, a
+    bug) is checked again only ``max_check_errors`` times in a row, then it is an incident.
+    """
     task, item = record.task, record.item
     if isinstance(result, Done | Failed | BpmnErrorOutcome):
         return respond(task, result, item)
@@ -197,4 +204,12 @@ def for_check(
     if not isinstance(result, StillOpen | Exception):
         reason = f"the {item.system} tracker returned {type(result).__name__}, not an outcome (a bug in the tracker)"
         return incident(task, reason, reason, "ContractError", item)
-    return Track(record.model_copy(update={"checks": record.checks + 1, "last_checked_at": now}))
+    failed_checks = 0 if isinstance(result, StillOpen) else record.failed_checks
+    if isinstance(result, Exception) and not isinstance(result, TransientError):
+        failed_checks += 1
+        if failed_checks >= max_check_errors:
+            reason = (f"{item.system} item {item.id}: the check failed {failed_checks} times in a row "
+                      f"(CREATOR_MAX_CHECK_ERRORS={max_check_errors}), last: {type(result).__name__}: {result}")
+            return incident(task, reason, _details(result), type(result).__name__, item)
+    return Track(record.model_copy(update={"checks": record.checks + 1, "last_checked_at": now,
+                                           "failed_checks": failed_checks}))

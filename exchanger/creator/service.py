@@ -168,12 +168,12 @@ class CreatorService:
         except Exception as exc:  # noqa: BLE001 - mapped by outcomes.for_check; transient ones re-check later
             result = exc
             log = logger.opt(exception=exc) if not isinstance(exc, outcomes.EXPECTED_ERRORS) else logger
-            log.warning("{}: check of {} item {} failed ({}); checking again later", tracked.queue,
-                        record.item.system, record.item.id, exc)
+            log.warning("{}: check of {} item {} failed ({})", tracked.queue, record.item.system, record.item.id, exc)
         finally:
             self.metrics.handler_seconds.labels(tracked.queue).observe(time.perf_counter() - started)
         action = outcomes.for_check(record, result, now=datetime.now(UTC),
-                                    max_age_s=self.settings.max_tracking_age_s)
+                                    max_age_s=self.settings.max_tracking_age_s,
+                                    max_check_errors=self.settings.max_check_errors)
         self.metrics.checks.labels(tracked.queue, _result_label(action)).inc()
         self._execute(action, delivery, publisher, sent_queue=tracked.queue, target_queue=tracked.target_queue)
 

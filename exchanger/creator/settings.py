@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from exchanger.creator.base import DEFAULT_CHECK_INTERVAL_S
-from exchanger.creator.outcomes import DEFAULT_MAX_RETRY_AFTER_S
+from exchanger.creator.outcomes import DEFAULT_MAX_CHECK_ERRORS, DEFAULT_MAX_RETRY_AFTER_S
 from exchanger.creator.retry_policy import DEFAULT_RETRY_CONFIG, RetryPolicy, policy_setting
 from exchanger.settings import ExchangerSettings
 
@@ -48,6 +48,8 @@ class CreatorSettings(ExchangerSettings):
     check_interval_s: float = Field(DEFAULT_CHECK_INTERVAL_S, gt=0,
                                     description="tracker re-check interval for systems that set none")
     max_tracking_age_s: float = Field(0.0, ge=0, description="give up tracking an item after this long; 0 = never")
+    max_check_errors: int = Field(DEFAULT_MAX_CHECK_ERRORS, ge=1,
+                                  description="checks in a row failing with a non-transient error before an incident")
     max_retry_after_s: float = Field(DEFAULT_MAX_RETRY_AFTER_S, gt=0,
                                      description="cap of a server's Retry-After before a retry, seconds")
     drain_s: float = Field(DEFAULT_DRAIN_S, gt=0, description="SIGTERM: deadline for in-flight messages")

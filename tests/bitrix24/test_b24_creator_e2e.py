@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import requests
 from b24_helpers import client_for, inject, rest
 from broker_queues import serve_system
 from test_b24_handler import CONTEXT, handler_for, make_task
@@ -89,3 +90,40 @@ def test_a_timed_out_add_that_the_portal_still_completes_creates_one_task(portal
         finish(portal, record)
         (response,) = queues.responses(timeout_s=15)
     assert (response.task_id, response.status) == ("e2e-slow", ResponseStatus.COMPLETE)
+
+
+def test_action_not_allowed_while_tracking_ends_in_an_incident_not_the_deleted_path(portal, rabbit_settings,
+                                                                                   topology, queues) -> None:
+    """The task is still open on the portal; tasks.task.get answers ERROR_CORE "Action not allowed"
+    (a right taken away, a portal hiccup). That is a failed check, never "deleted": after
+    CREATOR_MAX_CHECK_ERRORS an incident, with the record parked."""
+    client = client_for(portal, check_interval_s=0.3)
+    tracker = Bitrix24Tracker(CONTEXT, settings=client.settings, client=client)
+    with serve_system(rabbit_settings, topology, handler_for(client), tracker, max_check_errors=3):
+        task = make_task("e2e-denied")
+        inject(portal, status=400, count=1000, path_contains="tasks.task.get",
+               body={"error": "ERROR_CORE", "error_description": "TASKS_ERROR_EXCEPTION_#8; Action not allowed"})
+        queues.publish_task(task)
+        created_task(portal, task)
+        (response,) = queues.responses(timeout_s=20)
+        (parked,) = queues.parked(timeout_s=5)
+    requests.delete(portal.url + "/_admin/faults", timeout=5)
+    assert (response.status, response.retries) == (ResponseStatus.FAILURE, 0)
+    assert "failed 3 times in a row" in response.error_message and "still there" in response.error_message
+    assert parked.source_queue == "bitrix24.sent.queue" and parked.error_type == "CheckFailed"
+
+
+def test_a_date_the_tracker_cannot_parse_ends_in_an_incident_instead_of_looping(portal, rabbit_settings, topology,
+                                                                               queues) -> None:
+    client = client_for(portal, check_interval_s=0.3)
+    tracker = Bitrix24Tracker(CONTEXT, settings=client.settings, client=client)
+    with serve_system(rabbit_settings, topology, handler_for(client), tracker, max_check_errors=2):
+        task = make_task("e2e-bad-date")
+        queues.publish_task(task)
+        record = created_task(portal, task)
+        with portal.portal.lock:
+            stored = portal.portal.tasks[int(record.item.id)]
+            stored.update({"STATUS": "5", "CLOSED_DATE": "the day before yesterday"})
+        (response,) = queues.responses(timeout_s=20)
+    assert (response.status, response.retries) == (ResponseStatus.FAILURE, 0)
+    assert "failed 2 times in a row" in response.error_message and "ValueError" in response.error_message

@@ -14,7 +14,7 @@ from test_b24_handler import CONTEXT, handler_for, make_task
 from exchanger.consumers.bitrix24.client import Bitrix24Client
 from exchanger.consumers.bitrix24.tracker import Bitrix24Tracker
 from exchanger.contracts import ExternalItem, SentRecord, TaskMessage
-from exchanger.creator.base import BpmnErrorOutcome, Done, Failed, StillOpen
+from exchanger.creator.base import BpmnErrorOutcome, CheckFailed, Done, Failed, StillOpen
 from exchanger.errors import TransientError
 from exchanger.sandbox.bitrix24.server import PortalServer
 
@@ -134,13 +134,23 @@ def test_awaiting_control_counts_only_when_configured(portal: PortalServer) -> N
 def test_a_deleted_task_is_the_bpmn_error_or_a_failure(client: Bitrix24Client, portal: PortalServer) -> None:
     record = created(client, make_task())
     rest(portal.webhook_url, "tasks.task.delete", {"taskId": int(record.item.id)}).raise_for_status()
-    outcome = tracker_for(client).check_task_status(record)
+    outcome = tracker_for(client).check(record)
     assert isinstance(outcome, BpmnErrorOutcome)
     assert outcome.code == "BITRIX_TASK_DELETED" and outcome.variables == {"bitrix_task_id": int(record.item.id)}
     as_failure = client_for(portal, deleted_as_failure=True, deleted_error_code="GONE")
-    failed = tracker_for(as_failure).check_task_status(record)
+    failed = tracker_for(as_failure).check(record)
     assert isinstance(failed, Failed) and "deleted" in failed.reason and failed.retries == 0
     as_failure.close()
+
+
+def test_action_not_allowed_on_a_task_that_is_still_there_is_not_a_deletion(client, portal) -> None:
+    """The portal answers "Action not allowed" for a missing task and a missing right alike: only a
+    task that tasks.task.list no longer lists is deleted; anything else is a failed check."""
+    record = created(client, make_task())
+    inject(portal, status=400, count=1, path_contains="tasks.task.get",
+           body={"error": "ERROR_CORE", "error_description": "TASKS_ERROR_EXCEPTION_#8; Action not allowed"})
+    with pytest.raises(CheckFailed, match="still there"):
+        tracker_for(client).check(record)
 
 
 def test_the_webhook_token_is_in_no_error_and_no_log_line(client: Bitrix24Client, portal: PortalServer) -> None:
@@ -156,7 +166,7 @@ def test_the_webhook_token_is_in_no_error_and_no_log_line(client: Bitrix24Client
         with pytest.raises(TransientError) as timed_out:
             tracker_for(client).check_task_status(record)
         rest(portal.webhook_url, "tasks.task.delete", {"taskId": int(record.item.id)})
-        tracker_for(client).check_task_status(record)
+        tracker_for(client).check(record)
     finally:
         logger.remove(sink)
     for exc in (caught.value, timed_out.value):

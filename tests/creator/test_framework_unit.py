@@ -13,7 +13,7 @@ from creator_testkit import make_task
 
 from exchanger.contracts import ExternalItem, SentRecord
 from exchanger.creator import outcomes
-from exchanger.creator.base import Done
+from exchanger.creator.base import Done, StillOpen
 from exchanger.creator.instance_lock import InstanceLock, InstanceLocked
 from exchanger.creator.loader import load_components
 from exchanger.creator.retry_policy import RetryPolicy, parse_duration_ms
@@ -186,3 +186,18 @@ def test_a_retry_after_that_is_not_a_finite_wait_is_ignored(header):
     response = requests.Response()
     response.headers["Retry-After"] = header
     assert retry_after_seconds(response) is None
+
+
+def test_unexpected_check_errors_are_bounded_and_an_open_answer_resets_the_count():
+    record, now = _record()
+    for expected in (1, 2):
+        action = outcomes.for_check(record, ValueError("bad date"), now=now, max_check_errors=3)
+        assert isinstance(action, outcomes.Track) and action.record.failed_checks == expected
+        record = action.record
+    transient = outcomes.for_check(record, TransientError("down"), now=now, max_check_errors=3)
+    assert isinstance(transient, outcomes.Track) and transient.record.failed_checks == 2  # waiting is not failing
+    action = outcomes.for_check(record, ValueError("bad date"), now=now, max_check_errors=3)
+    assert isinstance(action, outcomes.Respond) and action.response.retries == 0 and action.park_reason
+    assert "failed 3 times in a row" in action.response.error_message
+    reset = outcomes.for_check(record, StillOpen(), now=now, max_check_errors=3)
+    assert isinstance(reset, outcomes.Track) and reset.record.failed_checks == 0

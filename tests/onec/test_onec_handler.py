@@ -13,7 +13,7 @@ from exchanger.amqp.topology import sent_queue, system_queue
 from exchanger.consumers.onec.handler import OneCTaskHandler
 from exchanger.consumers.onec.tracker import OneCTracker
 from exchanger.contracts import BpmnMetadata, SentRecord, TaskMessage
-from exchanger.creator.base import BpmnErrorOutcome, Done, StillOpen, SystemContext
+from exchanger.creator.base import BpmnErrorOutcome, CheckFailed, Done, StillOpen, SystemContext
 from exchanger.errors import AuthError, Incident, PermanentError, TransientError
 from exchanger.sandbox.onec.state import COUNTERPARTIES, PAYMENT_REQUEST, STATUS_ATTRIBUTE, STATUS_DONE_VALUE
 from exchanger.variables import to_typed_map
@@ -163,3 +163,13 @@ def test_tracker_status_attribute_and_catalog_items(handler, onec_settings, make
     catalog = handler.process_message(onec_task("task-2", props={"entity": COUNTERPARTIES, "field.ИНН": "7700000000"}))
     done = tracker.check(SentRecord(task=onec_task("task-2"), item=catalog))
     assert done == Done(variables={"onec_ref_key": catalog.id, "onec_number": "000000003", "onec_posted": False})
+
+
+def test_a_404_for_a_document_that_is_still_listed_is_not_a_deletion(handler, tracker, admin):
+    item = handler.process_message(onec_task())
+    record = SentRecord(task=onec_task(), item=item)
+    admin("faults", status=404, count=1, path_contains=item.id,
+          body={"odata.error": {"code": "", "message": {"lang": "ru", "value": "not found"}}})
+    with pytest.raises(CheckFailed, match="still there"):
+        tracker.check(record)
+    assert tracker.check(record) == StillOpen("posted=False")

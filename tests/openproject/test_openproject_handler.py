@@ -14,7 +14,7 @@ from exchanger.amqp.topology import sent_queue, system_queue
 from exchanger.consumers.openproject.handler import OpenProjectTaskHandler
 from exchanger.consumers.openproject.tracker import OpenProjectTracker
 from exchanger.contracts import BpmnMetadata, SentRecord, TaskMessage
-from exchanger.creator.base import BpmnErrorOutcome, Done, StillOpen, SystemContext
+from exchanger.creator.base import BpmnErrorOutcome, CheckFailed, Done, StillOpen, SystemContext
 from exchanger.errors import AuthError, ConfigError, Incident, NotFound, TransientError
 from exchanger.variables import to_typed_map
 
@@ -176,3 +176,14 @@ def test_tracker_open_closed_and_deleted(handler, tracker, op, api, op_settings)
     assert isinstance(outcome, BpmnErrorOutcome) and outcome.code == "OP_WORK_PACKAGE_DELETED"
     assert tracker.check_interval_s == op_settings.check_interval_s
     assert tracker.get_stats() == {"checks": 4, "still_open": 2, "done": 1, "bpmn_errors": 1}
+
+
+def test_a_404_for_a_work_package_that_is_still_listed_is_not_a_deletion(handler, tracker, fault):
+    """A 404 from something in between (a proxy, a misrouted request) must not end the process on its error path."""
+    item = handler.process_message(op_task())
+    record = SentRecord(task=op_task(), item=item)
+    fault(status=404, count=1, path_contains=f"/work_packages/{item.id}",
+          body={"_type": "Error", "errorIdentifier": "urn:openproject-org:api:v3:errors:NotFound", "message": "gone?"})
+    with pytest.raises(CheckFailed, match="still there"):
+        tracker.check(record)
+    assert tracker.check(record) == StillOpen("status New")

@@ -286,6 +286,12 @@ class Bitrix24Client:
 
     # --- what the handler and tracker use -------------------------------------------------------------
 
+    def task_listed(self, task_id: int | str) -> bool:
+        """True when ``tasks.task.list`` filtered by ID lists the task (a second opinion to ``tasks.task.get``)."""
+        params = {"filter": {"ID": int(task_id)}, "select": ["ID"]}
+        listed = _as_dict(self.call("tasks.task.list", params).get("tasks")).values()
+        return any(str(task.get("id") or task.get("ID")) == str(int(task_id)) for task in listed)
+
     def find_task_by_external_id(self, field_name: str, value: str, select: list[str] | None = None) -> dict | None:
         """The oldest task whose user field ``field_name`` equals ``value``; None only if there is none.
 

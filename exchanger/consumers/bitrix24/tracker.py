@@ -14,8 +14,11 @@ its text one of ``BITRIX_ANSWER_OK_TEXTS`` (the old portal's «ДА»), no likew
 without an answer (or with a value that is neither) counts as ``"no"`` with a warning: the person closed
 it without approving, and stopping the process with an incident would help nobody.
 
-Pending, in progress and deferred (6) keep waiting. A deleted task (``NotFound``) is the BPMN error
-``BITRIX_DELETED_ERROR_CODE``, or a failure with ``BITRIX_DELETED_AS_FAILURE``.
+Pending, in progress and deferred (6) keep waiting. A deleted task is the BPMN error
+``BITRIX_DELETED_ERROR_CODE``, or a failure with ``BITRIX_DELETED_AS_FAILURE``; the portal answers
+"Action not allowed" for a missing task and for a missing right alike, so a deletion counts only
+when ``tasks.task.list`` filtered by the ID no longer lists it (else the check failed: an incident
+after ``CREATOR_MAX_CHECK_ERRORS``).
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ from exchanger.consumers.bitrix24.client import Bitrix24Client, camel_key, share
 from exchanger.consumers.bitrix24.settings import Bitrix24Settings
 from exchanger.contracts import SentRecord
 from exchanger.creator.base import BaseTracker, BpmnErrorOutcome, Done, Failed, StillOpen, SystemContext, TrackerOutcome
-from exchanger.errors import NotFound
 from exchanger.settings import load
 from exchanger.variables import parse_date
 
@@ -71,14 +73,11 @@ class Bitrix24Tracker(BaseTracker):
         item = record.item
         answer_key = camel_key(self.settings.answer_field)
         select = [*SELECT, self.settings.answer_field, self.settings.result_expected_field]
-        try:
-            task = self.client.get_task(item.id, select=select)
-            status = str(task.get("status"))
-            if status not in self.done_statuses:
-                return StillOpen(note=f"status {status} ({STATUS_NAMES.get(status, 'unknown')})")
-            results = self.client.task_results(item.id)
-        except NotFound:
-            return self._deleted(record)
+        task = self.client.get_task(item.id, select=select)
+        status = str(task.get("status"))
+        if status not in self.done_statuses:
+            return StillOpen(note=f"status {status} ({STATUS_NAMES.get(status, 'unknown')})")
+        results = self.client.task_results(item.id)
         own_flag = str(task.get(camel_key(self.settings.result_expected_field)) or "").strip().lower()
         expected = bool(item.data.get("result_expected")) or own_flag in TRUE_FLAGS
         closed_at = task.get("closedDate")
@@ -97,9 +96,10 @@ class Bitrix24Tracker(BaseTracker):
                     record.task.task_id)
         return Done(variables=variables)
 
-    def _deleted(self, record: SentRecord) -> Failed | BpmnErrorOutcome:
-        reason = f"Bitrix24 task {record.item.id} was deleted (or the webhook's user lost access to it)"
-        logger.warning("{}; Camunda task {}", reason, record.task.task_id)
+    def confirm_gone(self, record: SentRecord) -> bool:
+        return not self.client.task_listed(record.item.id)
+
+    def deleted_outcome(self, record: SentRecord, reason: str) -> Failed | BpmnErrorOutcome:
         if self.settings.deleted_as_failure:
             return Failed(reason=reason)
         return BpmnErrorOutcome(self.settings.deleted_error_code, reason, {"bitrix_task_id": int(record.item.id)})

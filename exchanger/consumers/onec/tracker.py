@@ -8,13 +8,13 @@ the process down its error path (``ONEC_DELETED_ERROR_CODE``).
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from exchanger.consumers.onec.client import OneCClient
 from exchanger.consumers.onec.settings import OneCSettings
 from exchanger.contracts import SentRecord
 from exchanger.creator.base import BaseTracker, BpmnErrorOutcome, Done, StillOpen, SystemContext, TrackerOutcome
-from exchanger.errors import NotFound
 from exchanger.settings import load
 
 
@@ -29,16 +29,18 @@ class OneCTracker(BaseTracker):
     def cleanup(self) -> None:
         self.client.close()
 
+    def confirm_gone(self, record: SentRecord) -> bool:
+        ref_key = str(uuid.UUID(record.item.id))  # a malformed key is a failed check, never a filter injection
+        return not self.client.find(record.item.data["entity"], f"Ref_Key eq guid'{ref_key}'", select="Ref_Key")
+
+    def deleted_outcome(self, record: SentRecord, reason: str) -> BpmnErrorOutcome:
+        return BpmnErrorOutcome(self.settings.deleted_error_code, reason, variables={"onec_ref_key": record.item.id})
+
     def check_task_status(self, record: SentRecord) -> TrackerOutcome:
         entity, ref_key = record.item.data["entity"], record.item.id
-        try:
-            found = self.client.get(entity, ref_key)
-        except NotFound:
-            found = None
-        if found is None or found.get("DeletionMark"):
-            how = "marked for deletion" if found else "deleted"
-            return BpmnErrorOutcome(self.settings.deleted_error_code, f"1C {entity} {ref_key} was {how}",
-                                    variables={"onec_ref_key": ref_key})
+        found = self.client.get(entity, ref_key)
+        if found.get("DeletionMark"):
+            return self.deleted_outcome(record, f"1C {entity} {ref_key} was marked for deletion")
         if not self._is_done(found):
             return StillOpen(f"posted={found.get('Posted')}" + self._status_note(found))
         return Done(variables={

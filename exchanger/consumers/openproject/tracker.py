@@ -2,16 +2,16 @@
 
 "Closed" is the status's own ``isClosed`` flag, so an instance's custom workflow (Closed, Rejected,
 Done, ...) needs no setting. A work package that is gone (deleted, or hidden from the API user: the
-API answers 404 for both) sends the process down its error path (``OPENPROJECT_DELETED_ERROR_CODE``).
+API answers 404 for both) sends the process down its error path (``OPENPROJECT_DELETED_ERROR_CODE``),
+once a filtered list confirms it is gone (a 404 from something else, a proxy say, is a failed check).
 """
 
 from __future__ import annotations
 
-from exchanger.consumers.openproject.client import OpenProjectClient
+from exchanger.consumers.openproject.client import ANY_STATUS, OpenProjectClient
 from exchanger.consumers.openproject.settings import OpenProjectSettings
 from exchanger.contracts import SentRecord
 from exchanger.creator.base import BaseTracker, BpmnErrorOutcome, Done, StillOpen, SystemContext, TrackerOutcome
-from exchanger.errors import NotFound
 from exchanger.settings import load
 
 
@@ -26,14 +26,17 @@ class OpenProjectTracker(BaseTracker):
     def cleanup(self) -> None:
         self.client.close()
 
+    def confirm_gone(self, record: SentRecord) -> bool:
+        return not self.client.find_work_packages([{"id": {"operator": "=", "values": [str(int(record.item.id))]}},
+                                                   ANY_STATUS])
+
+    def deleted_outcome(self, record: SentRecord, reason: str) -> BpmnErrorOutcome:
+        return BpmnErrorOutcome(self.settings.deleted_error_code, reason,
+                                variables={"op_work_package_id": int(record.item.id)})
+
     def check_task_status(self, record: SentRecord) -> TrackerOutcome:
         wp_id = int(record.item.id)
-        try:
-            wp = self.client.get_work_package(wp_id)
-        except NotFound:
-            return BpmnErrorOutcome(self.settings.deleted_error_code,
-                                    f"OpenProject work package {wp_id} was deleted (or the API user lost access)",
-                                    variables={"op_work_package_id": wp_id})
+        wp = self.client.get_work_package(wp_id)
         status = wp["_embedded"]["status"]
         if not status.get("isClosed"):
             return StillOpen(f"status {status.get('name')}")
