@@ -8,11 +8,11 @@ queried. The dry run prints this and what the migration would do with it.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pika.adapters.blocking_connection import BlockingConnection
+from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 from pika.exceptions import ChannelClosedByBroker
 
 from exchanger.camunda.client import CamundaClient
@@ -57,6 +57,22 @@ def queue_depth(connection: BlockingConnection, queue: str) -> tuple[bool, int, 
     return True, ok.method.message_count, ok.method.consumer_count
 
 
+def messages(connection: BlockingConnection, queue: str,
+             count: int) -> Iterator[tuple[BlockingChannel, Any, Any, bytes]]:
+    """Up to ``count`` messages of ``queue`` (channel, method, properties, body), read unacked on a channel of
+    their own; what was not acked when the iteration ends goes back, in order."""
+    channel = connection.channel()
+    try:
+        for _ in range(count):
+            method, properties, body = channel.basic_get(queue, auto_ack=False)
+            if method is None:
+                return
+            yield channel, method, properties, body
+    finally:
+        if channel.is_open:
+            channel.close()
+
+
 def scan_queue(connection: BlockingConnection, queue: str, *, plan: Plan | None = None,
                plans: Counter[str] | None = None) -> QueueScan:
     """Depth and the kind of every ready message, read unacked and given back; with ``plan``, what would
@@ -65,20 +81,13 @@ def scan_queue(connection: BlockingConnection, queue: str, *, plan: Plan | None 
     scan.exists, scan.ready, scan.unacked_or_consumers = queue_depth(connection, queue)
     if not scan.exists:
         return scan
-    channel = connection.channel()
-    try:
-        for _ in range(scan.ready):
-            method, properties, body = channel.basic_get(queue, auto_ack=False)
-            if method is None:
-                break
-            kind = classify(body, properties.headers)
-            scan.kinds[kind] += 1
-            scan.task_ids.setdefault(kind, []).append(task_id_of(body) or "?")
-            if plan is not None and plans is not None:
-                plans[f"{kind:8} {plan(body, dict(properties.headers or {}))}"] += 1
-    finally:
-        channel.close()  # everything read goes back, in order
-    return scan
+    for _channel, _method, properties, body in messages(connection, queue, scan.ready):
+        kind = classify(body, properties.headers)
+        scan.kinds[kind] += 1
+        scan.task_ids.setdefault(kind, []).append(task_id_of(body) or "?")
+        if plan is not None and plans is not None:
+            plans[f"{kind:8} {plan(body, dict(properties.headers or {}))}"] += 1
+    return scan  # everything read went back, in order
 
 
 def held_tasks(camunda: CamundaClient, worker_id: str) -> list[HeldTask]:

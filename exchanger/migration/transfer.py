@@ -36,7 +36,7 @@ from exchanger.camunda.client import CamundaClient, CamundaConflict, CamundaNotF
 from exchanger.contracts import SCHEMA_HEADER, ParkedRecord
 from exchanger.errors import ExchangerError
 from exchanger.migration import journal
-from exchanger.migration.inventory import queue_depth
+from exchanger.migration.inventory import messages, queue_depth
 from exchanger.migration.journal import Entry, StateDir
 from exchanger.migration.legacy import (
     ERROR_TYPE,
@@ -112,16 +112,9 @@ class Transfer:
         exists, result.before, _ = queue_depth(connection, queue)
         if not exists or result.before == 0:
             return result
-        channel = connection.channel()
-        try:
-            for _ in range(result.before):
-                method, properties, body = channel.basic_get(queue, auto_ack=False)
-                if method is None:
-                    break
-                action = self._one(channel, method.delivery_tag, queue, properties, body)
-                result.counts[action] += 1
-        finally:
-            channel.close()  # what was held (failures) goes back in order
+        for channel, method, properties, body in messages(connection, queue, result.before):
+            action = self._one(channel, method.delivery_tag, queue, properties, body)
+            result.counts[action] += 1
         logger.info("migrated {}: {}", queue, dict(result.counts))
         return result
 

@@ -58,6 +58,7 @@ DAEMONS = {
     "BITRIX_DELETED_AS_FAILURE": "true",
     "CREATOR_MAX_TRACKING_AGE_S": "0",
 }
+pytestmark = pytest.mark.slow
 QUESTIONNAIRE = {"taskId": "?", "total": 1, "has_codes": True, "items": [{"ID": "3", "CODE": "BUDGET", "questions": [
     {"ID": "9", "CODE": "AMOUNT", "NAME": "Сумма", "TYPE": "integer", "answer": "150000"},
     {"ID": "10", "CODE": "AGREED", "NAME": "Согласовано", "TYPE": "boolean"}]}]}
