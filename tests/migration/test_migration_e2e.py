@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -59,6 +60,7 @@ DAEMONS = {
     "CREATOR_MAX_TRACKING_AGE_S": "0",
 }
 pytestmark = pytest.mark.slow
+OTHER_TENANT = "imenaDev"
 QUESTIONNAIRE = {"taskId": "?", "total": 1, "has_codes": True, "items": [{"ID": "3", "CODE": "BUDGET", "questions": [
     {"ID": "9", "CODE": "AMOUNT", "NAME": "Сумма", "TYPE": "integer", "answer": "150000"},
     {"ID": "10", "CODE": "AGREED", "NAME": "Согласовано", "TYPE": "boolean"}]}]}
@@ -110,14 +112,20 @@ def build_old_state(stack: Stack) -> OldState:
         state.instances[name] = ops.start(old.APPROVAL_KEY, {"startedBy": "3", "amount": 150000})
     for name in notices:
         state.instances[name] = ops.start(old.NOTICE_KEY, {"startedBy": "3"})
+    # 12. the old tool with an empty tenant fetched every tenant: a dev task under the same worker id
+    ops.deploy(old.NOTICE_BPMN, name="notice.bpmn", tenant=OTHER_TENANT)
+    state.instances["other_tenant"] = ops.start(old.NOTICE_KEY, {"startedBy": "3"}, tenant=OTHER_TENANT)
+    dev = CamundaClient(CamundaSettings(base_url=stack.settings["CAMUNDA_BASE_URL"], worker_id=old.WORKER_ID,
+                                        tenant_id=OTHER_TENANT))
+    state.tasks["other_tenant"] = old.OldTool(dev, bitrix, None).fetch("bitrix_create_task", 1)[0]["task_id"]
     connection = connect(rabbit, name="old-tool", attempts=3)
     channel = connection.channel()
     old.declare_old_topology(channel)
     tool = old.OldTool(camunda, bitrix, channel)
     by_instance = {m["process_instance_id"]: m for m in tool.fetch("bitrix_create_task", 50,
                                                                       activity_names=old.ACTIVITY_NAMES)}
-    messages = {name: by_instance[pid] for name, pid in state.instances.items()}
-    state.tasks = {name: message["task_id"] for name, message in messages.items()}
+    messages = {name: by_instance[pid] for name, pid in state.instances.items() if name != "other_tenant"}
+    state.tasks.update({name: message["task_id"] for name, message in messages.items()})
     tasks = {name: tool.create_bitrix_task(messages[name]) for name in [*approvals, *notices] if name != "t_retry"}
     state.bitrix = {name: str(task["id"]) for name, task in tasks.items()}
     sent = {name: tool.sent_record(messages[name], tasks[name]) for name in tasks}
@@ -208,6 +216,7 @@ def test_take_over_from_exchanger_py(stack: Stack) -> None:
     assert code == 3, output  # a dry run that found work: nothing done
     assert (queue_contents(rabbit), camunda_view(stack), portal_stats(stack)) == before
     assert "dry run" in output and "stranded (held, no message): 3" in output, output
+    assert re.search(r"universal-worker +tenant imenaDev +bitrix_create_task +locked +1\n", output), output
     (stack.workdir / "dry-run.txt").write_text(output, encoding="utf-8")
 
     # killed half way (kill -9), then run again
@@ -220,6 +229,11 @@ def test_take_over_from_exchanger_py(stack: Stack) -> None:
     (stack.workdir / "yes.txt").write_text(output, encoding="utf-8")
     assert code == 0, output
     assert "OK: 13 task(s) held before, 0 unaccounted" in output, output
+    # still held by the old id: the parked response's task (as it was) and the other tenant's (its own
+    # environment's migration); nothing else
+    held = EngineOps(CamundaClient(CamundaSettings(base_url=stack.settings["CAMUNDA_BASE_URL"]))).get(
+        "/external-task", workerId=old.WORKER_ID, locked="true")
+    assert {t["id"] for t in held} == {state.tasks["raw_unknown"], state.tasks["other_tenant"]}
 
     # Exchanger's daemons take over; people finish what is open
     stack.start_daemon("camunda-worker")
@@ -227,7 +241,7 @@ def test_take_over_from_exchanger_py(stack: Stack) -> None:
     person = Bitrix24Client(Bitrix24Settings(webhook_url=SecretStr(person_webhook(stack.settings)),
                                              rate_per_s=100, burst=100))
     ops = EngineOps(CamundaClient(CamundaSettings(base_url=stack.settings["CAMUNDA_BASE_URL"])))
-    finishing = [name for name in state.instances if name not in ("raw_unknown", "deleted")]
+    finishing = [name for name in state.instances if name not in ("raw_unknown", "deleted", "other_tenant")]
 
     def people_done() -> bool:
         open_tasks = person.call("tasks.task.list", {"filter": {"STATUS": ["2", "3"]}, "select": ["ID"]})["tasks"]
@@ -251,7 +265,7 @@ def test_take_over_from_exchanger_py(stack: Stack) -> None:
     assert ended_at("r_no") == ["End_Rejected"]
     for name in ("t_retry", "s_open", "e3_found", "stranded1", "stranded2", "stranded3", "done"):
         assert ended_at(name) == ["End"], name
-    for name in state.instances:
+    for name in [name for name in state.instances if name != "other_tenant"]:
         runs = [a for a in ops.activity_history(processInstanceId=state.instances[name])
                 if a["activityType"] == "serviceTask"]
         assert len(runs) == 1, (name, runs)
@@ -259,7 +273,7 @@ def test_take_over_from_exchanger_py(stack: Stack) -> None:
     stats = portal_stats(stack)
     assert stats["duplicates"] == {}
     assert stats["by_external_id"][state.tasks["t_retry"]] == 1
-    assert stats["created"] == len(state.instances)
+    assert stats["created"] == len(state.instances) - 1  # the other tenant's task was never made
 
     # the deleted task is an incident; the unknown answer stays parked, its task untouched
     incidents = ops.incidents()
