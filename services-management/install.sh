@@ -86,10 +86,18 @@ for old in exchanger-camunda-worker-prod exchanger-task-creator-prod exchanger-c
   echo "stopped, disabled and masked Exchanger.py's $old"
 done
 
-daemons=(worker creator)
-[ -x "$ROOT/.venv/bin/exchanger-sync" ] && daemons+=(sync)  # camunda-sync only once it is built
+configured() {  # <env> <variable>: set to a non-empty value in the repository env file or the secrets file
+  grep -Eqs "^$2=.+" "$ROOT/.env.$1" "$CONF_DIR/$1.env"
+}
 
 for env in "${ENVIRONMENTS[@]}"; do
+  daemons=(worker creator)
+  # camunda-sync only where it can work: built, and a StormBPMN key configured for this environment
+  if [ -x "$ROOT/.venv/bin/exchanger-sync" ] && configured "$env" STORMBPMN_API_KEY; then
+    daemons+=(sync)
+  else
+    echo "$env: camunda-sync not enabled (set STORMBPMN_API_KEY in $CONF_DIR/$env.env and run install.sh again)"
+  fi
   vhost=$(grep -E '^RABBITMQ_VIRTUAL_HOST=' "$ROOT/.env.$env" | cut -d= -f2- || true)
   if [ -n "$vhost" ] && command -v rabbitmqctl >/dev/null; then
     rabbitmqctl -q list_vhosts 2>/dev/null | grep -qx "$vhost" || rabbitmqctl -q add_vhost "$vhost"

@@ -29,8 +29,10 @@ case "$(basename "$0")" in
     if [ "$1" = show ]; then
       unit="${{@: -1}}"; prop="$3"
       case "$unit:$prop" in
-        exchanger-sync@*:LoadState) echo not-found ;;
         *:LoadState) echo loaded ;;
+        exchanger-sync@*:UnitFileState) echo disabled ;;
+        *:UnitFileState) echo enabled ;;
+        exchanger-sync@*:ActiveState) echo inactive ;;
         exchanger-creator@dev.service:ActiveState) echo failed ;;
         *:ActiveState) echo active ;;
         *:NRestarts) echo 2 ;;
@@ -50,7 +52,7 @@ class Installation:
         shutil.copytree(PROJECT / "services-management", self.root / "services-management")
         for env, port in (("prod", 9101), ("dev", 9111)):
             (self.root / f".env.{env}").write_text(f"RABBITMQ_VIRTUAL_HOST=exchanger-{env}\n"
-                                                   f"WORKER_HEALTH_PORT={port}\n")
+                                                   f"WORKER_HEALTH_PORT={port}\nSTORMBPMN_API_KEY=k-{env}\n")
         venv = self.root / ".venv" / "bin"
         venv.mkdir(parents=True)
         for daemon in DAEMONS:
@@ -122,8 +124,16 @@ def test_install_never_runs_the_services_as_root(installation: Installation) -> 
            "exchanger" in installation.calls()
 
 
-def test_camunda_sync_is_enabled_only_once_it_is_built(installation: Installation) -> None:
-    (installation.root / ".venv" / "bin" / "exchanger-sync").unlink()
+def test_camunda_sync_is_enabled_only_where_it_is_built_and_configured(installation: Installation) -> None:
+    env_file = installation.root / ".env.prod"
+    env_file.write_text(env_file.read_text().replace("STORMBPMN_API_KEY=k-prod", "STORMBPMN_API_KEY="))
+    result = installation.run("install.sh", "--user", USER, "prod", "dev")
+    assert "prod: camunda-sync not enabled (set STORMBPMN_API_KEY" in result.stdout
+    assert "systemctl enable --now exchanger-worker@prod exchanger-creator@prod" in installation.calls()
+    assert "systemctl enable --now exchanger-worker@dev exchanger-creator@dev exchanger-sync@dev" in \
+        installation.calls()
+    (installation.root / ".venv" / "bin" / "exchanger-sync").unlink()  # not built
+    installation.log.unlink()
     installation.run("install.sh", "--user", USER, "dev")
     assert "systemctl enable --now exchanger-worker@dev exchanger-creator@dev" in installation.calls()
 
@@ -155,7 +165,7 @@ def test_exchangerctl_status_summarises_every_unit(installation: Installation) -
     assert set(lines) == {f"exchanger-{d}@{e}.service" for d in DAEMONS for e in ("prod", "dev")}
     assert "failed" in lines["exchanger-creator@dev.service"]
     assert "active     2" in lines["exchanger-worker@prod.service"]
-    assert "missing" in lines["exchanger-sync@prod.service"]
+    assert "not used" in lines["exchanger-sync@prod.service"]
     assert installation.run("exchangerctl", "status", "prod", "worker").stdout.count("active") == 1
     assert "unknown action" in installation.run("exchangerctl", "reboot", expect=2).stdout
     installation.run("exchangerctl", "restart", "dev")
