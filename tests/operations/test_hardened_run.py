@@ -2,11 +2,12 @@
 
 systemd is not PID 1 here (containers, CI), so the unit itself cannot be started. The test applies the
 restrictions that matter to a Python daemon by hand, in a private mount namespace: the whole file
-system read-only except the logs and run folders (``ProtectSystem=strict`` + ``ReadWritePaths``), no
-capabilities at all (``CapabilityBoundingSet=``) and ``NoNewPrivileges``. Then camunda-worker and
-task-creator must start, become ready against the sandbox engine and the broker, write their logs,
-and stop cleanly on SIGTERM. Not covered: the dedicated user (the interpreter lives under /root here),
-``ProtectHome``, the system-call filter and ``PrivateDevices``, which need systemd itself.
+system read-only except the logs and run folders (``ProtectSystem=strict`` + ``ReadWritePaths``), a
+private /tmp (``PrivateTmp``), no capabilities at all (``CapabilityBoundingSet=``) and
+``NoNewPrivileges``. Then camunda-worker and task-creator must start, become ready against the sandbox
+engine and the broker, write their logs, and stop cleanly on SIGTERM. Not covered: the dedicated user
+(the interpreter lives under /root here), ``ProtectHome``, the system-call filter and
+``PrivateDevices``, which need systemd itself.
 """
 
 from __future__ import annotations
@@ -27,8 +28,12 @@ from ops_sandbox import Sandbox
 BIN = Path(sys.executable).parent
 CONFINE = r"""
 set -e
-for rw in "$RW_LOGS" "$RW_RUN"; do mount --bind "$rw" "$rw"; done
-mount -o remount,bind,ro /
+mount --bind "$HOME_DIR" /srv                 # keep the project folder while /tmp is replaced
+mount -t tmpfs -o mode=1777 tmpfs /tmp        # PrivateTmp
+mkdir -p "$HOME_DIR" && mount --bind /srv "$HOME_DIR"
+for rw in "$RW_LOGS" "$RW_RUN"; do mount --bind "$rw" "$rw"; done   # ReadWritePaths
+mount -o remount,bind,ro "$HOME_DIR"
+mount -o remount,bind,ro /                    # ProtectSystem=strict
 exec setpriv --no-new-privs --bounding-set=-all --inh-caps=-all "$@"
 """
 
@@ -60,7 +65,7 @@ def test_a_daemon_runs_read_only_without_capabilities(daemon: str, sandbox: Sand
         f"CAMUNDA_WORKER_ID=hardened\nWORKER_HEALTH_PORT={port}\nCREATOR_HEALTH_PORT={port}\n"
         "CREATOR_QUEUES=python.queue\nCAMUNDA_ASYNC_RESPONSE_TIMEOUT_MS=1000\n")
     env = {"PATH": os.environ["PATH"], "EXCHANGER_ENV": "dev", "EXCHANGER_HOME": str(home),
-           "PYTHONDONTWRITEBYTECODE": "1", "RW_LOGS": str(logs), "RW_RUN": str(run)}
+           "PYTHONDONTWRITEBYTECODE": "1", "HOME_DIR": str(home), "RW_LOGS": str(logs), "RW_RUN": str(run)}
     process = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "bash", "-c", CONFINE, "confine",
                                 str(BIN / f"exchanger-{daemon}")], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
@@ -73,7 +78,10 @@ def test_a_daemon_runs_read_only_without_capabilities(daemon: str, sandbox: Sand
             except requests.RequestException:
                 pass
             time.sleep(0.2)
-        assert ready, f"exchanger-{daemon} never became ready under the restrictions (exit {process.poll()})"
+        if not ready:
+            process.kill()
+            output = process.communicate(timeout=10)[0]
+            pytest.fail(f"exchanger-{daemon} never became ready under the restrictions:\n{output[-3000:]}")
         process.send_signal(signal.SIGTERM)  # bash exec'd into the daemon: the signal reaches it
         output, _ = process.communicate(timeout=60)
         assert process.returncode == 0, output
