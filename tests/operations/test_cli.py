@@ -331,3 +331,69 @@ def test_sync_says_camunda_sync_is_not_built(cli) -> None:
     if built():
         return  # camunda-sync exists: its own tests cover the modes
     assert "camunda-sync not built" in cli("sync", "once", expect=2).stdout
+
+
+def test_config_check_reaches_bitrix24_openproject_and_1c_when_configured(cli, topology) -> None:
+    from exchanger.sandbox.bitrix24.server import start as bitrix24
+    from exchanger.sandbox.onec.server import start as onec
+    from exchanger.sandbox.openproject.server import start as openproject
+
+    portal, op, ib = bitrix24(), openproject(), onec()
+    try:
+        cli.settings.update(BITRIX_WEBHOOK_URL=portal.webhook_url, **op.settings_env, **ib.settings_env)
+        result = cli("config", "check")
+        for system in ("bitrix24: webhook user", "openproject: http://", "1c: http://"):
+            assert f"OK   {system}" in result.stdout, result.stdout
+        token = portal.webhook_url.rstrip("/").rsplit("/", 1)[1]
+        assert token not in result.stdout and "BITRIX_WEBHOOK_URL=***" in result.stdout
+        cli.settings["ONEC_PASSWORD"] = "wrong-password"
+        assert "ERR  1c:" in cli("config", "check", expect=1).stdout
+    finally:
+        for server in (portal, op, ib):
+            server.stop()
+
+
+class _ManagementApi:
+    """The one call `exchanger queues` makes to the RabbitMQ management API, answered from a real broker's
+    figures (the plugin is not enabled on the test broker)."""
+
+    def __init__(self, rows: list[dict]) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        api = self
+        self.paths: list[str] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                api.paths.append(self.path)
+                body = json.dumps(rows).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_queues_come_from_the_management_api_when_it_is_configured(cli, rabbit_settings) -> None:
+    api = _ManagementApi([{"name": "python.queue", "messages_ready": 3, "messages_unacknowledged": 2,
+                           "consumers": 1}])
+    cli.settings["RABBITMQ_MANAGEMENT_URL"] = api.url
+    try:
+        listing = json.loads(cli("queues", "--json").stdout)
+    finally:
+        api.stop()
+    assert listing["source"] == "management"
+    assert listing["items"] == [{"name": "python.queue", "ready": 3, "unacked": 2, "consumers": 1}]
+    vhost = rabbit_settings.virtual_host
+    assert api.paths[0].startswith(f"/api/queues/{vhost}?columns=")
