@@ -8,6 +8,8 @@ sink sees the record; ``diagnose`` is off so that variable values never reach a 
 
 from __future__ import annotations
 
+import getpass
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any, TextIO
 from loguru import logger
 
 from env_loader import Environment
+from exchanger.errors import ConfigError
 from exchanger.secrets import mask
 from exchanger.settings import LoggingSettings
 
@@ -36,6 +39,28 @@ def _mask_record(record: Any) -> None:
     record["extra"]["exc_text"] = exc_text
 
 
+LOG_FILE_MODE = 0o640  # logs carry task data: owner and group (the operators) only, never world-readable
+
+
+def _private(path: str, flags: int) -> int:
+    """``open``'s opener for every log file: created (or found) with :data:`LOG_FILE_MODE`."""
+    fd = os.open(path, flags, LOG_FILE_MODE)
+    os.fchmod(fd, LOG_FILE_MODE)
+    return fd
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a uid without a name (containers)
+        return f"uid {os.geteuid()}"
+
+
+def log_files(component: str, settings: LoggingSettings) -> list[str]:
+    names = [f"{component}.log", f"{component}.errors.log"]
+    return names + ([f"{component}.json"] if settings.json_file else [])
+
+
 def setup_logging(
     component: str, environment: Environment | None, settings: LoggingSettings | None = None, *,
     console: TextIO | None = None, console_level: str | None = None,
@@ -54,7 +79,18 @@ def setup_logging(
     if environment is None:
         return None
     folder = Path(settings.dir) if settings.dir else environment.logs_dir
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in log_files(component, settings):
+            with open(folder / name, "a", encoding="utf-8", opener=_private):  # can we write there?
+                pass
+    except OSError as exc:
+        in_the_way = exc.filename if isinstance(exc, FileExistsError | NotADirectoryError | IsADirectoryError) else None
+        problem = f"{in_the_way} is in the way" if in_the_way else (exc.strerror or str(exc))
+        raise ConfigError(
+            f"cannot write the log files in {folder}: {problem}; move that aside or make the folder writable for "
+            f"user {_user()}, or set LOG_DIR to a folder it can write"
+        ) from None
     common: dict[str, Any] = {
         "rotation": settings.rotation,
         "retention": settings.retention,
@@ -62,6 +98,7 @@ def setup_logging(
         "enqueue": False,
         "backtrace": False,
         "diagnose": False,
+        "opener": _private,
     }
     logger.add(folder / f"{component}.log", level=settings.level, format=LINE_FORMAT, **common)
     logger.add(folder / f"{component}.errors.log", level="ERROR", format=LINE_FORMAT, **common)
