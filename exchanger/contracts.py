@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticSerializationError
 
+from exchanger.secrets import mask
 from exchanger.variables import TypedValue, from_typed, from_typed_map
 
 SCHEMA_HEADER = "x-exchanger-schema"
@@ -59,6 +60,11 @@ def check_variables(variables: dict[str, TypedValue]) -> dict[str, TypedValue]:
             raise ValueError(f"variable {name!r} is nested deeper than {MAX_VALUE_DEPTH} levels, "
                              "more than every daemon can pass on")
     return variables
+
+
+def mask_secrets(text: str | None) -> str | None:
+    """Texts that reach Camunda (incident messages) or the parking lot never carry a known secret."""
+    return None if text is None else mask(text)
 
 
 class Contract(BaseModel):
@@ -196,6 +202,7 @@ class ResponseMessage(Contract):
     handled_at: datetime = Field(default_factory=utcnow)
 
     _depth = field_validator("variables", "local_variables")(check_variables)
+    _masked = field_validator("error_message", "error_details")(mask_secrets)
 
 
 class ParkedRecord(Contract):
@@ -212,6 +219,8 @@ class ParkedRecord(Contract):
     body_base64: str | None = None  # otherwise
     headers: dict[str, Any] = Field(default_factory=dict)
     task_id: str | None = None
+
+    _masked = field_validator("reason")(mask_secrets)
 
     @classmethod
     def for_body(cls, body: bytes, **fields: Any) -> ParkedRecord:

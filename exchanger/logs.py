@@ -39,6 +39,10 @@ def _mask_record(record: Any) -> None:
     record["extra"]["exc_text"] = exc_text
 
 
+class LogDirError(ConfigError):
+    """The log folder cannot be written: fix the folder or ``LOG_DIR`` (restarting will not help)."""
+
+
 LOG_FILE_MODE = 0o640  # logs carry task data: owner and group (the operators) only, never world-readable
 
 
@@ -87,7 +91,7 @@ def setup_logging(
     except OSError as exc:
         in_the_way = exc.filename if isinstance(exc, FileExistsError | NotADirectoryError | IsADirectoryError) else None
         problem = f"{in_the_way} is in the way" if in_the_way else (exc.strerror or str(exc))
-        raise ConfigError(
+        raise LogDirError(
             f"cannot write the log files in {folder}: {problem}; move that aside or make the folder writable for "
             f"user {_user()}, or set LOG_DIR to a folder it can write"
         ) from None

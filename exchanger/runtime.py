@@ -17,7 +17,7 @@ from loguru import logger
 from env_loader import Environment, EnvironmentSelectionError, load_environment
 from exchanger.errors import ConfigError, ExchangerError
 from exchanger.logs import setup_logging
-from exchanger.settings import LoggingSettings, load
+from exchanger.settings import LoggingSettings, load, register_environment_secrets
 
 EXIT_CONFIG = 2  # a setting or the environment is wrong: fix the configuration, restarting will not help
 EXIT_FAILURE = 1
@@ -26,6 +26,7 @@ EXIT_FAILURE = 1
 def run(component: str, main: Callable[[Environment], int]) -> int:
     try:
         environment = load_environment()
+        register_environment_secrets()
         setup_logging(component, environment, load(LoggingSettings))
     except (EnvironmentSelectionError, ConfigError) as exc:
         print(f"{component}: {exc}", file=sys.stderr)

@@ -9,6 +9,9 @@ secret value with :mod:`exchanger.secrets` so it is masked in logs.
 
 from __future__ import annotations
 
+import importlib
+import os
+from collections.abc import Mapping
 from typing import ClassVar, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError
@@ -56,6 +59,27 @@ def load(cls: type[S]) -> S:
         if isinstance(value, SecretStr):
             register_secret(value.get_secret_value())
     return settings
+
+
+# Modules whose settings classes hold secrets of some component; every process imports them so that it
+# knows (and masks) every secret of the environment, not only those of the settings it loads itself.
+SECRET_SETTINGS_MODULES = ("exchanger.camunda.settings", "exchanger.consumers.bitrix24.settings",
+                           "exchanger.consumers.openproject.settings", "exchanger.consumers.onec.settings")
+
+
+def register_environment_secrets(environ: Mapping[str, str] | None = None) -> None:
+    """Register for masking the value of every secret setting found in the environment, whichever component
+    reads it: an error body of one system may echo another's password (task-creator never loads the Camunda
+    settings, yet a Camunda answer echoing ``CAMUNDA_AUTH_PASSWORD`` reaches its logs and parked records)."""
+    environ = os.environ if environ is None else environ
+    upper = {name.upper(): value for name, value in environ.items()}
+    for module in SECRET_SETTINGS_MODULES:
+        importlib.import_module(module)
+    for cls in all_settings_classes():
+        prefix = (cls.model_config.get("env_prefix") or "").upper()
+        for name, field in cls.model_fields.items():
+            if "SecretStr" in str(field.annotation):
+                register_secret((upper.get((field.alias or f"{prefix}{name}").upper()) or "").strip())
 
 
 def all_settings_classes() -> list[type[ExchangerSettings]]:

@@ -49,15 +49,16 @@ def execute(args: argparse.Namespace) -> int:
 
     from env_loader import EnvironmentSelectionError, load_environment
     from exchanger.errors import ConfigError, ExchangerError
-    from exchanger.logs import setup_logging
-    from exchanger.settings import LoggingSettings, load
+    from exchanger.logs import LogDirError, setup_logging
+    from exchanger.settings import LoggingSettings, load, register_environment_secrets
 
     try:
         environment = load_environment()
+        register_environment_secrets()
         try:
             setup_logging("exchanger-cli", environment, load(LoggingSettings), console=sys.stderr,
                           console_level="WARNING")
-        except OSError:  # a read-only install: no log file, the console still gets warnings
+        except (OSError, LogDirError):  # a read-only install: no log file, the console still gets warnings
             setup_logging("exchanger-cli", None, console=sys.stderr, console_level="WARNING")
     except (EnvironmentSelectionError, ConfigError) as exc:
         print(f"exchanger: {exc}", file=sys.stderr)

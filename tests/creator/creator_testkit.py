@@ -56,6 +56,7 @@ def context(system: str, settings: CreatorSettings | None = None, tracked: bool 
 STORE_ENV = "TESTKIT_STORE_DIR"
 HANG_ENV = "TESTKIT_HANG_AFTER_CREATE"  # "1": the handler blocks forever after creating (to be killed)
 INTERVAL_ENV = "TESTKIT_CHECK_INTERVAL_S"
+ECHO_ENV = "TESTKIT_ECHO_VARIABLE"  # a variable name: the handler fails with an error body echoing its value
 
 
 class ItemStore:
@@ -113,6 +114,9 @@ class StoreHandler(BaseMessageHandler):
         return ExternalItem(system=self.context.system, id=found["id"]) if found else None
 
     def _process_message_impl(self, task: TaskMessage) -> HandlerOutcome:
+        if os.environ.get(ECHO_ENV):  # a careless server that echoes the request's credentials
+            echoed = os.environ.get(os.environ[ECHO_ENV], "")
+            raise PermanentError(f"testsys answered 400: {{\"error\": \"bad request\", \"echo\": \"{echoed}\"}}")
         item = self.store.create(task.task_id)
         if os.environ.get(HANG_ENV) == "1":
             time.sleep(3600)  # created, not acked: the test kills the process here

@@ -109,3 +109,24 @@ def test_a_served_queue_that_cannot_load_stops_the_start_with_exit_code_2(daemon
     assert daemon.process.wait(30) == 2
     assert "queue testsys.queue: acme.nothing:Handler cannot be loaded: module acme.nothing does not exist" \
         in daemon.output()
+
+
+def test_a_secret_of_another_component_echoed_in_an_error_is_masked_everywhere(daemon_env, tmp_path):
+    """task-creator never loads the Camunda settings, yet must mask CAMUNDA_AUTH_PASSWORD (issue 17.12)."""
+    start, rabbit, topology, _ = daemon_env
+    secret = "Cam-Pw-8d41f07e"
+    daemon = start(CAMUNDA_AUTH_PASSWORD=secret, TESTKIT_ECHO_VARIABLE="CAMUNDA_AUTH_PASSWORD")
+    daemon.ready()
+    queues = Queues(rabbit, topology)
+    try:
+        queues.publish_task(make_task("echo-1", "test_create", "testsys"))
+        (response,) = queues.responses(timeout_s=15)
+        (record,) = queues.parked(timeout_s=15)
+    finally:
+        queues.close()
+    assert response.status == ResponseStatus.FAILURE and response.retries == 0  # the incident
+    assert "bad request" in (response.error_message or "")
+    logs = "".join(path.read_text() for path in (tmp_path / "logs").iterdir())
+    assert "bad request" in logs
+    for text in (response.to_bytes().decode(), record.to_bytes().decode(), logs, daemon.output()):
+        assert secret not in text
