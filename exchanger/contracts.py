@@ -9,6 +9,7 @@ not understand before parsing. Variables are Camunda-typed (``{"value", "type"}`
 from __future__ import annotations
 
 import base64
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -60,6 +61,18 @@ def check_variables(variables: dict[str, TypedValue]) -> dict[str, TypedValue]:
             raise ValueError(f"variable {name!r} is nested deeper than {MAX_VALUE_DEPTH} levels, "
                              "more than every daemon can pass on")
     return variables
+
+
+# Camunda ids (UUIDs, numbers, "key:version:uuid" definition ids) and what a company's id generator may
+# make: letters, digits and _ . : - — never a "/", "?", "#" or a dot segment that would move a URL.
+ID_PATTERN = re.compile(r"[A-Za-z0-9_.:\-]{1,255}")
+
+
+def check_id(value: str) -> str:
+    """An id that goes into a URL path; the clients escape every segment as well (two nets)."""
+    if value and (not ID_PATTERN.fullmatch(value) or value in (".", "..")):
+        raise ValueError(f"{value[:100]!r} is not an id (letters, digits and _ . : - only)")
+    return value
 
 
 def mask_secrets(text: str | None) -> str | None:
@@ -137,6 +150,7 @@ class TaskMessage(Contract):
     bpmn_metadata: BpmnMetadata = Field(default_factory=BpmnMetadata)
 
     _depth = field_validator("variables")(check_variables)
+    _ids = field_validator("task_id", "process_instance_id", "process_definition_id")(check_id)
 
     def value(self, name: str, default: Any = None) -> Any:
         """A process variable as a Python value."""
@@ -202,6 +216,7 @@ class ResponseMessage(Contract):
     handled_at: datetime = Field(default_factory=utcnow)
 
     _depth = field_validator("variables", "local_variables")(check_variables)
+    _ids = field_validator("task_id", "process_instance_id")(check_id)
     _masked = field_validator("error_message", "error_details")(mask_secrets)
 
 

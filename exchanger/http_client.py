@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from loguru import logger
@@ -55,6 +56,20 @@ class TlsOptions:
 
 
 Classifier = Callable[[requests.Response], IntegrationError]
+
+
+def segment(value: object) -> str:
+    """One URL path segment built from input we do not control (an id from a message, a model, a reply).
+
+    Percent-encoded, so that a ``/``, ``?`` or ``#`` in it can never reach another endpoint or start a
+    query (``../process-definition/key/k/start?x=`` as a task id must not start a process), and never
+    the dot segments ``.``/``..``. ``:`` stays as is (allowed in a segment; Camunda's definition ids).
+    Every client builds its paths with this.
+    """
+    text = str(value)
+    if text in ("", ".", ".."):
+        raise PermanentError(f"{text!r} cannot be a URL path segment")
+    return quote(text, safe=":")
 
 
 def retry_after_seconds(response: requests.Response) -> float | None:

@@ -22,7 +22,6 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 from pika.exceptions import ChannelClosedByBroker
 
@@ -130,12 +129,12 @@ def passive(rabbit: RabbitMQSettings, names: list[str]) -> list[QueueInfo]:
 
 
 def _from_management(rabbit: RabbitMQSettings, url: str) -> list[QueueInfo]:
-    from exchanger.http_client import HttpClient
+    from exchanger.http_client import HttpClient, segment
 
     client = HttpClient(url.rstrip("/"), system="rabbitmq-management",
                         auth=(rabbit.username, rabbit.password.get_secret_value()), attempts=2)
     try:
-        rows = client.request("GET", f"/api/queues/{quote(rabbit.virtual_host, safe='')}",
+        rows = client.request("GET", f"/api/queues/{segment(rabbit.virtual_host)}",
                               params={"columns": "name,messages_ready,messages_unacknowledged,consumers"}).json()
     finally:
         client.close()

@@ -31,7 +31,7 @@ from exchanger.errors import (
     TransientError,
     UnexpectedAnswer,
 )
-from exchanger.http_client import HttpClient, TlsOptions, json_body
+from exchanger.http_client import HttpClient, TlsOptions, json_body, segment
 from exchanger.secrets import mask
 
 SYSTEM = "camunda"
@@ -180,7 +180,7 @@ class CamundaClient:
 
     def complete(self, task_id: str, *, variables: Variables | None = None,
                  local_variables: Variables | None = None, worker_id: str | None = None) -> None:
-        self._post(f"/external-task/{task_id}/complete", {
+        self._post(f"/external-task/{segment(task_id)}/complete", {
             "workerId": worker_id or self.worker_id,
             "variables": variables or {},
             "localVariables": local_variables or {},
@@ -200,7 +200,7 @@ class CamundaClient:
         }
         if error_details is not None:
             body["errorDetails"] = error_details
-        self._post(f"/external-task/{task_id}/failure", body)
+        self._post(f"/external-task/{segment(task_id)}/failure", body)
 
     def bpmn_error(self, task_id: str, *, error_code: str, error_message: str | None = None,
                    variables: Variables | None = None, worker_id: str | None = None) -> None:
@@ -208,28 +208,28 @@ class CamundaClient:
                                 "variables": variables or {}}
         if error_message is not None:
             body["errorMessage"] = error_message
-        self._post(f"/external-task/{task_id}/bpmnError", body)
+        self._post(f"/external-task/{segment(task_id)}/bpmnError", body)
 
     def extend_lock(self, task_id: str, new_duration_ms: int, *, worker_id: str | None = None) -> None:
-        self._post(f"/external-task/{task_id}/extendLock",
+        self._post(f"/external-task/{segment(task_id)}/extendLock",
                    {"workerId": worker_id or self.worker_id, "newDuration": new_duration_ms})
 
     def lock(self, task_id: str, lock_duration_ms: int, *, worker_id: str | None = None) -> None:
         """``POST …/lock`` (Camunda 7.15+): take an unlocked or expired task; refused while another worker's
         lock runs. The migration hands the old tool's tasks over with it."""
-        self._post(f"/external-task/{task_id}/lock",
+        self._post(f"/external-task/{segment(task_id)}/lock",
                    {"workerId": worker_id or self.worker_id, "lockDuration": lock_duration_ms})
 
     def unlock(self, task_id: str) -> None:
-        self._post(f"/external-task/{task_id}/unlock", {})
+        self._post(f"/external-task/{segment(task_id)}/unlock", {})
 
     def set_retries(self, task_id: str, retries: int) -> None:
-        self.http.request("PUT", f"/external-task/{task_id}/retries", json={"retries": retries})
+        self.http.request("PUT", f"/external-task/{segment(task_id)}/retries", json={"retries": retries})
 
     # --- queries ------------------------------------------------------------------------------
 
     def get_task(self, task_id: str) -> dict[str, Any]:
-        return dict(self._get_json(f"/external-task/{task_id}", expected=dict))
+        return dict(self._get_json(f"/external-task/{segment(task_id)}", expected=dict))
 
     def list_tasks(self, **filters: Any) -> list[dict[str, Any]]:
         """``GET /external-task`` with Camunda's query parameters (``workerId=…``, ``locked=true`` …)."""
@@ -237,7 +237,7 @@ class CamundaClient:
         return list(self._get_json("/external-task", params, list))
 
     def process_definition_xml(self, definition_id: str) -> str:
-        body = self._get_json(f"/process-definition/{definition_id}/xml", expected=dict)
+        body = self._get_json(f"/process-definition/{segment(definition_id)}/xml", expected=dict)
         if not isinstance(body.get("bpmn20Xml"), str):
             raise UnexpectedAnswer(f"Camunda GET /process-definition/{definition_id}/xml: no bpmn20Xml in "
                                    f"{mask(str(body)[:200])!r}", system=SYSTEM)

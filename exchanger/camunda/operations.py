@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from exchanger.camunda.client import CamundaClient, CamundaNotFound
+from exchanger.http_client import segment
 from exchanger.variables import to_typed_map
 
 
@@ -41,9 +42,9 @@ class EngineOps:
     def start(self, key: str, variables: dict[str, Any] | None = None, *, business_key: str | None = None,
               tenant: str | None = None) -> str:
         """Start the latest version of ``key``; returns the process instance id."""
-        path = f"/process-definition/key/{key}"
+        path = f"/process-definition/key/{segment(key)}"
         if tenant or self.tenant_id:
-            path += f"/tenant-id/{tenant or self.tenant_id}"
+            path += f"/tenant-id/{segment(tenant or self.tenant_id)}"
         body: dict[str, Any] = {"variables": to_typed_map(variables or {})}
         if business_key:
             body["businessKey"] = business_key
@@ -66,7 +67,8 @@ class EngineOps:
         body: dict[str, Any] = {"variables": typed_variables}
         if business_key:
             body["businessKey"] = business_key
-        return str(self.http.request("POST", f"/process-definition/{definition_id}/start", json=body).json()["id"])
+        path = f"/process-definition/{segment(definition_id)}/start"
+        return str(self.http.request("POST", path, json=body).json()["id"])
 
     def get(self, path: str, **params: Any) -> Any:
         return self.http.request("GET", path, params=params).json()

@@ -14,7 +14,7 @@ from loguru import logger
 from worker_helpers import Engine
 from worker_models import one_task
 
-from exchanger.contracts import MAX_VALUE_DEPTH, ExternalItem, SentRecord, TaskMessage
+from exchanger.contracts import MAX_VALUE_DEPTH, ExternalItem, ParkedRecord, SentRecord, TaskMessage
 from exchanger.health import HealthServer
 
 HTML_PAGE = "<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>"
@@ -130,3 +130,19 @@ def test_an_unreadable_model_becomes_an_incident_not_a_spin(
     time.sleep(2.5)
     assert worker.metrics.polls._value.get() - polls <= 4
     assert worker.metrics.unlocked._value.get() == 0
+
+
+def test_a_response_whose_task_id_is_a_path_starts_no_instance(engine: Engine, queues: Queues, make_worker) -> None:
+    engine.deploy(one_task("deal", "bitrix_create_task"))
+    make_worker(engine.url)
+    engine.start("deal")
+    next_task = TaskMessage.from_bytes(queues.get("bitrix24.queue")[2])
+    evil = "../process-definition/key/deal/start?x="
+    body = {"task_id": evil, "worker_id": "worker-test", "status": "complete",
+            "variables": {"injected": {"value": True, "type": "Boolean"}}}
+    queues.publish_raw("camunda.responses.queue", json.dumps(body).encode(), correlation_id=evil)
+
+    record = ParkedRecord.from_bytes(queues.get("errors.camunda_tasks.queue")[2])
+    assert "task_id" in record.reason and "is not an id" in record.reason
+    assert engine.count("/process-instance", processDefinitionKey="deal") == 1  # nothing started
+    assert next_task.process_instance_id

@@ -35,7 +35,7 @@ from exchanger.errors import (
     RateLimited,
     TransientError,
 )
-from exchanger.http_client import HttpClient, retry_after_seconds
+from exchanger.http_client import HttpClient, retry_after_seconds, segment
 from exchanger.secrets import mask, register_secret
 
 SYSTEM = "bitrix24"
@@ -236,7 +236,7 @@ class Bitrix24Client:
             raise
 
     def _attempt(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        target = f"/{method}"
+        target = f"/{segment(method)}"
         for _hop in range(2):  # a moved portal answers 302 once; re-POST there rather than lose the body
             self.limiter.take()
             try:
@@ -407,7 +407,7 @@ class Bitrix24Client:
     def task_url(self, task_id: int | str, user_id: int | None = None) -> str:
         """The task's page on the portal (no secret in it), for people and the sent record."""
         return self.settings.task_url_template.format(
-            portal=self.portal_url, user_id=user_id or self.webhook_user_id, task_id=task_id
+            portal=self.portal_url, user_id=segment(user_id or self.webhook_user_id), task_id=segment(task_id)
         )
 
 

@@ -21,7 +21,7 @@ from requests.auth import HTTPBasicAuth
 from exchanger.backoff import Backoff
 from exchanger.consumers.onec.settings import OneCSettings
 from exchanger.errors import AuthError, Conflict, IntegrationError, NotFound, PermanentError, TransientError
-from exchanger.http_client import HttpClient, classify_by_status, retry_after_seconds
+from exchanger.http_client import HttpClient, classify_by_status, retry_after_seconds, segment
 from exchanger.secrets import mask, register_secret
 
 SYSTEM = "1c"
@@ -61,6 +61,14 @@ def classify(response: requests.Response) -> IntegrationError:
     return typed
 
 
+def guid(ref_key: object) -> uuid.UUID:
+    """A ``Ref_Key`` for ``Entity(guid'…')``: only a GUID, so nothing else can reach the path or the quotes."""
+    try:
+        return uuid.UUID(str(ref_key))
+    except ValueError:
+        raise PermanentError(f"1C: {str(ref_key)[:100]!r} is not a Ref_Key (a GUID)", system=SYSTEM) from None
+
+
 def literal(value: str) -> str:
     """An OData string literal: ``'it''s'``."""
     return "'" + value.replace("'", "''") + "'"
@@ -90,11 +98,11 @@ class OneCClient:
         """``/Document_X(guid'…')/Post?$format=json&…``, names and values URL-encoded."""
         if not _NAME.match(entity):
             raise PermanentError(f"1C: invalid resource name {entity!r} (expected e.g. Document_Name)", system=SYSTEM)
-        path = "/" + quote(entity, safe="")
+        path = "/" + segment(entity)
         if ref_key is not None:
-            path += f"(guid'{uuid.UUID(str(ref_key))}')"
+            path += f"(guid'{guid(ref_key)}')"
         if action:
-            path += f"/{action}"
+            path += f"/{segment(action)}"
         params = {"$format": "json", **{k: v for k, v in query.items() if v is not None}}
         return path + "?" + "&".join(f"{k}={quote(str(v), safe=_QUERY_SAFE)}" for k, v in params.items())
 

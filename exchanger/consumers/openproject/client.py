@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import quote
 
 import requests
 from loguru import logger
@@ -25,7 +24,7 @@ from exchanger.errors import (
     RateLimited,
     TransientError,
 )
-from exchanger.http_client import HttpClient, classify_by_status, retry_after_seconds
+from exchanger.http_client import HttpClient, classify_by_status, retry_after_seconds, segment
 from exchanger.secrets import mask, register_secret
 
 SYSTEM = "openproject"
@@ -85,7 +84,7 @@ def _retry_after(response: requests.Response) -> float | None:
 
 def link(collection: str, item_id: int | str) -> dict[str, str]:
     """A writable HAL link, e.g. ``link("statuses", 5)`` for ``_links.status``."""
-    return {"href": f"{API}/{collection}/{item_id}"}
+    return {"href": f"{API}/{segment(collection)}/{segment(item_id)}"}
 
 
 class OpenProjectClient:
@@ -113,13 +112,13 @@ class OpenProjectClient:
 
     def work_package_url(self, wp_id: int) -> str:
         """Where a person opens the work package in the browser."""
-        return f"{self.settings.base_url}/work_packages/{wp_id}"
+        return f"{self.settings.base_url}/work_packages/{segment(wp_id)}"
 
     # --- reference data ---------------------------------------------------------------------------
 
     def project(self, identifier: str | int) -> dict[str, Any]:
         """A project by numeric id or identifier; ``NotFound`` also when the API user cannot see it."""
-        return self._get(f"{API}/projects/{quote(str(identifier), safe='')}")
+        return self._get(f"{API}/projects/{segment(identifier)}")
 
     def type_by_name(self, name: str) -> dict[str, Any]:
         return self._by_name("types", name)
@@ -132,7 +131,7 @@ class OpenProjectClient:
 
     def project_types(self, project: str | int) -> list[dict[str, Any]]:
         """The types enabled in ``project``, in their configured order."""
-        return self._get(f"{API}/projects/{quote(str(project), safe='')}/types")["_embedded"]["elements"]
+        return self._get(f"{API}/projects/{segment(project)}/types")["_embedded"]["elements"]
 
     def work_package_schema(self, project_id: int, type_id: int) -> dict[str, Any]:
         """The schema of work packages of one type in one project: which fields (custom ones too) exist there."""
@@ -160,7 +159,7 @@ class OpenProjectClient:
 
     def find_work_packages(self, filters: list[dict[str, Any]], *, project: str | int | None = None) -> list[dict]:
         """Every work package matching ``filters`` (ANDed); add :data:`ANY_STATUS` to include closed ones."""
-        path = f"{API}/projects/{quote(str(project), safe='')}/work_packages" if project else f"{API}/work_packages"
+        path = f"{API}/projects/{segment(project)}/work_packages" if project else f"{API}/work_packages"
         found: list[dict[str, Any]] = []
         page = 1
         while True:
@@ -186,7 +185,7 @@ class OpenProjectClient:
 
     def create_work_package(self, project: str | int, payload: dict[str, Any], *, notify: bool = True) -> dict:
         """Create in ``project`` (id or identifier); 201 → the full work package. Not retried (see module doc)."""
-        path = f"{API}/projects/{quote(str(project), safe='')}/work_packages"
+        path = f"{API}/projects/{segment(project)}/work_packages"
         params = None if notify else {"notify": "false"}
         return self.http.request("POST", path, json=payload, params=params, retry=False).json()
 
