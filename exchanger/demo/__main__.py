@@ -4,8 +4,8 @@ Starts the sandbox (Camunda-compatible engine, fake Bitrix24, OpenProject and 1C
 onboarding process, starts camunda-worker and task-creator as real subprocesses, starts the process
 instances, lets the simulated people finish the work items, shows live progress, and prints a summary.
 Exit code 0 only when every instance finished exactly once, no work item was duplicated, nothing is
-parked, locked or in an incident. ``--chaos`` adds SIGKILLs of both daemons, a broker restart and
-faults injected into the fakes.
+parked, locked or in an incident. ``--chaos`` adds SIGKILLs of both daemons, a broker restart, Camunda
+away for longer than the worker's retry budget, and faults injected into the fakes.
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ DEPARTMENTS = ["Sales", "Engineering", "Finance", "Support"]
 NAMES = ["Анна Иванова", "Boris Petrov", "Chen Wei", "Dana Smith", "Эмиль Гарипов", "Fatima Khan"]
 
 
+CAMUNDA_AWAY_S = 20.0  # longer than the chaos run's response retry budget (1 + 2 + 4 s): they must wait, not park
+
+
 def daemon_settings(chaos: bool) -> dict[str, str]:
     """Demo-speed settings: short locks and intervals so that a run takes a minute, not a day."""
     return {
@@ -52,6 +55,10 @@ def daemon_settings(chaos: bool) -> dict[str, str]:
         "CAMUNDA_MAX_TASKS": "50",
         "WORKER_HEALTH_PORT": "0",
         "WORKER_RESPONSE_RETRY_INITIAL_S": "1",
+        # chaos keeps Camunda away longer than this budget of refusals (1+2+4 s): responses must wait, not park
+        "WORKER_RESPONSE_MAX_ATTEMPTS": "3" if chaos else "8",
+        "WORKER_RESPONSE_RETRY_MAX_S": "4" if chaos else "300",
+        "CAMUNDA_BACKOFF_MAX_S": "5" if chaos else "60",
         "WORKER_SHUTDOWN_DEADLINE_S": "10",
         "CREATOR_HEALTH_PORT": "0",
         "CREATOR_CHECK_INTERVAL_S": "1",
@@ -175,12 +182,13 @@ class Demo:
     # --- chaos -----------------------------------------------------------------------------
 
     def chaos(self, stop: threading.Event) -> None:
-        """Kill and restart each daemon (twice), restart the broker once, inject faults into the fakes.
+        """Kill and restart each daemon (twice), restart the broker once, take Camunda away for longer than
+        the worker's retry budget (CAMUNDA_AWAY_S), inject faults into the fakes.
 
         The events come in random order, a few seconds apart, while the instances are in flight.
         """
-        plan = ["camunda-worker", "task-creator", "camunda-worker", "task-creator", "broker", "fault", "fault",
-                "fault"]
+        plan = ["camunda-worker", "task-creator", "camunda-worker", "task-creator", "broker", "camunda-away", "fault",
+                "fault", "fault"]
         self.random.shuffle(plan)
         for event in plan:
             if stop.wait(self.random.uniform(1.5, 4.0)):
@@ -190,6 +198,9 @@ class Demo:
                 stop.wait(self.random.uniform(1.0, 3.0))
                 rabbitmqctl("start_app")
                 self.chaos_log.append("broker stop_app/start_app")
+            elif event == "camunda-away":
+                self.stack.restart_sandbox("camunda", CAMUNDA_AWAY_S, stop)
+                self.chaos_log.append(f"Camunda away {CAMUNDA_AWAY_S:g}s")
             elif event == "fault":
                 system = self.random.choice(list(self.fakes))
                 fault = self.random.choice([{"status": 503, "count": 5},

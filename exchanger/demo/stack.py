@@ -23,6 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit
 
 from loguru import logger
 
@@ -120,6 +121,7 @@ class Stack:
     vhost: str = field(default_factory=lambda: f"exchanger-demo-{uuid.uuid4().hex[:8]}")
     settings: dict[str, str] = field(default_factory=dict)
     processes: dict[str, Process] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)  # sandbox kind → its port (kept across restarts)
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -139,12 +141,13 @@ class Stack:
 
     # --- sandbox servers ----------------------------------------------------------------------
 
-    def start_sandbox(self, kind: str, *args: str) -> dict[str, str]:
-        """Start ``python -m exchanger.sandbox <kind> --port 0``; merge and return its settings line."""
+    def start_sandbox(self, kind: str, *args: str, port: int = 0) -> dict[str, str]:
+        """Start ``python -m exchanger.sandbox <kind> --port <port>`` (0: any free port); merge and return its
+        settings line."""
         log_path = self.workdir / "logs" / f"sandbox-{kind}.log"
         if kind == "camunda" and "--db" not in args:
             args = (*args, "--db", str(self.workdir / "camunda-sandbox.db"))  # a fresh engine per stack
-        command = [sys.executable, "-m", "exchanger.sandbox", kind, "--port", "0", *args]
+        command = [sys.executable, "-m", "exchanger.sandbox", kind, "--port", str(port), *args]
         log = open(log_path, "ab")  # noqa: SIM115 - closed by Process.stop
         popen = subprocess.Popen(command, cwd=ROOT, env=self._base_env(), stdout=subprocess.PIPE,
                                  stderr=log, start_new_session=True)
@@ -154,12 +157,22 @@ class Stack:
             popen.kill()
             raise StackError(f"sandbox {kind} did not print its settings; see {log_path}")
         found = {k: str(v) for k, v in json.loads(line).items()}
+        self.ports[kind] = next((urlsplit(v).port or 0 for v in found.values() if v.startswith("http")), 0)
         os.set_blocking(popen.stdout.fileno(), True)
         threading.Thread(target=_drain, args=(popen.stdout, log_path), daemon=True).start()
         process = Process(kind, command, ROOT, {}, log_path, popen=popen, _log=log)
         self.processes[f"sandbox-{kind}"] = process
         self.settings.update(found)
         return found
+
+    def restart_sandbox(self, kind: str, down_s: float, stop: threading.Event | None = None) -> None:
+        """Stop a sandbox server, keep it away ``down_s`` seconds, start it again on the same port (with its
+        state: the engine's SQLite file stays); e.g. Camunda away for maintenance."""
+        process = self.processes[f"sandbox-{kind}"]
+        process.stop()
+        (stop or threading.Event()).wait(down_s)
+        args = process.command[process.command.index("--port") + 2:]
+        self.start_sandbox(kind, *args, port=self.ports[kind])
 
     # --- daemons ------------------------------------------------------------------------------
 
