@@ -144,6 +144,9 @@ class RabbitMQSettings(ExchangerSettings):
     queue_type: Literal["classic", "quorum"] = "classic"
     prefetch: int = Field(10, ge=1, description="unacked deliveries per consumer")
     reconnect_max_s: float = Field(30.0, gt=0, description="cap of the reconnect backoff")
+    max_message_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024,
+                                   description="a consumed message above this size is refused at once: parked "
+                                               "truncated with the reason (a task: an incident), never processed")
     management_url: str = Field("", description="management API root (http://host:15672) for `exchanger queues`, "
                                                 "`status` and `recover`; empty = rabbitmqctl or passive declares")
 

@@ -8,6 +8,9 @@ message are confirmed. What the handler raises decides the rest, in one place:
 
 * :class:`RetryLater` — republished to the queue after a delay with the attempt count + 1, then acked;
 * :class:`ParkMessage` (or a contract error) — parked with its reason and the original bytes, acked;
+* a message above ``RABBITMQ_MAX_MESSAGE_BYTES`` — cut to its first :data:`OVERSIZE_KEEP_BYTES` as it
+  arrives (the I/O thread keeps no reference to the rest), never given to the handler: ``on_oversize``
+  reports it (the task-creator makes the task an incident), then it is parked with the reason;
 * anything else — treated as transient: retried with backoff up to ``max_attempts``, then parked.
 
 If even the retry or the parking cannot be published (broker trouble), the message is not acked:
@@ -40,6 +43,7 @@ from exchanger.settings import RabbitMQSettings
 DEFAULT_MAX_ATTEMPTS = 5  # deliveries of one message before an unexpected error parks it
 DEFAULT_RETRY_BACKOFF = Backoff(initial_s=2.0, factor=2.0, max_s=300.0, jitter=0.0)  # 2 s, 4 s, 8 s … 5 min
 DEFAULT_DRAIN_S = 20.0  # how long a stopping consumer waits for in-flight messages
+OVERSIZE_KEEP_BYTES = 64 * 1024  # of a message above RABBITMQ_MAX_MESSAGE_BYTES, what is kept and parked
 
 
 class RetryLater(ExchangerError):
@@ -75,6 +79,7 @@ class Delivery:
     message_id: str | None = None
     correlation_id: str | None = None
     received_at: float = field(default_factory=time.time)
+    oversize: int = 0  # the original size in bytes when ``body`` was cut (above RABBITMQ_MAX_MESSAGE_BYTES)
 
     @property
     def attempt(self) -> int:
@@ -97,6 +102,7 @@ class Delivery:
 
 
 Handler = Callable[[Delivery, Publisher], None]
+OversizeHandler = Callable[[Delivery, Publisher, str], None]  # (cut delivery, publisher, reason)
 
 
 class Consumer:
@@ -114,6 +120,7 @@ class Consumer:
         retry_backoff: Backoff = DEFAULT_RETRY_BACKOFF,
         name: str | None = None,
         declare: bool = True,
+        on_oversize: OversizeHandler | None = None,
     ) -> None:
         self.settings = settings
         self.topology = topology
@@ -124,6 +131,7 @@ class Consumer:
         self.retry_backoff = retry_backoff
         self.name = name or f"consumer:{queue}"
         self.declare = declare
+        self.on_oversize = on_oversize
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._local = threading.local()
@@ -207,6 +215,9 @@ class Consumer:
         properties: pika.BasicProperties,
         body: bytes,
     ) -> None:
+        oversize = len(body) if len(body) > self.settings.max_message_bytes else 0
+        if oversize:
+            body = body[:OVERSIZE_KEEP_BYTES]  # the only copy kept: the big one goes when this callback returns
         delivery = Delivery(
             queue=self.queue,
             body=body,
@@ -216,6 +227,7 @@ class Consumer:
             delivery_tag=method.delivery_tag,
             message_id=properties.message_id,
             correlation_id=properties.correlation_id,
+            oversize=oversize,
         )
         with self._inflight_lock:
             self._inflight += 1
@@ -249,6 +261,8 @@ class Consumer:
     def _settle(self, delivery: Delivery) -> bool:
         """Run the handler and its consequences; True when the message may be acked."""
         publisher = self._publisher()
+        if delivery.oversize:
+            return self._refuse_oversized(delivery, publisher)
         try:
             self.handler(delivery, publisher)
             return True
@@ -279,6 +293,17 @@ class Consumer:
         logger.info("{}: retry {} of {} in {} ms: {}", self.name, attempt,
                     delivery.correlation_id or delivery.message_id, delay_ms, reason)
         return True
+
+    def _refuse_oversized(self, delivery: Delivery, publisher: Publisher) -> bool:
+        reason = (f"message of {delivery.oversize} bytes is larger than RABBITMQ_MAX_MESSAGE_BYTES="
+                  f"{self.settings.max_message_bytes}; refused unread, its first {len(delivery.body)} bytes parked")
+        try:
+            if self.on_oversize is not None:
+                self.on_oversize(delivery, publisher, reason)
+        except ExchangerError as exc:
+            logger.error("{}: cannot report an oversized message ({}); leaving it unacked", self.name, exc)
+            return False
+        return self._park(delivery, publisher, reason, "MessageTooLarge")
 
     def _park(self, delivery: Delivery, publisher: Publisher, reason: str, error_type: str) -> bool:
         try:

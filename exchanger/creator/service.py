@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from exchanger.amqp.consumer import Consumer, Delivery, ParkMessage, RetryLater
 from exchanger.amqp.publisher import Publisher
 from exchanger.amqp.topology import Topology
-from exchanger.contracts import SCHEMA_HEADER, SentRecord, TaskMessage
+from exchanger.contracts import SCHEMA_HEADER, ResponseMessage, ResponseStatus, SentRecord, TaskMessage
 from exchanger.creator import outcomes
 from exchanger.creator.loader import Components, LoadedHandler, LoadedTracker
 from exchanger.creator.retry_policy import RetryPolicy
@@ -78,7 +78,7 @@ class CreatorService:
 
     def _consumer(self, queue: str, handler: functools.partial[None]) -> Consumer:
         return Consumer(self.rabbit, self.topology, queue, handler, prefetch=self.settings.prefetch.get(queue),
-                        name=f"creator:{queue}")
+                        name=f"creator:{queue}", on_oversize=self._on_oversized)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -176,6 +176,19 @@ class CreatorService:
                                     max_check_errors=self.settings.max_check_errors)
         self.metrics.checks.labels(tracked.queue, _result_label(action)).inc()
         self._execute(action, delivery, publisher, sent_queue=tracked.queue, target_queue=tracked.target_queue)
+
+    def _on_oversized(self, delivery: Delivery, publisher: Publisher, reason: str) -> None:
+        """A task or record too large to read: its task (the correlation id) becomes an incident.
+
+        The consumer parks the cut message afterwards; without a task id only that happens.
+        """
+        if not delivery.correlation_id:
+            return
+        failure = ResponseMessage(task_id=delivery.correlation_id, worker_id="", status=ResponseStatus.FAILURE,
+                                  error_message=reason, retries=0)
+        publisher.publish_response(failure, correlation_id=failure.task_id)
+        self.metrics.tasks.labels(delivery.queue, "failure_parked").inc()
+        logger.error("{}: task {} → failure ({})", delivery.queue, failure.task_id, reason)
 
     def _execute(self, action: outcomes.Action, delivery: Delivery, publisher: Publisher, *,
                  sent_queue: str | None, target_queue: str) -> None:
