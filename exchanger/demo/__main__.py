@@ -1,8 +1,10 @@
 """``make demo`` / ``make chaos``: the whole pipeline on one machine, with a ledger at the end.
 
-Starts the sandbox (Camunda-compatible engine, fake Bitrix24, OpenProject and 1C), deploys the
-onboarding process, starts camunda-worker and task-creator as real subprocesses, starts the process
-instances, lets the simulated people finish the work items, shows live progress, and prints a summary.
+Starts the sandbox (Camunda-compatible engine, fake Bitrix24, OpenProject, 1C and StormBPMN), uploads
+the onboarding diagram to the fake StormBPMN as an analyst would and lets camunda-sync (``--once``)
+convert and deploy it under the demo's tenant, starts camunda-worker and task-creator as real
+subprocesses, starts the process instances, lets the simulated people finish the work items, shows
+live progress, and prints a summary.
 Exit code 0 only when every instance finished exactly once, no work item was duplicated, nothing is
 parked, locked or in an incident. ``--chaos`` adds SIGKILLs of both daemons, a broker restart, Camunda
 away for longer than the worker's retry budget, and faults injected into the fakes.
@@ -31,6 +33,7 @@ from exchanger.camunda.operations import EngineOps, duration_s
 from exchanger.camunda.settings import CamundaSettings
 from exchanger.demo.people import PERSON_ID, People
 from exchanger.demo.stack import Stack, StackError, rabbitmqctl
+from exchanger.sandbox.stormbpmn.server import upload as storm_upload
 from exchanger.settings import RabbitMQSettings
 
 PROCESS_KEY = "exchanger_demo_onboarding"
@@ -107,6 +110,7 @@ class Demo:
         self.people: People | None = None
         self.fakes: dict[str, str] = {}
         self.chaos_log: list[str] = []
+        self.model_line = ""  # what camunda-sync said about the onboarding model
 
     # --- set-up -----------------------------------------------------------------------------
 
@@ -119,15 +123,27 @@ class Demo:
         )["BITRIX_WEBHOOK_URL"]
         self.fakes["openproject"] = self.stack.start_sandbox("openproject")["OPENPROJECT_BASE_URL"]
         self.fakes["1c"] = self.stack.start_sandbox("onec")["ONEC_BASE_URL"]
-        self.stack.write_env_file(daemon_settings(self.args.chaos))
+        storm = self.stack.start_sandbox("stormbpmn")
+        self.stack.write_env_file({**daemon_settings(self.args.chaos), "CAMUNDA_SYNC_HEALTH_PORT": "0"})
         camunda = CamundaClient(CamundaSettings(base_url=self.stack.settings["CAMUNDA_BASE_URL"], tenant_id=TENANT))
         self.ops = EngineOps(camunda, TENANT)
-        self.ops.deploy(BPMN.read_bytes(), name=BPMN.name, deployment_name="exchanger-demo", changed_only=True)
+        self.deploy_through_camunda_sync(storm)
         self.stack.start_daemon("camunda-worker")
         self.stack.start_daemon("task-creator")
         self.people = People(self.stack.settings, seed=self.args.seed,
                              delete_ratio=0.0 if self.args.chaos else 0.1)
         self.people.start()
+
+    def deploy_through_camunda_sync(self, storm: dict[str, str]) -> None:
+        """The onboarding diagram goes the way a company's models go: StormBPMN → camunda-sync → Camunda."""
+        storm_upload(storm["STORMBPMN_BASE_URL"], storm["STORMBPMN_API_KEY"],
+                     [{"id": "exchanger-demo-onboarding", "name": "Employee onboarding", "xml": BPMN.read_text()}])
+        result = self.stack.run_once("camunda-sync", "--once")
+        deployed = [line for line in result.stdout.splitlines() if "→ deployed" in line]
+        if result.returncode != 0 or not deployed:
+            raise StackError(f"camunda-sync did not deploy the onboarding model (exit {result.returncode}): "
+                             f"{(result.stdout + result.stderr)[-1500:]}")
+        self.model_line = deployed[0]
 
     def start_instances(self) -> list[str]:
         assert self.ops is not None
@@ -260,6 +276,7 @@ class Demo:
         if self.args.chaos:
             rows.append(("chaos events", len(self.chaos_log)))
         print("\nExchanger demo summary" + (" (chaos)" if self.args.chaos else ""))
+        print(f"  model from StormBPMN via camunda-sync: {self.model_line}")
         for label, value in rows:
             print(f"  {label:<36} {value:>10}")
         if self.args.chaos:

@@ -192,6 +192,12 @@ class Stack:
         self.processes[unit] = process
         return process
 
+    def run_once(self, unit: str, *args: str, timeout_s: float = 300.0) -> subprocess.CompletedProcess[str]:
+        """Run ``<unit>/main.py args`` to completion in the dev environment (e.g. ``camunda-sync --once``)."""
+        env = {**self._base_env(), "EXCHANGER_ENV": "dev", "EXCHANGER_HOME": str(self.workdir)}
+        return subprocess.run([sys.executable, "main.py", *args], cwd=ROOT / unit, env=env, capture_output=True,
+                              text=True, timeout=timeout_s)
+
     def restart(self, name: str) -> Process:
         old = self.processes[name]
         if old.running:

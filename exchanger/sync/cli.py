@@ -68,7 +68,8 @@ def sync_command(env: Environment, options: argparse.Namespace) -> int:
     try:
         if not (options.once or options.dry_run):
             return serve(sync, stop_on_signals())
-        report = sync.run_pass(dry_run=options.dry_run, force=options.force, only=options.diagram)
+        report = sync.run_pass(dry_run=options.dry_run, force=options.force, only=options.diagram,
+                               log_outcomes=False)  # the report below says it once
     finally:
         sync.close()
     for outcome in report.outcomes:

@@ -52,11 +52,12 @@ class Sync:
         self.camunda.close()
         self.state.close()
 
-    def run_pass(self, *, dry_run: bool = False, force: bool = False, only: list[str] | None = None) -> PassReport:
+    def run_pass(self, *, dry_run: bool = False, force: bool = False, only: list[str] | None = None,
+                 log_outcomes: bool = True) -> PassReport:
         self.state.lock()
         try:
             report = SyncPass(self.storm, self.deployer, self.state, self.settings, self.storm_settings,
-                              dry_run=dry_run, force=force, only=only).run()
+                              dry_run=dry_run, force=force, only=only, log_outcomes=log_outcomes).run()
         finally:
             self.state.set_meta("limiter", self.limiter.snapshot())
             self.state.unlock()

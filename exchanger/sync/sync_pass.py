@@ -92,7 +92,8 @@ def input_hash(body: str, edges: list[dict]) -> str:
 class SyncPass:
     def __init__(self, storm: StormClient, deployer: Deployer, state: SyncState, settings: SyncSettings,
                  storm_settings: StormSettings, *, dry_run: bool = False, force: bool = False,
-                 only: list[str] | None = None, clock: Callable[[], float] = time.time) -> None:
+                 only: list[str] | None = None, log_outcomes: bool = True,
+                 clock: Callable[[], float] = time.time) -> None:
         self.storm = storm
         self.deployer = deployer
         self.state = state
@@ -101,6 +102,7 @@ class SyncPass:
         self.dry_run = dry_run
         self.force = force
         self.only = set(only or [])
+        self.log_outcomes = log_outcomes  # off when the caller prints the report itself (--once)
         self.clock = clock
 
     def fingerprint(self, diagram_id: str) -> str:
@@ -148,7 +150,7 @@ class SyncPass:
         report.duration_s = self.clock() - report.started_at
         if not self.dry_run:
             self.state.set_meta("last_pass", report.summary())
-        for outcome in report.outcomes:
+        for outcome in report.outcomes if self.log_outcomes else []:
             if outcome.action != "unchanged":
                 (logger.warning if outcome.action == "failed" else logger.info)("{}", outcome.line())
         for name in report.gone:

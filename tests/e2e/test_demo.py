@@ -29,3 +29,5 @@ def test_the_demo_finishes_every_instance_exactly_once() -> None:
     assert "duplicates in the fakes                       0" in summary
     assert "parked messages                               0" in summary
     assert "OK: every instance finished exactly once" in summary
+    assert "model from StormBPMN via camunda-sync: «Employee onboarding»" in summary
+    assert "→ deployed exchanger_demo_onboarding version 1 (tenant demo)" in summary

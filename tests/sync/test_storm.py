@@ -14,6 +14,7 @@ from exchanger.backoff import Backoff
 from exchanger.errors import AuthError, NotFound, RateLimited
 from exchanger.sandbox.stormbpmn.seed import SEED
 from exchanger.sandbox.stormbpmn.server import API_KEY, BEARER_TOKEN, StormServer, start
+from exchanger.sandbox.stormbpmn.server import upload as storm_upload
 from exchanger.sync.ratelimit import StormRateLimiter
 from exchanger.sync.settings import StormSettings
 from exchanger.sync.storm import StormClient
@@ -81,11 +82,9 @@ def client_for(server: StormServer, *, per_window: float = 5, window_s: float = 
 def upload(server: StormServer, items: list[dict]) -> dict:
     """A person's script creating or updating diagrams through the public API (not metered here)."""
     server.app.quota.reset()
-    response = requests.post(server.url + "/public-api/v1/upload-diagrams", json=items,
-                             headers={"X-Api-Key": API_KEY}, timeout=5)
-    response.raise_for_status()
+    answer = storm_upload(server.url, API_KEY, items)
     server.app.quota.reset()
-    return response.json()
+    return answer
 
 
 def test_upload_creates_then_versions_a_diagram(storm: StormServer) -> None:

@@ -19,7 +19,8 @@ import requests
 from exchanger.camunda.client import CamundaClient
 from exchanger.camunda.operations import EngineOps
 from exchanger.camunda.settings import CamundaSettings
-from exchanger.demo.stack import ROOT, Stack
+from exchanger.demo.stack import Stack
+from exchanger.sandbox.stormbpmn.server import upload as storm_upload
 
 TENANT = "syncE2E"
 HEAD = ('<?xml version="1.0" encoding="UTF-8"?>\n<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/'
@@ -45,17 +46,7 @@ BROKEN = REQUEST.replace("Process_request", "Process_broken").replace(
 
 
 def upload(settings: dict[str, str], items: list[dict[str, str]]) -> dict[str, Any]:
-    """A person's script creating or updating diagrams through StormBPMN's public API."""
-    response = requests.post(settings["STORMBPMN_BASE_URL"] + "/public-api/v1/upload-diagrams", json=items,
-                             headers={"X-Api-Key": settings["STORMBPMN_API_KEY"]}, timeout=10)
-    response.raise_for_status()
-    return response.json()
-
-
-def sync_once(stack: Stack) -> subprocess.CompletedProcess[str]:
-    env = {**stack._base_env(), "EXCHANGER_ENV": "dev", "EXCHANGER_HOME": str(stack.workdir)}
-    return subprocess.run([sys.executable, "main.py", "--once"], cwd=ROOT / "camunda-sync", env=env,
-                          capture_output=True, text=True, timeout=120)
+    return storm_upload(settings["STORMBPMN_BASE_URL"], settings["STORMBPMN_API_KEY"], items)
 
 
 class Person:
@@ -106,7 +97,7 @@ def test_a_storm_diagram_is_deployed_once_per_change_and_runs_with_people(tmp_pa
                        {"id": "broken", "name": "Сломанная заявка", "xml": BROKEN}])
         time.sleep(3)  # the upload used the quota window; the sync's own limiter knows only its calls
 
-        first = sync_once(stack)
+        first = stack.run_once("camunda-sync", "--once")
         assert first.returncode == 1, first.stdout + first.stderr  # one diagram failed: named, others synced
         assert f"→ deployed Process_request version 1 (tenant {TENANT})" in first.stdout
         assert "«Сломанная заявка»" in first.stdout and "yes/no flows leave a parallelGateway" in first.stdout
@@ -132,14 +123,14 @@ def test_a_storm_diagram_is_deployed_once_per_change_and_runs_with_people(tmp_pa
         assert executed == {approved}  # «да» went on, «нет» ended
         assert ops.incidents() == []
 
-        second = sync_once(stack)
+        second = stack.run_once("camunda-sync", "--once")
         assert second.returncode == 1 and "deployed" not in second.stdout  # nothing changed: nothing deployed
         assert len(ops.get("/deployment")) == 1
 
         upload(storm, [{"id": "request", "name": "Заявка", "xml": REQUEST.replace("Исполнить заявку",
                                                                                   "Исполнить заявку в срок")}])
         time.sleep(3)
-        third = sync_once(stack)
+        third = stack.run_once("camunda-sync", "--once")
         assert "→ deployed Process_request version 2" in third.stdout, third.stdout + third.stderr
         versions = sorted(d["version"] for d in ops.get("/process-definition", key="Process_request"))
         assert versions == [1, 2]

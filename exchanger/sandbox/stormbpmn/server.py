@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import requests
+
 from exchanger.sandbox.http import App, Request, Response, SandboxServer, json_response, serve_until_signal
 from exchanger.sandbox.stormbpmn.seed import seed
 from exchanger.sandbox.stormbpmn.state import PAGE_SIZE, QUOTA_PER_WINDOW, WINDOW_S, Quota, Team
@@ -189,6 +191,14 @@ class StormServer(SandboxServer):
     def settings_env(self) -> dict[str, str]:
         return {"STORMBPMN_BASE_URL": self.url, "STORMBPMN_API_KEY": self.app.api_key,
                 "STORMBPMN_BEARER_TOKEN": self.app.bearer_token}
+
+
+def upload(base_url: str, api_key: str, items: list[dict[str, str]]) -> dict[str, Any]:
+    """Create or update diagrams the standard way (``{"id", "name", "xml"}`` each), as a person's script does."""
+    response = requests.post(base_url + "/public-api/v1/upload-diagrams", json=items, headers={"X-Api-Key": api_key},
+                             timeout=10)
+    response.raise_for_status()
+    return dict(response.json())
 
 
 def start(port: int = 0, *, host: str = "127.0.0.1", seeded: bool = False, per_window: int = QUOTA_PER_WINDOW,
