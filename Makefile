@@ -41,6 +41,7 @@ bench: venv ## benchmarks: figures printed, never pass/fail (engine, worker, who
 	$(BIN)/python bench/engine_bench.py
 	$(BIN)/python bench/worker_bench.py
 	$(BIN)/python bench/pipeline_bench.py
+	$(BIN)/python bench/sync_bench.py
 
 chaos: venv ## the fault test: kills, broker restart, injected faults; asserts with a ledger
 	$(BIN)/python -m exchanger.demo --chaos --instances $(or $(CHAOS_INSTANCES),300)
