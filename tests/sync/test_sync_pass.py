@@ -4,6 +4,8 @@ change, broken diagrams named and skipped, Camunda as the truth, crash safety, d
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from exchanger.sandbox.camunda.server import start as start_engine
 from exchanger.sandbox.stormbpmn.seed import ONBOARDING
 from exchanger.sandbox.stormbpmn.server import API_KEY, BEARER_TOKEN, StormServer
 from exchanger.sandbox.stormbpmn.server import start as start_storm
-from exchanger.sync.daemon import Sync
+from exchanger.sync.daemon import Sync, serve
 from exchanger.sync.ratelimit import StormRateLimiter
 from exchanger.sync.settings import StormSettings, SyncSettings
 from exchanger.sync.state import SyncState
@@ -199,4 +201,21 @@ def test_a_key_owned_by_another_diagram_is_refused(storm: StormServer, engine: C
     upload(storm, [{"id": "copy", "name": "Копия приёма", "xml": ONBOARDING}])
     (failed,) = sync.run_pass().failed
     assert failed.name == "Копия приёма" and "storm_onboarding belongs to diagram «Приём сотрудника»" in failed.detail
+    sync.close()
+
+
+def test_the_daemon_passes_until_stopped_and_reports_readiness(storm: StormServer, engine: CamundaSandbox,
+                                                               tmp_path: Path) -> None:
+    sync = make_sync(storm, engine, tmp_path / "state.sqlite", interval_s=0.2, health_port=0)
+    stop = threading.Event()
+    runner = threading.Thread(target=lambda: serve(sync, stop))
+    runner.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(deployments(engine)) < 3:
+        time.sleep(0.1)
+    time.sleep(0.5)  # a few more passes: nothing new
+    stop.set()
+    runner.join(10)
+    assert not runner.is_alive() and len(deployments(engine)) == 3
+    assert sync.state.meta("last_pass")["counts"] == {"unchanged": 3}
     sync.close()
