@@ -2,7 +2,10 @@
 deployed by ``camunda-sync/main.py --once`` under the environment's tenant, runs through camunda-worker,
 task-creator and the fake Bitrix24 with a person answering the question (yes and no), is not redeployed
 when nothing changed and gets exactly one new version when it changes; a broken diagram is named and
-skipped. Everything runs as processes (``exchanger.demo.stack``), StormBPMN with its quota headers.
+skipped. The portal is set up as the old Exchanger.py tool left it (answer values «ДА»/«НЕТ» whose
+XML_IDs are neither ok nor no), and a model the old tool deployed (``UF_RESULT_EXPECTED``/
+``UF_RESULT_QUESTION``, ``checklists`` with ``name``) routes its gateway on «ДА» too. Everything runs as
+processes (``exchanger.demo.stack``), StormBPMN with its quota headers.
 """
 
 from __future__ import annotations
@@ -40,6 +43,37 @@ REQUEST = HEAD + """  <bpmn:process id="Process_request" isExecutable="false">
   </bpmn:process>
 </bpmn:definitions>
 """
+OLD_MODEL = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+  xmlns:camunda="http://camunda.org/schema/1.0/bpmn" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+  id="Definitions_old" targetNamespace="http://bpmn.io/schema/bpmn">
+  <bpmn:process id="Process_old_tool" isExecutable="true" camunda:historyTimeToLive="365">
+    <bpmn:startEvent id="Start" />
+    <bpmn:serviceTask id="Activity_old" name="Согласовать по-старому" camunda:type="external"
+      camunda:topic="bitrix_create_task">
+      <bpmn:extensionElements><camunda:properties>
+        <camunda:property name="UF_RESULT_EXPECTED" value="true" />
+        <camunda:property name="UF_RESULT_QUESTION" value="Согласовано по-старому?" />
+        <camunda:property name="checklists" value='[{"name":"Документы","items":["Паспорт","СНИЛС"]}]' />
+      </camunda:properties></bpmn:extensionElements>
+    </bpmn:serviceTask>
+    <bpmn:exclusiveGateway id="Gateway_old" />
+    <bpmn:serviceTask id="Activity_old_yes" name="Дальше по-старому" camunda:type="external"
+      camunda:topic="bitrix_create_task" />
+    <bpmn:endEvent id="End_yes" />
+    <bpmn:endEvent id="End_no" />
+    <bpmn:sequenceFlow id="F1" sourceRef="Start" targetRef="Activity_old" />
+    <bpmn:sequenceFlow id="F2" sourceRef="Activity_old" targetRef="Gateway_old" />
+    <bpmn:sequenceFlow id="F_yes" sourceRef="Gateway_old" targetRef="Activity_old_yes">
+      <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">${Activity_old == "ok"}</bpmn:conditionExpression>
+    </bpmn:sequenceFlow>
+    <bpmn:sequenceFlow id="F_no" sourceRef="Gateway_old" targetRef="End_no">
+      <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">${Activity_old != "ok"}</bpmn:conditionExpression>
+    </bpmn:sequenceFlow>
+    <bpmn:sequenceFlow id="F3" sourceRef="Activity_old_yes" targetRef="End_yes" />
+  </bpmn:process>
+</bpmn:definitions>
+"""
 BROKEN = REQUEST.replace("Process_request", "Process_broken").replace(
     '<bpmn:exclusiveGateway id="Gateway_1" name="Заявка согласована?" />',
     '<bpmn:parallelGateway id="Gateway_1" name="Заявка согласована?" />')
@@ -61,9 +95,20 @@ class Person:
         return response.json()["result"]
 
     def answer_ids(self) -> dict[str, str]:
+        """The answer values by meaning, from their texts as the old tool's portal has them."""
         fields = self.call("task.item.userfield.getlist", {})
         answer = next(f for f in fields if f["FIELD_NAME"] == "UF_RESULT_ANSWER")
-        return {value["XML_ID"]: value["ID"] for value in answer["LIST"]}
+        texts = {"ДА": "ok", "НЕТ": "no"}
+        return {texts[value["VALUE"]]: value["ID"] for value in answer["LIST"]}
+
+    def make_portal_old(self) -> None:
+        """The answer field as the old Exchanger.py setup made it: «ДА»/«НЕТ», XML_IDs nobody chose."""
+        fields = self.call("task.item.userfield.getlist", {})
+        answer = next(f for f in fields if f["FIELD_NAME"] == "UF_RESULT_ANSWER")
+        self.call("task.item.userfield.delete", {"ID": answer["ID"]})
+        self.call("task.item.userfield.add", {"PARAMS": {
+            "FIELD_NAME": "UF_RESULT_ANSWER", "USER_TYPE_ID": "enumeration", "LABEL": "Результат", "MULTIPLE": "N",
+            "LIST": [{"VALUE": "ДА", "XML_ID": "a81f3c"}, {"VALUE": "НЕТ", "XML_ID": "5d02b7"}]}})
 
     def work(self, answers: dict[str, str], approve: set[str]) -> None:
         """Finish every open task; a question is answered yes for the instances in ``approve``, else no."""
@@ -106,26 +151,31 @@ def test_a_storm_diagram_is_deployed_once_per_change_and_runs_with_people(tmp_pa
         (deployment,) = ops.get("/deployment")
         assert (deployment["tenantId"], deployment["source"]) == (TENANT, "camunda-sync")
 
+        person = Person(stack.settings["BITRIX_WEBHOOK_URL"])
+        person.make_portal_old()
+        answers = person.answer_ids()
+        ops.deploy(OLD_MODEL, name="old.bpmn", deployment_name="old-tool")  # as Exchanger.py deployed it
         stack.start_daemon("camunda-worker")
         stack.start_daemon("task-creator")
         approved = ops.start("Process_request", business_key="approved")
         rejected = ops.start("Process_request", business_key="rejected")
-        person = Person(stack.settings["BITRIX_WEBHOOK_URL"])
-        answers = person.answer_ids()
+        old_style = ops.start("Process_old_tool", business_key="old")
         deadline = time.monotonic() + 90
         finished: set[str] = set()
-        while time.monotonic() < deadline and finished != {approved, rejected}:
-            person.work(answers, approve={approved})
+        while time.monotonic() < deadline and finished != {approved, rejected, old_style}:
+            person.work(answers, approve={approved, old_style})
             finished = {i["id"] for i in ops.finished_instances("Process_request")}
+            finished |= {i["id"] for i in ops.finished_instances("Process_old_tool")}
             time.sleep(0.5)
-        assert finished == {approved, rejected}, "the instances did not finish"
+        assert finished == {approved, rejected, old_style}, "the instances did not finish"
         executed = {a["processInstanceId"] for a in ops.activity_history(activityId="Activity_execute")}
-        assert executed == {approved}  # «да» went on, «нет» ended
+        assert executed == {approved}  # «ДА» went on, «НЕТ» ended
+        assert [a["processInstanceId"] for a in ops.activity_history(activityId="Activity_old_yes")] == [old_style]
         assert ops.incidents() == []
 
         second = stack.run_once("camunda-sync", "--once")
         assert second.returncode == 1 and "deployed" not in second.stdout  # nothing changed: nothing deployed
-        assert len(ops.get("/deployment")) == 1
+        assert len([d for d in ops.get("/deployment") if d["source"] == "camunda-sync"]) == 1
 
         upload(storm, [{"id": "request", "name": "Заявка", "xml": REQUEST.replace("Исполнить заявку",
                                                                                   "Исполнить заявку в срок")}])
