@@ -26,8 +26,9 @@ from exchanger.runtime import EXIT_CONFIG, run, stop_on_signals
 from exchanger.settings import load
 from exchanger.sync.converter import ConversionError, convert
 from exchanger.sync.daemon import COMPONENT, Sync, serve
-from exchanger.sync.settings import SyncSettings
+from exchanger.sync.settings import StormSettings, SyncSettings
 from exchanger.sync.state import SyncState
+from exchanger.sync.storm import token_expiry
 from exchanger.sync.validate import validate
 
 
@@ -127,6 +128,8 @@ def status_command(env: Environment, args: list[str]) -> int:
         data = status_lines(state)
     finally:
         state.close()
+    expiry = token_expiry(load(StormSettings).bearer_token.get_secret_value())
+    data["bearer_token_expires"] = time.strftime("%Y-%m-%d %H:%M", time.localtime(expiry)) if expiry else None
     if "--json" in args:
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return 0
@@ -135,6 +138,8 @@ def status_command(env: Environment, args: list[str]) -> int:
         print(f"«{d['name']}» {d['id']} v{d['storm_version']} deployed {d['deployed'] or '-'} "
               f"{d['last_result']} at {d['at']}{error}")
     print(f"last pass: {json.dumps(data['last_pass'], ensure_ascii=False)}; rate: {data['rate']}")
+    if data["bearer_token_expires"]:
+        print(f"STORMBPMN_BEARER_TOKEN expires {data['bearer_token_expires']}")
     return 0
 
 

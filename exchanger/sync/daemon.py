@@ -64,8 +64,18 @@ class Sync:
         return report
 
 
+class Stopping(Exception):
+    """SIGTERM while the limiter waits: the pass ends at once (between calls, so nothing is half done)."""
+
+
 def serve(sync: Sync, stop: threading.Event) -> int:
     """A pass every interval until ``stop``; health on ``CAMUNDA_SYNC_HEALTH_PORT``."""
+
+    def wait_unless_stopped(seconds: float) -> None:
+        if stop.wait(seconds):
+            raise Stopping
+
+    sync.limiter.sleep = wait_unless_stopped  # a limiter wait of up to a minute must not delay a stop
     registry = CollectorRegistry()
     passes = Counter("camunda_sync_passes", "passes by result", ["result"], registry=registry)
     actions = Counter("camunda_sync_diagrams", "diagram outcomes", ["action"], registry=registry)
@@ -81,10 +91,18 @@ def serve(sync: Sync, stop: threading.Event) -> int:
     if sync.settings.health_port:
         health = HealthServer(sync.settings.health_port, registry, {"recent_pass": fresh}).start()
     logger.info("{} serving: a pass every {:.0f}s", COMPONENT, interval)
+    expiry = sync.storm.token_expiry()
+    if sync.storm_settings.internal_assignees and expiry is not None and expiry - time.time() < 86_400:
+        logger.warning("STORMBPMN_BEARER_TOKEN expires {} (or has expired): copy a fresh one from the browser",
+                       time.strftime("%Y-%m-%d %H:%M", time.localtime(expiry)))
     try:
         while not stop.is_set():
             try:
                 report = sync.run_pass()
+            except Stopping:
+                logger.info("{} stopping during a rate-limit wait; the next start goes on from the state",
+                            COMPONENT)
+                break
             except Exception:  # noqa: BLE001 - one bad pass must not end the daemon; the next one retries
                 logger.exception("camunda-sync pass crashed; next pass in {:.0f}s", interval)
                 passes.labels("crashed").inc()

@@ -8,6 +8,8 @@ ends); 401/403/404 are never retried. Key and token never reach a log line (mask
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,6 +56,18 @@ def classify(response: requests.Response) -> IntegrationError:
         return RateLimited(f"StormBPMN quota exhausted (429); retry after {retry or 60:.0f}s", system=SYSTEM,
                            status=429, retry_after_s=retry)
     return classify_by_status(response, SYSTEM)
+
+
+def token_expiry(token: str) -> float | None:
+    """A Bearer token's ``exp`` (unix time) when it is a JWT, read without trusting it; else None."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        return float(claims["exp"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 class StormClient:
@@ -103,6 +117,9 @@ class StormClient:
             raise PermanentError("STORMBPMN_BEARER_TOKEN is empty but STORMBPMN_INTERNAL_ASSIGNEES is on",
                                  system=SYSTEM)
         return self._call(INTERNAL + path, params, {"Authorization": f"Bearer {token}"})
+
+    def token_expiry(self) -> float | None:
+        return token_expiry(self.settings.bearer_token.get_secret_value())
 
     def diagrams(self) -> list[DiagramInfo]:
         """Every diagram the key may see: all pages, until an empty page or ``page × size ≥ total``."""

@@ -3,6 +3,8 @@ auth errors, the vendor's rate-limit headers and 429, upload versioning, the int
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections.abc import Iterator
 
@@ -17,7 +19,7 @@ from exchanger.sandbox.stormbpmn.server import API_KEY, BEARER_TOKEN, StormServe
 from exchanger.sandbox.stormbpmn.server import upload as storm_upload
 from exchanger.sync.ratelimit import StormRateLimiter
 from exchanger.sync.settings import StormSettings
-from exchanger.sync.storm import StormClient
+from exchanger.sync.storm import StormClient, token_expiry
 
 FAST = Backoff(initial_s=0.01, max_s=0.02, jitter=0.0)
 
@@ -163,3 +165,9 @@ def test_seeded_diagrams_and_their_assignee_edges() -> None:
         assert "bpmn:collaboration" in client.diagram(contract.id)["body"]
     finally:
         server.stop()
+
+
+def test_the_bearer_tokens_expiry_is_read_from_a_jwt() -> None:
+    payload = base64.urlsafe_b64encode(json.dumps({"sub": "analyst", "exp": 1_900_000_000}).encode()).rstrip(b"=")
+    assert token_expiry(f"eyJhbGciOiJIUzI1NiJ9.{payload.decode()}.c2lnbmF0dXJl") == 1_900_000_000
+    assert token_expiry("opaque-token") is None and token_expiry("a.b.c") is None

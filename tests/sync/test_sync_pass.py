@@ -219,3 +219,19 @@ def test_the_daemon_passes_until_stopped_and_reports_readiness(storm: StormServe
     assert not runner.is_alive() and len(deployments(engine)) == 3
     assert sync.state.meta("last_pass")["counts"] == {"unchanged": 3}
     sync.close()
+
+
+def test_a_stop_during_a_rate_limit_wait_ends_the_daemon_at_once(storm: StormServer, engine: CamundaSandbox,
+                                                                 tmp_path: Path) -> None:
+    sync = make_sync(storm, engine, tmp_path / "state.sqlite", health_port=0)
+    sync.limiter = sync.storm.limiter = StormRateLimiter(1, window_s=60.0)  # the body fetch waits a minute
+    stop = threading.Event()
+    runner = threading.Thread(target=lambda: serve(sync, stop))
+    runner.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    stop.set()
+    runner.join(10)
+    assert not runner.is_alive() and time.monotonic() - started < 2
+    assert deployments(engine) == [] and not sync.state.pending()
+    sync.close()
