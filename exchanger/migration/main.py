@@ -36,7 +36,6 @@ from exchanger.camunda.client import CamundaClient, CamundaNotFound
 from exchanger.camunda.settings import CamundaSettings
 from exchanger.consumers.bitrix24.client import Bitrix24Client
 from exchanger.consumers.bitrix24.settings import Bitrix24Settings
-from exchanger.errors import ConfigError
 from exchanger.migration import adoption, cleanup, old_tool
 from exchanger.migration.inventory import (
     HeldTask,
@@ -121,8 +120,6 @@ def migrate(environment: Environment, args: argparse.Namespace) -> int:
     lock_file = args.old_lock_file or old_tool.creator_lock_file(environment.name)
     sides = Sides.load()
     try:
-        if old_ids & {sides.camunda_settings.worker_id} and len(old_ids) > 1:
-            raise ConfigError("CAMUNDA_WORKER_ID is one of several --old-worker-id; name the old ids only")
         out = Report()
         out.line(f"Exchanger.py → Exchanger ({'ACTING' if args.yes else 'dry run: nothing is changed; --yes acts'})")
         out.line(f"environment {environment.name}, vhost {sides.rabbit.virtual_host!r}, "
@@ -264,17 +261,21 @@ def act(sides: Sides, old_ids: frozenset[str], state: StateDir, args: argparse.N
                 if result.before:
                     counts = ", ".join(f"{a} {n}" for a, n in sorted(result.counts.items()))
                     out.line(f"{queue:32} {result.before:>6}  {counts}")
-        parked_or_done = {e.task_id for e in state.entries() if e.action in (PUBLISHED, PARKED) and e.task_id}
-        stranded = [t for worker in sorted(old_ids) for t in held_tasks(camunda, worker)
-                    if in_tenant(t, tenant) and t.id not in parked_or_done]
-        released = adoption.release(camunda, stranded, state, batch_size=args.batch_size,
-                                    rate_per_s=_adopt_rate(sides, args))
-        out.line(f"stranded tasks released to the new worker: {released}")
+    finally:
+        if connection.is_open:
+            connection.close()  # the paced release below may take longer than the broker's heartbeat
+    parked_or_done = {e.task_id for e in state.entries() if e.action in (PUBLISHED, PARKED) and e.task_id}
+    stranded = [t for worker in sorted(old_ids) for t in held_tasks(camunda, worker)
+                if in_tenant(t, tenant) and t.id not in parked_or_done]
+    released = adoption.release(camunda, stranded, state, batch_size=args.batch_size,
+                                rate_per_s=_adopt_rate(sides, args))
+    out.line(f"stranded tasks released to the new worker: {released}")
+    connection = connect(sides.rabbit, name="migration:cleanup", attempts=sides.rabbit.connection_attempts)
+    try:
         for note in cleanup.remove_old_topology(connection, keep_queues=args.keep_old_queues):
             out.line(f"old topology: {note}")
     finally:
-        if connection.is_open:
-            connection.close()
+        connection.close()
     rows = reconcile(camunda, before["tasks"], state.entries(), new_worker_id=sides.camunda_settings.worker_id,
                      old_worker_ids=old_ids)
     (state.path / "reconciliation.tsv").write_text(tsv(rows), encoding="utf-8")
