@@ -3,6 +3,10 @@ the sandbox cannot run (each named once, with its real cause)."""
 
 from __future__ import annotations
 
+import pytest
+
+from exchanger.sandbox.camunda import timers
+
 from .conftest import Api, bpmn, error
 
 MESSAGES = '<bpmn:message id="m1" name="paid"/><bpmn:message id="m2" name="order"/>'
@@ -339,3 +343,20 @@ def test_signals_reach_waiting_events_and_start_processes(api: Api) -> None:
     assert api.tasks(topicName="work") == []
     assert api.history(thrower["id"])["state"] == "COMPLETED"
     assert error(api.post("/signal", {}), 400)["message"] == "No signal name given"
+
+
+def test_timer_arithmetic() -> None:
+    monday_noon = 1_705_320_000_000  # 2024-01-15T12:00:00Z
+    cron = timers.parse_cycle("0/5 0/1 * 1/1 * ?")
+    assert cron.first_due(monday_noon) == monday_noon + 5_000
+    assert cron.next_due(monday_noon, monday_noon + 3_600_000) == monday_noon + 3_605_000  # no catch-up storm
+    weekdays = timers.Cron("0 30 8 ? * MON-FRI *")
+    friday_evening = monday_noon + 4 * 86_400_000 + 8 * 3_600_000
+    assert weekdays.next_after(friday_evening) == monday_noon + 7 * 86_400_000 - 3 * 3_600_000 - 1_800_000
+    interval = timers.parse_cycle("R3/2024-01-15T13:00:00Z/PT30M")
+    assert (interval.repeats, interval.first_due(monday_noon)) == (3, monday_noon + 3_600_000)
+    assert interval.next_due(monday_noon + 3_600_000, 0) == monday_noon + 5_400_000
+    assert timers.first_due("duration", "P1DT2H", 0) == (93_600_000, None, None)
+    for bad in ("R3/PT0S", "0 0 12 * * *", "61 * * * * ?", "R3/PT"):
+        with pytest.raises(ValueError):
+            timers.parse_cycle(bad)

@@ -410,7 +410,7 @@ class Runtime:
     def _rearm_or_delete(self, timer: Row) -> None:
         remaining = timer["remaining"]
         if timer["cycle"] and (remaining is None or remaining > 0):
-            due = timers.parse_cycle(timer["cycle"]).next_due(timer["due"])
+            due = timers.parse_cycle(timer["cycle"]).next_due(timer["due"], self.now)
             self.store.run("UPDATE timer SET due = ?, remaining = ? WHERE id = ?",
                            (due, None if remaining is None else remaining - 1, timer["id"]))
         else:

@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS incident (
     root_cause_incident_id TEXT, configuration TEXT, tenant_id TEXT
 );
 CREATE INDEX IF NOT EXISTS incident_configuration ON incident (configuration);
+CREATE INDEX IF NOT EXISTS incident_execution ON incident (execution_id);
 CREATE TABLE IF NOT EXISTS timer (
     id TEXT PRIMARY KEY, execution_id TEXT NOT NULL, proc_inst_id TEXT NOT NULL, activity_id TEXT NOT NULL,
     due INTEGER NOT NULL

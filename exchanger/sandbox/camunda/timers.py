@@ -133,9 +133,11 @@ class Cycle:
             return self.start_ms
         return now_ms + self.period_ms
 
-    def next_due(self, due_ms: int) -> int:
+    def next_due(self, due_ms: int, now_ms: int) -> int:
+        """The firing after the one due at ``due_ms``: an interval counts from that due time; a cron
+        expression from now, so a sandbox that was down does not fire every missed slot."""
         if self.cron is not None:
-            return self.cron.next_after(due_ms)
+            return self.cron.next_after(max(due_ms, now_ms))
         return due_ms + self.period_ms
 
 
