@@ -211,3 +211,23 @@ def test_checklist_kinds() -> None:
               "description": "ЧЕКЛИСТ: Дубль\n• a1\n• a2"},
              {"assigneeEdgeId": 2, "elementId": "A", "description": "ЧЕКЛИСТ: Дубль\n• b1\n• b2"}]
     assert element_people(edges, "A").checklists == [("Дубль", ["a1", "a2"])]  # the first title wins
+
+
+def test_two_pools_make_two_processes_each_with_its_plane_and_metadata() -> None:
+    body = (GOLDEN / "t11_two_pools.bpmn").read_bytes()
+    options = Options(key_policy="diagram")
+    result = convert(body, [], options, **DIAGRAM)
+    assert convert(body, [], options, **DIAGRAM).xml == result.xml
+    base = "Process_6b547a8f_0c1d_4e2f_9a0b_1c2d3e4f5a6b"
+    assert result.process_keys == [f"{base}_Process_buyer", f"{base}_Process_vendor"]
+    validate("t11.bpmn", result.xml, result.process_keys)
+    processes = tree(result.xml).findall(B + "process")
+    assert [p.get("name") for p in processes] == ["Закупщик", "Поставщик"]
+    for process in processes:
+        own = process.find(B + "extensionElements").iter(C + "property")
+        assert {p.get("name"): p.get("value") for p in own} == {"stormDiagramId": DIAGRAM["diagram_id"]}
+    planes = {p.get("bpmnElement"): [s.get("bpmnElement") for s in p]
+              for p in tree(result.xml).iter("{http://www.omg.org/spec/BPMN/20100524/DI}BPMNPlane")}
+    assert planes == {f"{base}_Process_buyer": ["Order"], f"{base}_Process_vendor": ["Ship"]}
+    assert element(result.xml, "S2").find(B + "messageEventDefinition") is None  # a none start now
+    assert condition(result.xml, "F3") == ['${Order == "ok"}']
