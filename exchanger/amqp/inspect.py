@@ -17,6 +17,7 @@ set. Messages a consumer holds unacked are never seen.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 import time
@@ -114,6 +115,9 @@ def passive(rabbit: RabbitMQSettings, names: list[str]) -> list[QueueInfo]:
     """Depth and consumers of each named queue by passive declare; a missing queue has ``ready`` None."""
     connection = connect(rabbit, name="exchanger-cli:queues", attempts=rabbit.connection_attempts)
     found = []
+    pika_log = logging.getLogger("pika.channel")
+    level = pika_log.level
+    pika_log.setLevel(logging.ERROR)  # a missing queue is an answer here, not a warning worth printing
     try:
         channel = connection.channel()
         for name in names:
@@ -125,6 +129,7 @@ def passive(rabbit: RabbitMQSettings, names: list[str]) -> list[QueueInfo]:
                 channel = connection.channel()
     finally:
         connection.close()
+        pika_log.setLevel(level)
     return found
 
 
