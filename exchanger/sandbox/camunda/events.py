@@ -36,6 +36,8 @@ def subscribe(rt: Runtime, context: InstanceContext, event: Activity, execution_
 def dispatch_conditions(rt: Runtime) -> None:
     """Evaluate the conditional subscriptions that the variable changes since the last call can affect."""
     changes, rt._changes = rt._changes, []
+    if rt.store.one("SELECT 1 FROM subscription WHERE kind = 'conditional' LIMIT 1") is None:
+        return  # the common case: nothing anywhere waits for a condition
     instances = {rt.chain(execution_id)[-1] for execution_id, _ in changes if rt.execution(execution_id)}
     for instance_id in instances:
         rows = rt.store.all("SELECT * FROM subscription WHERE kind = 'conditional' AND proc_inst_id = ? "

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
 
 def _act_inst(rt: Runtime, execution_id: str) -> str | None:
+    known = rt._act_insts.get(execution_id)  # executions created by this command
+    if known is not None:
+        return known
     row = rt.store.one("SELECT act_inst_id FROM execution WHERE id = ?", (execution_id,))
     return row[0] if row is not None else None
 
