@@ -360,3 +360,18 @@ def test_timer_arithmetic() -> None:
     for bad in ("R3/PT0S", "0 0 12 * * *", "61 * * * * ?", "R3/PT"):
         with pytest.raises(ValueError):
             timers.parse_cycle(bad)
+
+
+def test_a_cycle_on_an_interrupting_timer_fires_once(api: Api) -> None:
+    api.deploy_model(bpmn("""
+    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="task"/>
+    <bpmn:serviceTask id="task" camunda:type="external" camunda:topic="work"/>
+    <bpmn:boundaryEvent id="late" attachedToRef="task">
+      <bpmn:timerEventDefinition><bpmn:timeCycle>R/PT10M</bpmn:timeCycle></bpmn:timerEventDefinition>
+    </bpmn:boundaryEvent>
+    <bpmn:sequenceFlow id="f2" sourceRef="late" targetRef="escalate"/>
+    <bpmn:serviceTask id="escalate" camunda:type="external" camunda:topic="escalate"/>"""))
+    api.start()
+    api.advance(3 * 600_000)
+    assert len(api.fetch(topic="escalate")) == 1 and api.tasks(topicName="work") == []

@@ -453,8 +453,6 @@ class _Parser:
             elif definition_name in ("timerEventDefinition", "conditionalEventDefinition", "messageEventDefinition",
                                      "signalEventDefinition"):
                 self.catch_event(element, definition, definition_name, activity)
-                if activity.timer is not None and activity.timer[0] == "cycle" and activity.cancel_activity:
-                    self.errors.add("An interrupting timer boundary event cannot have a time cycle", element)
             else:
                 self.refuse(definition if definition is not None else element,
                             f"Unsupported element '{definition_name or 'boundaryEvent'}' on a boundary event",
@@ -470,10 +468,7 @@ class _Parser:
         """Timer, conditional or message definition of an intermediate catch or boundary event."""
         if definition_name == "timerEventDefinition":
             activity.event = "timer"
-            activity.timer = self.timer(definition, activity.id)
-            if activity.timer is not None and activity.timer[0] == "cycle" and activity.kind != "boundaryEvent":
-                self.errors.add("A time cycle is only allowed on start events and non-interrupting boundary "
-                                "events", definition, activity.id)
+            activity.timer = self.timer(definition, activity.id)  # a cycle here fires once, as in Camunda
         elif definition_name == "conditionalEventDefinition":
             activity.event = "conditional"
             condition = definition.find(_B + "condition")
