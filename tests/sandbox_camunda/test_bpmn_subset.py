@@ -375,3 +375,29 @@ def test_a_cycle_on_an_interrupting_timer_fires_once(api: Api) -> None:
     api.start()
     api.advance(3 * 600_000)
     assert len(api.fetch(topic="escalate")) == 1 and api.tasks(topicName="work") == []
+
+
+def test_event_based_gateway_takes_the_first_event(api: Api) -> None:
+    api.deploy_model(bpmn("""
+    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="gw"/>
+    <bpmn:eventBasedGateway id="gw"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="gw" targetRef="paid"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="gw" targetRef="timeout"/>
+    <bpmn:intermediateCatchEvent id="paid"><bpmn:messageEventDefinition messageRef="m1"/>
+    </bpmn:intermediateCatchEvent>
+    <bpmn:intermediateCatchEvent id="timeout"><bpmn:timerEventDefinition>
+      <bpmn:timeDuration>PT1H</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>
+    <bpmn:sequenceFlow id="f4" sourceRef="paid" targetRef="ship"/>
+    <bpmn:serviceTask id="ship" camunda:type="external" camunda:topic="ship"/>
+    <bpmn:sequenceFlow id="f5" sourceRef="timeout" targetRef="remind"/>
+    <bpmn:serviceTask id="remind" camunda:type="external" camunda:topic="remind"/>""", errors=MESSAGES))
+    first = api.start(businessKey="a")
+    second = api.start(businessKey="b")
+    assert api.post("/message", {"messageName": "paid", "businessKey": "a"}).status_code == 204
+    api.advance(3_600_000)
+    (ship,) = api.fetch(topic="ship")
+    (remind,) = api.fetch(topic="remind")
+    assert (ship["processInstanceId"], remind["processInstanceId"]) == (first["id"], second["id"])
+    assert api.activities(first["id"]) == ["start", "gw", "paid", "ship"]
+    assert error(api.post("/message", {"messageName": "paid", "businessKey": "b"}), 400)

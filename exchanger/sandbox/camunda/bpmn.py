@@ -24,7 +24,7 @@ _C = "{" + CAMUNDA_NS + "}"
 
 EXTERNAL_TASKS = {"serviceTask", "sendTask", "businessRuleTask"}
 PASS_THROUGH = {"task", "manualTask"}  # Camunda 7 runs them as pass-through activities
-GATEWAYS = {"exclusiveGateway", "parallelGateway", "inclusiveGateway"}
+GATEWAYS = {"exclusiveGateway", "parallelGateway", "inclusiveGateway", "eventBasedGateway"}
 FLOW_NODES = EXTERNAL_TASKS | PASS_THROUGH | GATEWAYS | {
     "startEvent", "endEvent", "intermediateThrowEvent", "intermediateCatchEvent", "subProcess", "boundaryEvent",
     "callActivity", "receiveTask"}
@@ -43,7 +43,6 @@ EVENT_DEFINITIONS = {"errorEventDefinition", "terminateEventDefinition", "messag
 OUT_OF_SCOPE = {
     "userTask": "user tasks need a tasklist and forms; model the work as an external task",
     "scriptTask": "scripts run inside a Java engine; model the work as an external task",
-    "eventBasedGateway": "event-based gateways are not implemented by the sandbox",
     "complexGateway": "complex gateways are not implemented by the sandbox",
     "transaction": "transaction subprocesses (compensation) are not implemented by the sandbox",
     "adHocSubProcess": "ad-hoc subprocesses are not implemented by the sandbox",
@@ -358,6 +357,13 @@ class _Parser:
                 self.errors.add(f"Boundary events are not supported on '{host.kind}'", None, activity.id)
             host.boundaries.append(activity.id)
         for activity in activities.values():
+            if activity.scope_id == scope_id and activity.kind == "eventBasedGateway":
+                for flow in activity.outgoing:
+                    target = activities[flow.target]
+                    if not (target.kind == "intermediateCatchEvent" or target.kind == "receiveTask") \
+                            or len(target.incoming) != 1:
+                        self.errors.add(f"Event-based gateway '{activity.id}': '{target.id}' must be an intermediate "
+                                        "catch event or receive task reached only from the gateway", None, activity.id)
             if activity.scope_id == scope_id and activity.kind in ("exclusiveGateway", "inclusiveGateway"):
                 if activity.default_flow and activity.default_flow not in {f.id for f in activity.outgoing}:
                     self.errors.add(f"Default flow '{activity.default_flow}' is not an outgoing flow", None,

@@ -74,7 +74,10 @@ def trigger(rt: Runtime, context: InstanceContext, event: Activity, subscription
     """The awaited message or condition arrived: a boundary event fires on its host, a catch event or
     receive task leaves its wait state."""
     execution_id = subscription["execution_id"]
-    if event.kind == "boundaryEvent":
+    waiting = rt.execution(execution_id)
+    if waiting is not None and waiting["kind"] == "event-gateway":
+        rt.gateway_event(context, event, execution_id)
+    elif event.kind == "boundaryEvent":
         if event.cancel_activity:
             rt.store.run("DELETE FROM subscription WHERE id = ?", (subscription["id"],))
         rt.trigger_boundary(context, event, execution_id)

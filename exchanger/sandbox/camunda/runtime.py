@@ -402,6 +402,8 @@ class Runtime:
         if activity.kind == "boundaryEvent":
             self.trigger_boundary(context, activity, execution_id)
             self._rearm_or_delete(timer)
+        elif self.execution(execution_id)["kind"] == "event-gateway":
+            self.gateway_event(context, activity, execution_id)
         else:
             self.store.run("DELETE FROM timer WHERE id = ?", (timer["id"],))
             self._leave_wait_state(context, execution_id, activity)
@@ -415,6 +417,16 @@ class Runtime:
                            (due, None if remaining is None else remaining - 1, timer["id"]))
         else:
             self.store.run("DELETE FROM timer WHERE id = ?", (timer["id"],))
+
+    def gateway_event(self, context: InstanceContext, event: Activity, gateway_execution: str) -> None:
+        """The first event after an event-based gateway arrived: the others stop waiting, the token passes
+        the event that came."""
+        row = self.execution(gateway_execution)
+        scope_id = self._parent(gateway_execution) or context.id
+        self._remove_execution(gateway_execution)  # with the other events' timers and subscriptions
+        self._history_end(row["act_inst_id"])
+        self._history_start(context, event, f"{event.id}:{new_id()}", scope_id, scope_id, ended=True)
+        self._leave(context, event, scope_id)
 
     def trigger_boundary(self, context: InstanceContext, boundary: Activity, host_execution: str) -> None:
         """A timer, message or conditional boundary event fires on the host's execution."""
@@ -494,6 +506,16 @@ class Runtime:
                 self._arm_timer(context, activity, execution_id, execution_id)
             else:
                 events.subscribe(self, context, activity, execution_id)
+            return
+        if kind == "eventBasedGateway":
+            execution_id = self._new_execution(context, scope_id, activity, act_inst_id, "event-gateway")
+            self._history_start(context, activity, act_inst_id, scope_id, execution_id)
+            for flow in activity.outgoing:
+                event = context.model.activities[flow.target]
+                if event.event == "timer":
+                    self._arm_timer(context, event, execution_id, scope_id)
+                else:
+                    events.subscribe(self, context, event, execution_id)
             return
         if kind in ("parallelGateway", "inclusiveGateway") and len(activity.incoming) > 1:
             execution_id = self._new_execution(context, scope_id, activity, act_inst_id, "join")
