@@ -46,6 +46,7 @@ NAMES = ["Анна Иванова", "Boris Petrov", "Chen Wei", "Dana Smith", "�
 
 
 CAMUNDA_AWAY_S = 20.0  # longer than the chaos run's response retry budget (1 + 2 + 4 s): they must wait, not park
+SLOW_WRITE_S = 35.0  # chaos: a Bitrix24 add this slow while task-creator is restarted (< the 45 s settle)
 
 
 def daemon_settings(chaos: bool) -> dict[str, str]:
@@ -67,6 +68,9 @@ def daemon_settings(chaos: bool) -> dict[str, str]:
         "CREATOR_CHECK_INTERVAL_S": "1",
         "CREATOR_RETRY_CONFIG": "PT1S,PT2S,PT4S,PT8S,PT15S,PT30S",
         "CREATOR_DRAIN_S": "10",
+        # longer than the fakes' slow writes in chaos (SLOW_WRITE_S, a 35 s stall), shorter than the real
+        # portal's 70 s, so that a redelivered create waits them out without stalling the run
+        **({f"{system}_WRITE_SETTLE_S": "45" for system in ("BITRIX", "OPENPROJECT", "ONEC")} if chaos else {}),
         "BITRIX_CHECK_INTERVAL_S": "2",
         "BITRIX_RATE_PER_S": "20",
         "BITRIX_BURST": "100",
@@ -199,12 +203,13 @@ class Demo:
 
     def chaos(self, stop: threading.Event) -> None:
         """Kill and restart each daemon (twice), restart the broker once, take Camunda away for longer than
-        the worker's retry budget (CAMUNDA_AWAY_S), inject faults into the fakes.
+        the worker's retry budget (CAMUNDA_AWAY_S), inject faults into the fakes, and restart task-creator
+        (once SIGTERM, once SIGKILL) while the portal is still working on a slow ``tasks.task.add``.
 
         The events come in random order, a few seconds apart, while the instances are in flight.
         """
         plan = ["camunda-worker", "task-creator", "camunda-worker", "task-creator", "broker", "camunda-away", "fault",
-                "fault", "fault"]
+                "fault", "fault", "slow-write-term", "slow-write-kill"]
         self.random.shuffle(plan)
         for event in plan:
             if stop.wait(self.random.uniform(1.5, 4.0)):
@@ -217,6 +222,8 @@ class Demo:
             elif event == "camunda-away":
                 self.stack.restart_sandbox("camunda", CAMUNDA_AWAY_S, stop)
                 self.chaos_log.append(f"Camunda away {CAMUNDA_AWAY_S:g}s")
+            elif event.startswith("slow-write"):
+                self.restart_during_slow_write(graceful=event.endswith("term"), stop=stop)
             elif event == "fault":
                 system = self.random.choice(list(self.fakes))
                 fault = self.random.choice([{"status": 503, "count": 5},
@@ -232,6 +239,21 @@ class Demo:
         for name in ("camunda-worker", "task-creator"):
             if not self.stack.processes[name].running:
                 self.stack.restart(name)
+
+    def restart_during_slow_write(self, *, graceful: bool, stop: threading.Event) -> None:
+        """The portal takes SLOW_WRITE_S over the next add; task-creator goes away while it runs (a SIGTERM
+        whose drain ends first, or a SIGKILL) and comes back at once: the redelivered task must wait the
+        write out instead of adding a second task."""
+        fault = {"delay_s": SLOW_WRITE_S, "count": 1, "path_contains": "tasks.task.add"}
+        requests.post(f"{_origin(self.fakes['bitrix24'])}/_admin/faults", json=fault, timeout=5)
+        stop.wait(self.random.uniform(2.0, 4.0))  # tasks keep coming: an add is under way by now
+        if graceful:
+            self.stack.restart("task-creator")  # SIGTERM; CREATOR_DRAIN_S (10 s) ends before the add does
+        else:
+            self.stack.kill("task-creator")
+            self.stack.restart("task-creator")
+        self.chaos_log.append(f"{'SIGTERM' if graceful else 'SIGKILL'} task-creator during a {SLOW_WRITE_S:g}s "
+                              f"Bitrix24 add")
 
     # --- ledger -----------------------------------------------------------------------------
 
