@@ -43,7 +43,7 @@ def creators(portal: PortalServer, vhost_factory, tmp_path) -> Iterator[tuple[Ca
         "BITRIX_CHECK_INTERVAL_S": "1", "BITRIX_WRITE_SETTLE_S": str(SETTLE_S), "BITRIX_READ_TIMEOUT_S": "30",
     })
     topology = Topology(TopologySettings(), RoutingTable().systems, virtual_host=vhost)
-    queues = Queues(RabbitMQSettings(virtual_host=vhost), topology)
+    queues = Queues(RabbitMQSettings(virtual_host=vhost, heartbeat_s=0), topology)  # idle while the test waits
     started: list[Daemon] = []
 
     def start(**extra: str) -> Daemon:
