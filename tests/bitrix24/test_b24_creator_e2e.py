@@ -127,3 +127,17 @@ def test_a_date_the_tracker_cannot_parse_ends_in_an_incident_instead_of_looping(
         (response,) = queues.responses(timeout_s=20)
     assert (response.status, response.retries) == (ResponseStatus.FAILURE, 0)
     assert "failed 2 times in a row" in response.error_message and "ValueError" in response.error_message
+
+
+def test_a_sent_record_with_a_malformed_item_id_ends_in_an_incident(portal, rabbit_settings, topology,
+                                                                    queues) -> None:
+    """A record that passes the contract but names no Bitrix24 task the tracker can ask about."""
+    client = client_for(portal, check_interval_s=0.3)
+    tracker = Bitrix24Tracker(CONTEXT, settings=client.settings, client=client)
+    record = SentRecord(task=make_task("e2e-bad-id"), item=ExternalItem(system="bitrix24", id="../../crm.deal.add"))
+    with serve_system(rabbit_settings, topology, handler_for(client), tracker, max_check_errors=2):
+        queues.publisher.publish("", "bitrix24.sent.queue", record.to_bytes(), correlation_id="e2e-bad-id")
+        (response,) = queues.responses(timeout_s=20)
+        (parked,) = queues.parked(timeout_s=5)
+    assert (response.task_id, response.status, response.retries) == ("e2e-bad-id", ResponseStatus.FAILURE, 0)
+    assert "failed 2 times in a row" in response.error_message and parked.source_queue == "bitrix24.sent.queue"
