@@ -20,7 +20,7 @@ nothing blocks the head), expires, and is dead-lettered with the same routing ke
 
 Delays are rounded up to the next step of :data:`DELAY_LADDER_S`, so a Retry-After of 37 s and one of
 38 s share a queue and the number of delay queues is bounded by the ladder; a queue nobody declared
-for :data:`DELAY_QUEUE_IDLE_S` after its TTL goes away (``x-expires``). Before 0.2 the queues were
+for :data:`DELAY_QUEUE_IDLE_S` after its TTL goes away (``x-expires``). Earlier versions named them
 ``exchanger.delay.<ms>`` bound with ``<ms>.#``; their messages still expire into ``exchanger.redeliver``
 and come back, and the new ``<s>s`` keys never match the old bindings (no double copies). Once empty,
 the old queues can be deleted by hand.
