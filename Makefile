@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTANCES ?= 20
 ENV ?= dev
 
-.PHONY: venv js test lint docs demo bench chaos worker creator clean
+.PHONY: venv js test lint docs demo bench bench-tracking chaos worker creator clean
 
 $(BIN)/activate: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ bench: venv ## benchmarks: figures printed, never pass/fail (engine, worker, who
 	$(BIN)/python bench/worker_bench.py
 	$(BIN)/python bench/pipeline_bench.py
 	$(BIN)/python bench/sync_bench.py
+
+bench-tracking: venv ## tracking at scale: open items per system vs the fakes' limits (TRACKING_ITEMS, TRACKING_MINUTES)
+	$(BIN)/python bench/tracking_bench.py --items $(or $(TRACKING_ITEMS),10000) --minutes $(or $(TRACKING_MINUTES),10)
 
 chaos: venv ## the fault test: kills, broker restart, injected faults; asserts with a ledger
 	$(BIN)/python -m exchanger.demo --chaos --instances $(or $(CHAOS_INSTANCES),300)

@@ -50,6 +50,7 @@ the retry (the external task client convention).
 **Tracker** (one instance serves ``<system>.sent.queue``; same threading rule)::
 
     check_task_status(record: SentRecord) -> Done | Failed | BpmnErrorOutcome | StillOpen
+    check_many(records) -> list[outcome | None]        # optional: many items per request (batch_size > 1)
 
 ``StillOpen`` → the record is checked again after ``check_interval_s`` (a delay queue, so any number
 of items can be tracked and none blocks another); ``Done`` / ``Failed`` / ``BpmnErrorOutcome`` → the
@@ -59,6 +60,12 @@ a malformed item id, a bug) is checked again too, but only ``CREATOR_MAX_CHECK_E
 then it is an incident with the reason and a parked copy, never a silent loop. ``PermanentError`` /
 ``Incident`` → failure with retries 0 and a parked copy. ``CREATOR_MAX_TRACKING_AGE_S`` bounds how
 long an item is tracked.
+
+**Batched checks.** A tracker whose system can answer about many items in one request sets
+``batch_size`` above 1 and implements ``check_many``; the creator then collects due records into
+batches (:mod:`exchanger.creator.batching`) and each record still gets its own outcome, its own next
+message and its own ack. An item missing from the batched answer is checked alone, so a deletion
+still needs ``confirm_gone``.
 
 **Deleted items.** A ``NotFound`` from ``check_task_status`` takes the deleted path
 (``deleted_outcome``: a BPMN error or a failure, per system) only when ``confirm_gone`` verifies with a
@@ -76,6 +83,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -131,6 +139,7 @@ class CheckFailed(ExchangerError):
 
 HandlerOutcome = ExternalItem | Done | Failed | BpmnErrorOutcome
 TrackerOutcome = Done | Failed | BpmnErrorOutcome | StillOpen
+_OUTCOME_STAT = {Done: "done", Failed: "failed", BpmnErrorOutcome: "bpmn_errors", StillOpen: "still_open"}
 
 
 @dataclass(frozen=True)
@@ -241,10 +250,52 @@ class BaseTracker(ABC):
         self.stats = _Stats()
         default = getattr(context.settings, "check_interval_s", None)
         self.check_interval_s: float = float(default) if default else DEFAULT_CHECK_INTERVAL_S
+        # records one check_many call can answer; above 1 the creator collects due records into batches
+        self.batch_size: int = 1
 
     @abstractmethod
     def check_task_status(self, record: SentRecord) -> TrackerOutcome:
         """Ask the system about ``record.item``; return its state (module docstring)."""
+
+    def check_many(self, records: Sequence[SentRecord]) -> list[TrackerOutcome | None]:
+        """The state of several items in as few requests as the system allows (``batch_size`` at most).
+
+        One answer per record, in order: an outcome, or ``None`` for an item the answer did not contain
+        (deleted, out of reach, or a lagging listing), which :meth:`check` then asks about on its own so
+        that a deletion still needs proof. A system that cannot ask about many keeps ``batch_size`` 1.
+        """
+        raise NotImplementedError(f"{type(self).__name__} checks one item at a time (batch_size 1)")
+
+    def check_batch(self, records: Sequence[SentRecord]) -> list[TrackerOutcome | Exception]:
+        """``check_many`` with stats; what it could not tell goes through :meth:`check` one by one.
+
+        An exception of the batched call is every record's result (each takes the error path of
+        ``outcomes.for_check``: a transient error re-checks later, others count as failed checks).
+        """
+        if len(records) == 1:
+            return [self._checked(records[0])]
+        self.stats.add("batched_calls")
+        try:
+            answers = self.check_many(records)
+        except Exception as exc:  # noqa: BLE001 - the caller maps it per record
+            self.stats.add("checks", len(records))
+            self.stats.add(f"raised_{type(exc).__name__}", len(records))
+            return [exc] * len(records)
+        results: list[TrackerOutcome | Exception] = []
+        for record, answer in zip(records, answers, strict=True):
+            if answer is None:
+                results.append(self._checked(record))
+                continue
+            self.stats.add("checks")
+            self.stats.add(_OUTCOME_STAT.get(type(answer), "other_outcomes"))
+            results.append(answer)
+        return results
+
+    def _checked(self, record: SentRecord) -> TrackerOutcome | Exception:
+        try:
+            return self.check(record)
+        except Exception as exc:  # noqa: BLE001 - the caller maps it
+            return exc
 
     def confirm_gone(self, record: SentRecord) -> bool:
         """True when a second query (not the one that answered "not found") shows the item is gone.
@@ -268,8 +319,7 @@ class BaseTracker(ABC):
         except Exception as exc:
             self.stats.add(f"raised_{type(exc).__name__}")
             raise
-        self.stats.add({Done: "done", Failed: "failed", BpmnErrorOutcome: "bpmn_errors",
-                        StillOpen: "still_open"}.get(type(outcome), "other_outcomes"))
+        self.stats.add(_OUTCOME_STAT.get(type(outcome), "other_outcomes"))
         return outcome
 
     def _not_found(self, record: SentRecord, exc: NotFound) -> TrackerOutcome:

@@ -23,6 +23,7 @@ from exchanger.amqp.publisher import Publisher
 from exchanger.amqp.topology import Topology
 from exchanger.contracts import SCHEMA_HEADER, ResponseMessage, ResponseStatus, SentRecord, TaskMessage
 from exchanger.creator import outcomes
+from exchanger.creator.batching import CheckBatcher
 from exchanger.creator.loader import Components, LoadedHandler, LoadedTracker
 from exchanger.creator.retry_policy import RetryPolicy
 from exchanger.creator.settings import CreatorSettings
@@ -73,11 +74,20 @@ class CreatorService:
         self._threads: list[threading.Thread] = []
         for loaded in components.handlers.values():
             self.consumers.append(self._consumer(loaded.queue, functools.partial(self._on_task, loaded)))
+        self.batchers: dict[str, CheckBatcher] = {}
         for tracked in components.trackers.values():
-            self.consumers.append(self._consumer(tracked.queue, functools.partial(self._on_record, tracked)))
+            batch_size = tracked.tracker.batch_size
+            if batch_size > 1:
+                self.batchers[tracked.queue] = CheckBatcher(tracked.tracker.check_batch, max_batch=batch_size,
+                                                            window_s=settings.check_batch_window_s)
+            self.consumers.append(self._consumer(tracked.queue, functools.partial(self._on_record, tracked),
+                                                 at_least=batch_size))
 
-    def _consumer(self, queue: str, handler: functools.partial[None]) -> Consumer:
-        return Consumer(self.rabbit, self.topology, queue, handler, prefetch=self.settings.prefetch.get(queue),
+    def _consumer(self, queue: str, handler: functools.partial[None], at_least: int = 1) -> Consumer:
+        """A consumer of ``queue``; a batched tracker's sent queue gets a prefetch of a whole batch unless
+        ``CREATOR_PREFETCH`` names the queue."""
+        prefetch = self.settings.prefetch.get(queue) or max(self.rabbit.prefetch, at_least)
+        return Consumer(self.rabbit, self.topology, queue, handler, prefetch=prefetch,
                         name=f"creator:{queue}", on_oversize=self._on_oversized)
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -162,9 +172,10 @@ class CreatorService:
 
     def _on_record(self, tracked: LoadedTracker, delivery: Delivery, publisher: Publisher) -> None:
         record = SentRecord.from_bytes(delivery.body, delivery.headers)
+        batcher = self.batchers.get(tracked.queue)
         started = time.perf_counter()
         try:
-            result = tracked.tracker.check(record)
+            result = batcher.check(record) if batcher else tracked.tracker.check(record)
         except Exception as exc:  # noqa: BLE001 - mapped by outcomes.for_check; transient ones re-check later
             result = exc
             log = logger.opt(exception=exc) if not isinstance(exc, outcomes.EXPECTED_ERRORS) else logger

@@ -111,6 +111,7 @@ class App:
         self._faults: list[Fault] = []
         self._faults_lock = threading.Lock()
         self._on_reset = on_reset
+        self.api_calls = 0  # API requests served (not /_admin/): what a benchmark counts per minute
         self.add_route("POST", "/_admin/faults", self._add_fault)
         self.add_route("DELETE", "/_admin/faults", self._clear_faults)
         self.add_route("POST", "/_admin/reset", self._reset)
@@ -141,6 +142,8 @@ class App:
 
     def dispatch(self, request: Request) -> Response:
         if not request.path.startswith("/_admin/"):
+            with self._faults_lock:
+                self.api_calls += 1
             fault = self._take_fault(request.path)
             if fault is not None:
                 if fault.delay_s:

@@ -40,7 +40,11 @@ from exchanger.secrets import mask, register_secret
 
 SYSTEM = "bitrix24"
 BATCH_LIMIT = 50  # commands per batch call, the portal's maximum
+PAGE_SIZE = 50  # items per page of a list method, fixed by the portal
 BURST_HEADROOM = 2  # bucket slots left free: requests reach the portal later than we admit them, unevenly
+# writes come first: a read (a tracker's check) leaves this many slots of the bucket to writes, so a new
+# task is created at once even while checks use the whole steady rate
+READ_RESERVE = 10
 FINISH_START = 2  # task.dependence.add linkType: the next task starts when this one finishes
 READ_VERBS = {"get", "list", "getlist", "getfields", "current"}  # last part of a method name safe to repeat
 RATE_LIMIT_CODES = {"QUERY_LIMIT_EXCEEDED", "OPERATION_TIME_LIMIT", "OVERLOAD_LIMIT"}
@@ -224,7 +228,7 @@ class Bitrix24Client:
         retry_on: tuple[type[Exception], ...] = (TransientError,) if read else (RateLimited,)
         try:
             return retry_call(
-                lambda: self._attempt(method, params),
+                lambda: self._attempt(method, params, reserve=READ_RESERVE if read else 0),
                 attempts=self.attempts,
                 backoff=self.backoff,
                 retry_on=retry_on,
@@ -235,10 +239,10 @@ class Bitrix24Client:
             exc.__suppress_context__ = True
             raise
 
-    def _attempt(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    def _attempt(self, method: str, params: dict[str, Any], *, reserve: float = 0) -> dict[str, Any]:
         target = f"/{segment(method)}"
         for _hop in range(2):  # a moved portal answers 302 once; re-POST there rather than lose the body
-            self.limiter.take()
+            self.limiter.take(reserve=reserve)
             try:
                 response = self.http.request("POST", target, retry=False, write=not is_read(method), json=params,
                                              allow_redirects=False)
@@ -291,6 +295,31 @@ class Bitrix24Client:
         params = {"filter": {"ID": int(task_id)}, "select": ["ID"]}
         listed = _as_dict(self.call("tasks.task.list", params).get("tasks")).values()
         return any(str(task.get("id") or task.get("ID")) == str(int(task_id)) for task in listed)
+
+    def tasks_by_id(self, task_ids: list[int], select: list[str]) -> dict[str, dict[str, Any]]:
+        """The tasks among ``task_ids`` that the portal lists, by ID, in one ``batch`` request.
+
+        Each command is a ``tasks.task.list`` filtered by up to :data:`PAGE_SIZE` IDs (an array filter
+        value means "any of"), so one request answers for up to ``BATCH_LIMIT * PAGE_SIZE`` tasks. A task
+        missing from the answer is deleted, out of the webhook user's reach, or not listed yet.
+        """
+        if len(task_ids) > BATCH_LIMIT * PAGE_SIZE:
+            raise ValueError(f"at most {BATCH_LIMIT * PAGE_SIZE} tasks per request, got {len(task_ids)}")
+        chunks = [task_ids[n : n + PAGE_SIZE] for n in range(0, len(task_ids), PAGE_SIZE)]
+        answer = self.batch({str(n): ("tasks.task.list", {"filter": {"ID": chunk}, "select": ["ID", *select],
+                                                          "start": -1})
+                             for n, chunk in enumerate(chunks)})
+        found: dict[str, dict[str, Any]] = {}
+        for n in range(len(chunks)):
+            for task in _as_dict(_as_dict(answer.get(str(n))).get("tasks")).values():
+                found[str(task.get("id") or task.get("ID"))] = task
+        return found
+
+    def results_by_task(self, task_ids: list[int]) -> dict[str, list[dict[str, Any]]]:
+        """``tasks.task.result.list`` of up to ``BATCH_LIMIT`` tasks in one ``batch`` request; a task
+        whose command failed is missing from the answer."""
+        answer = self.batch({str(task_id): ("tasks.task.result.list", {"taskId": task_id}) for task_id in task_ids})
+        return {key: list(_as_dict(value).values()) for key, value in answer.results.items()}
 
     def find_task_by_external_id(self, field_name: str, value: str, select: list[str] | None = None) -> dict | None:
         """The oldest task whose user field ``field_name`` equals ``value``; None only if there is none.

@@ -43,19 +43,24 @@ class LeakyBucket:
         self._level = max(0.0, self._level - (now - self._last) * self.rate_per_s)
         self._last = now
 
-    def try_take(self) -> float:
-        """Count one request if it fits and return 0; otherwise return the seconds until it would."""
+    def try_take(self, reserve: float = 0) -> float:
+        """Count one request if it fits and return 0; otherwise return the seconds until it would.
+
+        ``reserve``: slots this request must leave free (a read leaves them to writes, which come first).
+        """
+        ceiling = max(1.0, self.burst - reserve)
         with self._lock:
             self._drain()
-            if self._level + 1 <= self.burst:
+            if self._level + 1 <= ceiling:
                 self._level += 1
                 return 0.0
-            return (self._level + 1 - self.burst) / self.rate_per_s
+            return (self._level + 1 - ceiling) / self.rate_per_s
 
-    def take(self, sleep: Callable[[float], None] = time.sleep) -> float:
-        """Block until one request fits; return the seconds waited. Sleeps outside the lock."""
+    def take(self, sleep: Callable[[float], None] = time.sleep, *, reserve: float = 0) -> float:
+        """Block until one request fits (leaving ``reserve`` slots free); return the seconds waited.
+        Sleeps outside the lock."""
         waited = 0.0
-        while (wait := self.try_take()) > 0:
+        while (wait := self.try_take(reserve)) > 0:
             sleep(wait)
             waited += wait
         return waited

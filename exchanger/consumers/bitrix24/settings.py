@@ -41,7 +41,11 @@ class Bitrix24Settings(ExternalSystemSettings):
     complete_on_awaiting_control: bool = Field(False, description="status 4 (awaiting control) counts as done")
     deleted_error_code: str = Field("BITRIX_TASK_DELETED", description="BPMN error raised for a deleted task")
     deleted_as_failure: bool = Field(False, description="report a deleted task as a failure, not a BPMN error")
-    check_interval_s: float = Field(60.0, gt=0, description="how often the tracker looks at an open task")
+    check_interval_s: float = Field(30.0, gt=0, description="how often the tracker looks at an open task")
+    check_batch_size: int = Field(
+        1000, ge=1, le=2500,
+        description="open tasks checked per request (a batch of tasks.task.list commands of 50 IDs each); 1 = "
+                    "one tasks.task.get per task")
     task_url_template: str = Field(
         "{portal}/company/personal/user/{user_id}/tasks/task/view/{task_id}/",
         description="link published for a task; {portal}, {user_id}, {task_id}",

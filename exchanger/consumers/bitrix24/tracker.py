@@ -1,6 +1,9 @@
 """Bitrix24 tracker: waits until the person finishes the task, then completes the Camunda task.
 
-One ``tasks.task.get`` with a minimal ``select`` per check. Status 5 (completed), and 4 (awaiting
+Open tasks are checked many at a time (``BITRIX_CHECK_BATCH_SIZE``, up to 2,500): one ``batch``
+request of ``tasks.task.list`` commands filtered by 50 IDs each, with a minimal ``select``, and one
+``batch`` of ``tasks.task.result.list`` for those found done; a task the list does not show is asked
+about alone with ``tasks.task.get`` (so a deletion still needs proof). Status 5 (completed), and 4 (awaiting
 control) with ``BITRIX_COMPLETE_ON_AWAITING_CONTROL``, is done: the Camunda task completes with
 ``bitrix_task_id``, ``bitrix_task_status``, ``bitrix_task_url``, ``bitrix_result`` (the texts of
 ``tasks.task.result.list``, blank-line separated), ``bitrix_closed_by`` and ``bitrix_closed_at``.
@@ -25,12 +28,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from loguru import logger
 
-from exchanger.consumers.bitrix24.client import Bitrix24Client, camel_key, shared_client
+from exchanger.consumers.bitrix24.client import BATCH_LIMIT, Bitrix24Client, camel_key, shared_client
 from exchanger.consumers.bitrix24.settings import Bitrix24Settings
 from exchanger.contracts import SentRecord
 from exchanger.creator.base import BaseTracker, BpmnErrorOutcome, Done, Failed, StillOpen, SystemContext, TrackerOutcome
@@ -61,6 +64,7 @@ class Bitrix24Tracker(BaseTracker):
         self.settings = settings or load(Bitrix24Settings)
         self.client = client or shared_client(self.settings)
         self.check_interval_s = self.settings.check_interval_s
+        self.batch_size = self.settings.check_batch_size
         self.done_statuses = {COMPLETED}
         if self.settings.complete_on_awaiting_control:
             self.done_statuses.add(AWAITING_CONTROL)
@@ -70,14 +74,40 @@ class Bitrix24Tracker(BaseTracker):
         self._answers_lock = threading.Lock()
 
     def check_task_status(self, record: SentRecord) -> TrackerOutcome:
+        task = self.client.get_task(record.item.id, select=self._select())
+        if str(task.get("status")) not in self.done_statuses:
+            return self._outcome(record, task, [])
+        return self._outcome(record, task, self.client.task_results(record.item.id))
+
+    def check_many(self, records: Sequence[SentRecord]) -> list[TrackerOutcome | None]:
+        """One ``batch`` of ``tasks.task.list`` by IDs for all ``records``, one more for the results of
+        those that are done; a task the list does not show is checked alone (``None``)."""
+        tasks = self.client.tasks_by_id([int(r.item.id) for r in records], self._select())
+        done = [int(r.item.id) for r in records
+                if str(tasks.get(str(int(r.item.id)), {}).get("status")) in self.done_statuses]
+        results: dict[str, list[dict[str, Any]]] = {}
+        for n in range(0, len(done), BATCH_LIMIT):
+            results.update(self.client.results_by_task(done[n : n + BATCH_LIMIT]))
+        answers: list[TrackerOutcome | None] = []
+        for record in records:
+            key = str(int(record.item.id))
+            task = tasks.get(key)
+            if task is None or (int(key) in done and key not in results):
+                answers.append(None)  # not listed, or its results unreadable: the single check decides
+            else:
+                answers.append(self._outcome(record, task, results.get(key, [])))
+        return answers
+
+    def _select(self) -> list[str]:
+        return [*SELECT, self.settings.answer_field, self.settings.result_expected_field]
+
+    def _outcome(self, record: SentRecord, task: dict[str, Any], results: list[dict[str, Any]]) -> TrackerOutcome:
+        """What the task's state means: still open, or done with its variables (``results`` of a done one)."""
         item = record.item
-        answer_key = camel_key(self.settings.answer_field)
-        select = [*SELECT, self.settings.answer_field, self.settings.result_expected_field]
-        task = self.client.get_task(item.id, select=select)
         status = str(task.get("status"))
         if status not in self.done_statuses:
             return StillOpen(note=f"status {status} ({STATUS_NAMES.get(status, 'unknown')})")
-        results = self.client.task_results(item.id)
+        answer_key = camel_key(self.settings.answer_field)
         own_flag = str(task.get(camel_key(self.settings.result_expected_field)) or "").strip().lower()
         expected = bool(item.data.get("result_expected")) or own_flag in TRUE_FLAGS
         closed_at = task.get("closedDate")

@@ -20,7 +20,7 @@ _RESOURCE = re.compile(r"^(?P<entity>[^\W\d]\w*)(?:\(guid'(?P<key>[0-9a-fA-F-]{3
 _CLAUSE = re.compile(
     r"\s*(?P<prop>\w+)\s+(?P<op>eq|ne)\s+"
     r"(?P<literal>guid'[0-9a-fA-F-]{36}'|datetime'[^']*'|'(?:[^']|'')*'|true|false|-?\d+(?:\.\d+)?)"
-    r"\s*(?:(?P<more>and)\s+|$)"
+    r"\s*(?:(?P<more>and|or)\s+|$)"
 )
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
 
@@ -64,9 +64,11 @@ class Clause:
     value: Any
 
 
-def parse_filter(text: str, properties: dict[str, str]) -> list[Clause]:
-    """``A eq 'x' and B ne guid'…'``: the subset of ``$filter`` integrations use to look things up."""
-    clauses: list[Clause] = []
+def parse_filter(text: str, properties: dict[str, str]) -> list[list[Clause]]:
+    """``A eq 'x' and B ne guid'…' or A eq 'y'``: the subset of ``$filter`` integrations use to look things
+    up (and to read several objects in one request), as alternatives (``or``) of clauses that all hold
+    (``and`` binds tighter, as in OData)."""
+    alternatives: list[list[Clause]] = [[]]
     position = 0
     while position < len(text):
         match = _CLAUSE.match(text, position)
@@ -74,13 +76,15 @@ def parse_filter(text: str, properties: dict[str, str]) -> list[Clause]:
             raise ODataError(400, "14", f"Ошибка разбора параметров запроса: $filter={text}")
         if match["prop"] not in properties:
             raise ODataError(400, "10", f"Свойство не найдено: {match['prop']}")
-        clauses.append(Clause(match["prop"], match["op"] == "eq", _literal(match["literal"])))
+        alternatives[-1].append(Clause(match["prop"], match["op"] == "eq", _literal(match["literal"])))
         position = match.end()
         if not match["more"]:
             break
-    if position < len(text) or not clauses:
+        if match["more"] == "or":
+            alternatives.append([])
+    if position < len(text) or not all(alternatives):
         raise ODataError(400, "14", f"Ошибка разбора параметров запроса: $filter={text}")
-    return clauses
+    return alternatives
 
 
 def _literal(token: str) -> Any:
@@ -95,13 +99,13 @@ def _literal(token: str) -> Any:
     return float(token)
 
 
-def matches(record: dict[str, Any], clauses: list[Clause]) -> bool:
+def matches(record: dict[str, Any], alternatives: list[list[Clause]]) -> bool:
     def equal(value: Any, wanted: Any) -> bool:
         if isinstance(wanted, float) and isinstance(value, int | float) and not isinstance(value, bool):
             return float(value) == wanted
         return value == wanted
 
-    return all(equal(record.get(c.prop), c.value) == c.equal for c in clauses)
+    return any(all(equal(record.get(c.prop), c.value) == c.equal for c in clauses) for clauses in alternatives)
 
 
 def check_value(name: str, edm: str, value: Any) -> Any:
