@@ -111,3 +111,12 @@ def test_the_answer_enum_is_mapped_in_a_batch_as_alone(client: Bitrix24Client, p
     person(portal, "tasks.task.complete", {"taskId": int(records[0].item.id)})
     results = Bitrix24Tracker(CONTEXT, settings=client.settings, client=client).check_batch(records)
     assert isinstance(results[0], Done) and results[0].variables["Activity_Approve"] == answer
+
+
+def test_a_malformed_item_id_in_a_batch_is_that_records_error_only(client: Bitrix24Client,
+                                                                    portal: PortalServer) -> None:
+    records = open_records(portal, 3)
+    bad = SentRecord(task=make_task("bad-id"), item=ExternalItem(system="bitrix24", id="../../crm.deal.add"))
+    results = Bitrix24Tracker(CONTEXT, settings=client.settings, client=client).check_batch([*records, bad])
+    assert [type(r) for r in results[:3]] == [StillOpen] * 3
+    assert isinstance(results[3], Exception)

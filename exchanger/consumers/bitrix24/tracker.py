@@ -81,21 +81,26 @@ class Bitrix24Tracker(BaseTracker):
 
     def check_many(self, records: Sequence[SentRecord]) -> list[TrackerOutcome | None]:
         """One ``batch`` of ``tasks.task.list`` by IDs for all ``records``, one more for the results of
-        those that are done; a task the list does not show is checked alone (``None``)."""
-        tasks = self.client.tasks_by_id([int(r.item.id) for r in records], self._select())
-        done = [int(r.item.id) for r in records
-                if str(tasks.get(str(int(r.item.id)), {}).get("status")) in self.done_statuses]
+        those that are done. ``None`` (checked alone, so that its error is its own) for a task the list
+        does not show, a malformed item id, or an answer this tracker cannot read."""
+        ids = {n: int(r.item.id) for n, r in enumerate(records) if r.item.id.isdigit() and r.item.id.isascii()}
+        tasks = self.client.tasks_by_id(sorted(set(ids.values())), self._select()) if ids else {}
+        done = sorted({task_id for task_id in ids.values()
+                       if str(tasks.get(str(task_id), {}).get("status")) in self.done_statuses})
         results: dict[str, list[dict[str, Any]]] = {}
         for n in range(0, len(done), BATCH_LIMIT):
             results.update(self.client.results_by_task(done[n : n + BATCH_LIMIT]))
         answers: list[TrackerOutcome | None] = []
-        for record in records:
-            key = str(int(record.item.id))
+        for n, record in enumerate(records):
+            key = str(ids.get(n, ""))
             task = tasks.get(key)
-            if task is None or (int(key) in done and key not in results):
-                answers.append(None)  # not listed, or its results unreadable: the single check decides
-            else:
+            if task is None or (ids[n] in done and key not in results):
+                answers.append(None)
+                continue
+            try:
                 answers.append(self._outcome(record, task, results.get(key, [])))
+            except (ValueError, TypeError, KeyError):  # e.g. a date it cannot parse: that record's own error
+                answers.append(None)
         return answers
 
     def _select(self) -> list[str]:
