@@ -5,6 +5,11 @@ Publisher confirms plus ``mandatory``: a nack raises :class:`PublishRefused`, an
 :class:`~exchanger.errors.Unreachable` after one reconnect attempt. Messages are persistent JSON with
 a ``message_id``, a ``correlation_id`` (the external task id) and the schema header.
 
+:meth:`Publisher.publish_many` pipelines: it keeps a window of unconfirmed messages in flight on a
+channel of its own and returns one outcome per message once the broker answered for each (a confirm
+costs a round trip; waiting for each one at a time caps a publisher at ~1.4k msg/s, a window of 100
+recovers the no-confirm rate; reference/reliability.md §3.3).
+
 A publisher owns its own connection and is not thread-safe (pika is not): one per thread.
 """
 
@@ -12,13 +17,16 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pika
 from loguru import logger
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
-from pika.exceptions import AMQPError, NackError, UnroutableError
+from pika.exceptions import AMQPError, ChannelWrongStateError, NackError, UnroutableError
+from pika.frame import Method
+from pika.spec import Basic
 
 from exchanger.amqp.connection import connect
 from exchanger.amqp.topology import Topology, delay_bucket_s
@@ -45,6 +53,23 @@ class Unroutable(PublishError):
     """No queue was bound for the routing key; with ``mandatory`` the broker returned the message."""
 
 
+DEFAULT_WINDOW = 100  # unconfirmed messages in flight in publish_many
+CONFIRM_TIMEOUT_S = 30.0  # a broker that confirms nothing this long is treated as gone
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message for :meth:`Publisher.publish_many`; build it with :meth:`Publisher.outgoing`."""
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    properties: pika.BasicProperties
+
+
+_PENDING = object()  # an outcome not known yet
+
+
 def clean_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
     """Headers worth carrying into a new publish (the broker's dead-letter bookkeeping removed)."""
     return {k: v for k, v in (headers or {}).items() if k not in _BROKER_HEADERS}
@@ -57,6 +82,12 @@ class Publisher:
         self.name = name
         self._connection: BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
+        self._pipe: BlockingChannel | None = None  # publish_many's channel: confirms handled here, not by pika
+        self._next_tag = 1
+        self._pending: dict[int, int] = {}  # delivery tag → index in the batch being published
+        self._batch: Sequence[Outgoing] = ()
+        self._outcomes: list[Any] = []
+        self._returned: set[str] = set()  # message ids the broker returned (unroutable)
 
     # --- connection ---------------------------------------------------------------------------
 
@@ -70,7 +101,31 @@ class Publisher:
         self.topology.forget_delays()
         return self._channel
 
+    def _ensure_pipe(self) -> BlockingChannel:
+        """A channel in confirm mode whose acks come to :meth:`_on_confirm` (pika's blocking adapter has no
+        pipelined-confirm API, so the channel's underlying asynchronous implementation is used)."""
+        if self._pipe is not None and self._pipe.is_open and self._connection and self._connection.is_open:
+            return self._pipe
+        self._ensure_channel()
+        assert self._connection is not None
+        pipe = self._connection.channel()
+        selected: list[bool] = []
+        impl = pipe._impl  # noqa: SLF001 - see the docstring
+        impl.confirm_delivery(ack_nack_callback=self._on_confirm, callback=lambda _frame: selected.append(True))
+        impl.add_on_return_callback(self._on_return)
+        deadline = time.monotonic() + CONFIRM_TIMEOUT_S
+        while not selected:
+            if time.monotonic() > deadline or not pipe.is_open:
+                raise ChannelWrongStateError("confirm mode not acknowledged by the broker")
+            self._connection.process_data_events(time_limit=0.05)
+        self._pipe, self._next_tag = pipe, 1
+        self._pending.clear()
+        self._returned.clear()
+        return pipe
+
     def close(self) -> None:
+        self._pipe = None
+        self._pending.clear()
         connection, self._connection, self._channel = self._connection, None, None
         if connection is not None and connection.is_open:
             try:
@@ -97,15 +152,7 @@ class Publisher:
         message_id: str | None = None,
     ) -> None:
         """Publish persistently with confirms and ``mandatory``; return only once the broker confirmed."""
-        properties = pika.BasicProperties(
-            content_type="application/json",
-            content_encoding="utf-8",
-            delivery_mode=pika.DeliveryMode.Persistent,
-            message_id=message_id or uuid.uuid4().hex,
-            correlation_id=correlation_id,
-            timestamp=int(time.time()),  # operators see the age of the oldest message (exchanger queues)
-            headers=clean_headers(headers),
-        )
+        properties = self.properties(headers=headers, correlation_id=correlation_id, message_id=message_id)
         for attempt in (1, 2):
             try:
                 channel = self._ensure_channel()
@@ -121,6 +168,112 @@ class Publisher:
                     raise Unreachable(f"RabbitMQ lost while publishing to {exchange!r}: {exc!r}",
                                       system="rabbitmq") from exc
                 logger.warning("publisher {}: connection lost ({!r}); reconnecting once", self.name, exc)
+
+    @staticmethod
+    def properties(*, headers: Mapping[str, Any] | None = None, correlation_id: str | None = None,
+                   message_id: str | None = None) -> pika.BasicProperties:
+        """Persistent JSON with a message id (returned messages are told apart by it)."""
+        return pika.BasicProperties(
+            content_type="application/json",
+            content_encoding="utf-8",
+            delivery_mode=pika.DeliveryMode.Persistent,
+            message_id=message_id or uuid.uuid4().hex,
+            correlation_id=correlation_id,
+            timestamp=int(time.time()),  # operators see the age of the oldest message (exchanger queues)
+            headers=clean_headers(headers),
+        )
+
+    @classmethod
+    def outgoing(cls, message: Contract, exchange: str, routing_key: str, *, correlation_id: str | None = None,
+                 headers: Mapping[str, Any] | None = None) -> Outgoing:
+        """A contract message for :meth:`publish_many` (raises ``ContractError`` when it cannot be encoded)."""
+        properties = cls.properties(headers={**(headers or {}), SCHEMA_HEADER: message.SCHEMA},
+                                    correlation_id=correlation_id)
+        return Outgoing(exchange, routing_key, message.to_bytes(), properties)
+
+    def publish_many(self, messages: Sequence[Outgoing], *, window: int = DEFAULT_WINDOW,
+                     confirm_timeout_s: float = CONFIRM_TIMEOUT_S) -> list[PublishError | Unreachable | None]:
+        """Publish with at most ``window`` unconfirmed messages in flight; one outcome per message, in order.
+
+        ``None``: confirmed (the broker took responsibility). :class:`PublishRefused`: nacked.
+        :class:`Unroutable`: returned. :class:`~exchanger.errors.Unreachable`: the broker was lost twice (once
+        the connection is reopened and what was not confirmed is sent again: a message may then be in its
+        queue twice, which consumers handle anyway) or confirmed nothing for ``confirm_timeout_s``.
+        """
+        self._batch, self._outcomes = messages, [_PENDING] * len(messages)
+        for attempt in (1, 2):
+            todo = [index for index, outcome in enumerate(self._outcomes) if outcome is _PENDING]
+            if not todo:
+                break
+            try:
+                self._pipeline(messages, todo, window, confirm_timeout_s)
+            except Unreachable as exc:  # no connection could be opened
+                self.close()
+                self._fail_pending(exc)
+            except TimeoutError as exc:
+                self.close()
+                self._fail_pending(Unreachable(f"RabbitMQ confirmed nothing for {confirm_timeout_s:.0f}s: {exc}",
+                                               system="rabbitmq"))
+            except (AMQPError, OSError) as exc:
+                self.close()
+                if attempt == 2:
+                    self._fail_pending(Unreachable(f"RabbitMQ lost while publishing: {exc!r}", system="rabbitmq"))
+                else:
+                    logger.warning("publisher {}: connection lost ({!r}); reconnecting once", self.name, exc)
+        outcomes, self._outcomes, self._batch = self._outcomes, [], ()
+        return outcomes
+
+    def _pipeline(self, messages: Sequence[Outgoing], todo: list[int], window: int, timeout_s: float) -> None:
+        pipe = self._ensure_pipe()
+        assert self._connection is not None
+        impl = pipe._impl  # noqa: SLF001 - see _ensure_pipe
+        for index in todo:
+            self._wait_confirms(pipe, window - 1, timeout_s)
+            message = messages[index]
+            impl.basic_publish(message.exchange, message.routing_key, message.body, message.properties,
+                               mandatory=True)
+            self._pending[self._next_tag] = index
+            self._next_tag += 1
+        self._wait_confirms(pipe, 0, timeout_s)
+
+    def _wait_confirms(self, pipe: BlockingChannel, most: int, timeout_s: float) -> None:
+        """Serve the connection until at most ``most`` messages are unconfirmed."""
+        assert self._connection is not None
+        deadline = time.monotonic() + timeout_s
+        while len(self._pending) > most:
+            if not pipe.is_open:
+                raise ChannelWrongStateError("the publishing channel was closed by the broker")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(self._pending)} message(s) unconfirmed")
+            self._connection.process_data_events(time_limit=0.05)
+
+    def _on_confirm(self, frame: Method) -> None:
+        method = frame.method
+        if method.multiple:
+            tags = [tag for tag in self._pending if tag <= method.delivery_tag]
+        else:
+            tags = [method.delivery_tag] if method.delivery_tag in self._pending else []
+        for tag in tags:
+            index = self._pending.pop(tag)
+            message = self._batch[index]
+            where = f"{message.exchange!r}/{message.routing_key!r}"
+            if isinstance(method, Basic.Nack):
+                self._outcomes[index] = PublishRefused(f"broker refused the message to {where}")
+            elif message.properties.message_id in self._returned:  # a return comes before its ack
+                self._returned.discard(message.properties.message_id)
+                self._outcomes[index] = Unroutable(f"no queue bound for {where}")
+            else:
+                self._outcomes[index] = None
+
+    def _on_return(self, _channel: Any, method: Basic.Return, properties: pika.BasicProperties,
+                   _body: bytes) -> None:
+        if properties.message_id:
+            self._returned.add(properties.message_id)
+
+    def _fail_pending(self, error: Unreachable) -> None:
+        for index, outcome in enumerate(self._outcomes):
+            if outcome is _PENDING:
+                self._outcomes[index] = error
 
     def publish_contract(
         self,

@@ -3,19 +3,22 @@
 Lock short, publish, confirm, then lock long (architecture, delivery guarantee 1):
 
 1. one ``fetchAndLock`` for every routed topic, locked for ``CAMUNDA_FETCH_LOCK_MINUTES``;
-2. the task message is published with confirms and ``mandatory`` to ``<system>.<topic>``;
-3. only after the broker's confirm the lock is extended to ``CAMUNDA_LOCK_DURATION``.
+2. the batch's messages are published with confirms and ``mandatory`` to ``<system>.<topic>``, a window
+   of them unconfirmed at once (:meth:`~exchanger.amqp.publisher.Publisher.publish_many`);
+3. each confirmed task goes to the :class:`~exchanger.worker.locks.LockKeeper`, which extends its lock to
+   ``CAMUNDA_LOCK_DURATION`` only if its response has not been applied within
+   ``WORKER_LOCK_EXTEND_AFTER_S`` (see there for the failure story).
 
-A crash before 3 lets the short lock expire and the task is fetched again. A nacked or returned
-publish, or a broker that is gone, unlocks the task at once; while the broker is down nothing is
-fetched (a cheap connection probe gates the next poll), so no task sits locked for nothing.
+The next poll starts as soon as the batch is confirmed. A crash before 3 lets the short lock expire
+and the task is fetched again. A nacked or returned publish, or a broker that is gone, unlocks the
+task at once; while the broker is down nothing is fetched (a cheap connection probe gates the next
+poll), so no task sits locked for nothing.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +26,7 @@ from loguru import logger
 from pydantic import ValidationError
 
 from exchanger.amqp.connection import connect
-from exchanger.amqp.publisher import Publisher, PublishError
+from exchanger.amqp.publisher import Outgoing, Publisher, PublishError
 from exchanger.backoff import Backoff
 from exchanger.camunda.client import CamundaClient, CamundaNotFound
 from exchanger.camunda.metadata import MetadataCache, MetadataError
@@ -34,6 +37,7 @@ from exchanger.routing import RoutingTable
 from exchanger.secrets import mask
 from exchanger.settings import RabbitMQSettings, TopologySettings
 from exchanger.worker.availability import CamundaAvailability
+from exchanger.worker.locks import LockKeeper
 from exchanger.worker.metrics import WorkerMetrics
 
 # headers of every task message (besides the schema header), so that a consumer can route or refuse
@@ -43,7 +47,7 @@ SYSTEM_HEADER = "x-exchanger-system"
 TASK_ID_HEADER = "x-exchanger-task-id"
 PROCESS_INSTANCE_HEADER = "x-exchanger-process-instance-id"
 
-EXTEND_THREADS = 4  # lock extensions run beside the next publish; one batch is fully extended before the next poll
+KEEPER_MAX_BEHIND_S = 5.0  # the next poll waits while lock extensions are this late (short locks must not run out)
 EMPTY_POLL_GUARD_S = 0.05  # an empty answer faster than this means no long polling: back off instead of spinning
 
 
@@ -70,7 +74,9 @@ class Fetcher:
         routing: RoutingTable,
         metrics: WorkerMetrics,
         stop: threading.Event,
+        keeper: LockKeeper,
         availability: CamundaAvailability | None = None,
+        publish_window: int = 100,
     ) -> None:
         self.client = client
         self.cache = cache
@@ -81,11 +87,12 @@ class Fetcher:
         self.routing = routing
         self.metrics = metrics
         self.stop = stop
+        self.keeper = keeper
+        self.publish_window = publish_window
         self.availability = availability or CamundaAvailability()
         self.backoff = Backoff(initial_s=camunda.backoff_initial_s, max_s=camunda.backoff_max_s)
         self.discovered: set[str] = set()
         self._next_discovery = 0.0
-        self._extender = ThreadPoolExecutor(EXTEND_THREADS, thread_name_prefix="camunda-worker:extend")
         # state for readiness
         self.last_poll_ok: float | None = None  # time.monotonic() of the last answered poll
         self.camunda_error: str | None = None
@@ -95,12 +102,6 @@ class Fetcher:
     # --- the loop -----------------------------------------------------------------------------
 
     def run(self) -> None:
-        try:
-            self._loop()
-        finally:
-            self._extender.shutdown(wait=True)
-
-    def _loop(self) -> None:
         failures = 0
         while not self.stop.is_set():
             try:
@@ -117,6 +118,8 @@ class Fetcher:
         if self.broker_error is not None and not self._probe_broker():
             self.stop.wait(self.backoff.delay(failures + 1))
             return failures + 1
+        while self.keeper.behind_s > KEEPER_MAX_BEHIND_S and not self.stop.is_set():
+            self.stop.wait(0.1)  # Camunda slower than the extensions coming due: no more tasks for now
         started = time.monotonic()
         try:
             tasks = self.poll()
@@ -173,38 +176,45 @@ class Fetcher:
         return tasks
 
     def dispatch(self, tasks: list[dict[str, Any]]) -> None:
-        """Publish each task; once stopping or the broker is gone, unlock the rest at once.
+        """Publish the batch; once stopping or the broker is gone, unlock it at once.
 
-        Returns when every published task of the batch has its long lock (or the attempt failed).
+        Returns when the broker answered for every message of the batch; confirmed tasks are tracked by
+        the lock keeper, the others unlocked (or reported as incidents).
         """
-        extensions: list[Future[None]] = []
-        for task in tasks:
-            if self.stop.is_set() or self.broker_error is not None:
+        fetched_at = time.monotonic()
+        if self.stop.is_set() or self.broker_error is not None:
+            for task in tasks:
                 self.unlock(task, "stopping" if self.stop.is_set() else "broker unreachable")
-                continue
+            return
+        ready: list[tuple[dict[str, Any], TaskMessage, Outgoing]] = []
+        for task in tasks:
             try:
-                extension = self.handle(task)
+                prepared = self.prepare(task)
             except Exception as exc:  # noqa: BLE001 - a bug must not strand a task, nor make it spin: an incident
                 logger.exception("unexpected error handling task {}", task["id"])
                 self.refuse(task, f"unexpected error: {type(exc).__name__}: {exc}")
                 continue
-            if extension is not None:
-                extensions.append(extension)
-        for extension in extensions:
-            try:
-                extension.result()
-            except Exception:  # noqa: BLE001 - published already: the short lock expiring only duplicates it
-                logger.exception("unexpected error extending a lock")
+            if prepared is not None:
+                ready.append((task, *prepared))
+        window = self.publish_window
+        for first in range(0, len(ready), window):  # a window at a time: a stop or a lost broker ends the batch
+            chunk = ready[first:first + window]
+            if self.stop.is_set() or self.broker_error is not None:
+                for task, _, _ in chunk:
+                    self.unlock(task, "stopping" if self.stop.is_set() else "broker unreachable")
+                continue
+            outcomes = self.publisher.publish_many([outgoing for _, _, outgoing in chunk], window=window)
+            for (task, message, _), outcome in zip(chunk, outcomes, strict=True):
+                self.settle(task, message, outcome, fetched_at)
 
     # --- one task -----------------------------------------------------------------------------
 
-    def handle(self, task: dict[str, Any]) -> Future[None] | None:
-        """Publish one task; the lock extension (once confirmed) is returned as a running future.
+    def prepare(self, task: dict[str, Any]) -> tuple[TaskMessage, Outgoing] | None:
+        """The task's message, or None when it is not to be published now.
 
         A task that can never be published (its model unreadable, a variable nested too deep) becomes
         an incident; unlocking it would only fetch it again at once, a spin without end.
         """
-        started = time.monotonic()
         task_id, topic = task["id"], task["topicName"]
         try:
             message = self.message(task, self.metadata(task))
@@ -216,7 +226,7 @@ class Fetcher:
             self.refuse(task, exc.reason)
             return None
         try:
-            self.publisher.publish_contract(
+            outgoing = self.publisher.outgoing(
                 message, self.exchange, self.routing.routing_key(topic), correlation_id=task_id,
                 headers={TOPIC_HEADER: topic, SYSTEM_HEADER: message.system, TASK_ID_HEADER: task_id,
                          PROCESS_INSTANCE_HEADER: message.process_instance_id},
@@ -224,22 +234,29 @@ class Fetcher:
         except ContractError as exc:
             self.refuse(task, str(exc))
             return None
-        except Unreachable as exc:
-            self.broker_error = exc.message
+        return message, outgoing
+
+    def settle(self, task: dict[str, Any], message: TaskMessage, outcome: PublishError | Unreachable | None,
+               fetched_at: float) -> None:
+        """Act on what the broker said about one task's message."""
+        task_id = task["id"]
+        if outcome is None:
+            self.refusals = 0
+            self.metrics.published.labels(message.system).inc()
+            self.metrics.confirmed.labels(message.system).inc()
+            self.metrics.publish_latency.observe(time.monotonic() - fetched_at)
+            self.keeper.track(task_id, task["topicName"], fetched_at)
+        elif isinstance(outcome, Unreachable):
+            self.broker_error = outcome.message
             self.metrics.returned.labels("unreachable").inc()
-            logger.error("task {}: broker unreachable ({}); unlocking it and pausing fetches", task_id, exc.message)
+            logger.error("task {}: broker unreachable ({}); unlocking it and pausing fetches", task_id,
+                         outcome.message)
             self.unlock(task, "broker unreachable")
-            return None
-        except PublishError as exc:
+        else:
             self.refusals += 1
-            self.metrics.returned.labels(type(exc).__name__).inc()
-            logger.error("task {}: the broker did not take it ({}); unlocking it", task_id, exc)
-            self.unlock(task, type(exc).__name__)
-            return None
-        self.refusals = 0
-        self.metrics.published.labels(message.system).inc()
-        self.metrics.confirmed.labels(message.system).inc()
-        return self._extender.submit(self.extend, task_id, topic, started)
+            self.metrics.returned.labels(type(outcome).__name__).inc()
+            logger.error("task {}: the broker did not take it ({}); unlocking it", task_id, outcome)
+            self.unlock(task, type(outcome).__name__)
 
     def metadata(self, task: dict[str, Any]) -> BpmnMetadata:
         """The activity's BPMN metadata; ``TransientError`` when Camunda may answer later."""
@@ -280,23 +297,6 @@ class Fetcher:
             variables=task.get("variables") or {},
             bpmn_metadata=metadata,
         )
-
-    def extend(self, task_id: str, topic: str, started: float) -> None:
-        """Lock long after the confirm. A failure here costs at most a duplicate, never a lost task."""
-        try:
-            self.client.extend_lock(task_id, self.camunda.lock_duration)
-        except CamundaNotFound:
-            self.metrics.lock_extend_failed.labels("gone").inc()
-            logger.info("task {} ({}) was completed or cancelled while being published", task_id, topic)
-            return
-        except IntegrationError as exc:
-            self.metrics.lock_extend_failed.labels(type(exc).__name__).inc()
-            logger.warning("task {} ({}) published but its lock could not be extended ({}); it will be published "
-                           "again when the short lock expires and the consumer will see the duplicate",
-                           task_id, topic, exc.message)
-            return
-        self.metrics.lock_extended.inc()
-        self.metrics.publish_latency.observe(time.monotonic() - started)
 
     def refuse(self, task: dict[str, Any], reason: str) -> None:
         """Report a task that cannot be published as a failure with no retries left: an incident in Cockpit

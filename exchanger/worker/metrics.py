@@ -58,7 +58,8 @@ class WorkerMetrics:
         self.confirmed = counter("tasks_confirmed", "task messages confirmed by the broker", ("system",))
         self.returned = counter("tasks_returned", "task messages nacked, returned or not taken (broker down)",
                                 ("reason",))
-        self.lock_extended = counter("locks_extended", "tasks whose lock was extended after the confirm")
+        self.lock_extended = counter("locks_extended", "tasks given the in-flight lock (their response was not "
+                                     "applied within WORKER_LOCK_EXTEND_AFTER_S)")
         self.lock_extend_failed = counter("lock_extend_failures", "extendLock refused or failed", ("reason",))
         self.unlocked = counter("tasks_unlocked", "tasks unlocked because they could not be published")
         self.refused = counter("tasks_refused", "tasks that can never be published, reported as incidents")
@@ -66,7 +67,7 @@ class WorkerMetrics:
                                  ("outcome",))  # completed failed bpmn_errored gone retried parked incident
         self.fetch_latency = Histogram("exchanger_worker_fetch_seconds", "fetchAndLock duration (incl. long poll)",
                                        buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.publish_latency = Histogram("exchanger_worker_publish_seconds", "fetched → confirmed and lock extended",
+        self.publish_latency = Histogram("exchanger_worker_publish_seconds", "fetched → confirmed by the broker",
                                          buckets=LATENCY_BUCKETS, registry=self.registry)
         self.complete_latency = Histogram("exchanger_worker_complete_seconds",
                                           "complete/failure/bpmnError call duration", ("status",),

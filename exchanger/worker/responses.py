@@ -32,6 +32,7 @@ from exchanger.camunda.settings import CamundaSettings
 from exchanger.contracts import ResponseMessage, ResponseStatus
 from exchanger.errors import AuthError, IntegrationError, PermanentError, TransientError
 from exchanger.worker.availability import CamundaAvailability
+from exchanger.worker.locks import LockKeeper
 from exchanger.worker.metrics import WorkerMetrics
 from exchanger.worker.settings import WorkerSettings
 
@@ -66,13 +67,15 @@ class ResponseHandler:
     """The ``Consumer`` handler for ``camunda.responses.queue``."""
 
     def __init__(self, client: CamundaClient, camunda: CamundaSettings, settings: WorkerSettings,
-                 metrics: WorkerMetrics, availability: CamundaAvailability | None = None) -> None:
+                 metrics: WorkerMetrics, availability: CamundaAvailability | None = None,
+                 keeper: LockKeeper | None = None) -> None:
         self.client = client
         self.camunda = camunda
         self.max_attempts = settings.response_max_attempts
         self.backoff = retry_backoff(settings)
         self.metrics = metrics
         self.availability = availability or CamundaAvailability()
+        self.keeper = keeper
 
     def __call__(self, delivery: Delivery, publisher: Publisher) -> None:
         response = ResponseMessage.from_bytes(delivery.body, delivery.headers)
@@ -104,9 +107,11 @@ class ResponseHandler:
         logger.info("task {}: {} applied", response.task_id, response.status.value)
 
     def settled(self, response: ResponseMessage) -> None:
-        """Camunda answered this response (whatever it said)."""
+        """Camunda answered this response (whatever it said): its lock needs no keeping."""
         self.availability.up()
         self.availability.settled(response.task_id)
+        if self.keeper is not None:
+            self.keeper.forget(response.task_id)
 
     def wait_for_camunda(self, response: ResponseMessage, delivery: Delivery, exc: TransientError) -> NoReturn:
         """Retry later, without a limit: the response is applied when Camunda is back."""

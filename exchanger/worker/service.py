@@ -7,7 +7,8 @@ In-process (tests, benchmarks)::
     worker.stop()          # or: with Worker(...) as worker: ...
 
 Stopping (SIGTERM/SIGINT in the daemon) stops fetching, unlocks what was fetched but not yet
-published, stops consuming and drains in-flight responses, then closes, within
+published, stops consuming and drains in-flight responses, gives the long lock to every published
+task still in flight (:class:`~exchanger.worker.locks.LockKeeper`), then closes, within
 ``WORKER_SHUTDOWN_DEADLINE_S``. A long poll still open at the deadline is abandoned: whatever it locks
 is held only by the short lock.
 """
@@ -32,6 +33,7 @@ from exchanger.routing import RoutingTable
 from exchanger.settings import RabbitMQSettings, TopologySettings
 from exchanger.worker.availability import CamundaAvailability
 from exchanger.worker.fetcher import Fetcher
+from exchanger.worker.locks import LockKeeper
 from exchanger.worker.metrics import WorkerMetrics
 from exchanger.worker.responses import ResponseHandler, retry_backoff
 from exchanger.worker.settings import WorkerSettings
@@ -63,11 +65,16 @@ class Worker:
         self.availability = CamundaAvailability()
         self.metrics = WorkerMetrics(self.cache, self.availability)
         self._stop_fetching = threading.Event()
+        self._stop_keeping = threading.Event()
+        self.keeper = LockKeeper(self.client, self.metrics, lock_duration_ms=camunda.lock_duration,
+                                 fetch_lock_ms=camunda.fetch_lock_ms, extend_after_s=self.settings.lock_extend_after_s)
         self.publisher = Publisher(rabbit, self.topology, name=f"{COMPONENT}:tasks")
         self.fetcher = Fetcher(client=self.client, cache=self.cache, publisher=self.publisher, camunda=camunda,
                                rabbit=rabbit, topology=self.topology_settings, routing=self.routing,
-                               metrics=self.metrics, stop=self._stop_fetching, availability=self.availability)
-        self.responses = ResponseHandler(self.client, camunda, self.settings, self.metrics, self.availability)
+                               metrics=self.metrics, stop=self._stop_fetching, keeper=self.keeper,
+                               availability=self.availability, publish_window=self.settings.publish_window)
+        self.responses = ResponseHandler(self.client, camunda, self.settings, self.metrics, self.availability,
+                                         keeper=self.keeper)
         self.consumer = Consumer(rabbit, self.topology, self.topology_settings.responses_queue, self.responses,
                                  prefetch=self.settings.response_prefetch,
                                  max_attempts=self.settings.response_max_attempts,
@@ -88,6 +95,8 @@ class Worker:
         self._threads = [
             threading.Thread(target=self.consumer.run, args=(drain_s,), name=f"{COMPONENT}:responses", daemon=True),
             threading.Thread(target=self._fetch, name=f"{COMPONENT}:fetcher", daemon=True),
+            threading.Thread(target=self.keeper.run, args=(self._stop_keeping, drain_s), name=f"{COMPONENT}:locks",
+                             daemon=True),
         ]
         for thread in self._threads:
             thread.start()
@@ -109,6 +118,8 @@ class Worker:
         self.consumer.stop()
         clean = True
         for thread in self._threads:
+            if thread.name.endswith(":locks"):  # the keeper's last pass covers what the fetcher published last
+                self._stop_keeping.set()
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
                 clean = False
@@ -131,7 +142,7 @@ class Worker:
         """The fetch loop and the response consumer must run while the process does (else: not alive)."""
 
         def alive(thread: threading.Thread) -> ReadinessCheck:
-            return lambda: (thread.is_alive() or self._stop_fetching.is_set(),
+            return lambda: (thread.is_alive() or self._stop_fetching.is_set() or self._stop_keeping.is_set(),
                             "running" if thread.is_alive() else "thread ended")
 
         return {thread.name.removeprefix(f"{COMPONENT}:"): alive(thread) for thread in self._threads}
@@ -168,7 +179,8 @@ class Worker:
             f"{COMPONENT} env={environment} worker_id={c.worker_id} "
             f"tenant={c.tenant_id or '(none: withoutTenantId)'} camunda={c.base_url} ({c.tls_mode}) "
             f"broker={describe(self.rabbit)} vhost={self.rabbit.virtual_host} "
-            f"locks: fetch {c.fetch_lock_ms} ms, in-flight {lock_long}; long poll {c.async_response_timeout_ms} ms, "
+            f"locks: fetch {c.fetch_lock_ms} ms, in-flight {lock_long} after {self.keeper.extend_after_s:g} s; "
+            f"publish window {self.settings.publish_window}; long poll {c.async_response_timeout_ms} ms, "
             f"max_tasks {c.max_tasks}, topic discovery {'on' if c.topic_discovery else 'off'}; "
             f"health port {self.settings.health_port or 'off'}; topics: {topics}"
         )

@@ -21,6 +21,11 @@ class WorkerSettings(ExchangerSettings):
     response_retry_initial_s: float = Field(2.0, gt=0, description="first delayed retry; doubles each time")
     response_retry_max_s: float = Field(300.0, gt=0)
 
+    lock_extend_after_s: float = Field(30.0, ge=0, description="a published task whose response has not been "
+                                       "applied this long gets the in-flight lock (CAMUNDA_LOCK_DURATION); "
+                                       "0 = right after the confirm; at most half the fetch lock")
+    publish_window: int = Field(100, ge=1, description="task messages published and not yet confirmed at once")
+
     metadata_cache_size: int = Field(500, ge=1, description="process definitions kept")
     metadata_cache_ttl_s: float = Field(3600.0, gt=0)
     metadata_failure_ttl_s: float = Field(5.0, ge=0, description="a failed XML fetch is remembered this long")

@@ -11,7 +11,7 @@ from pika.exceptions import ChannelClosedByBroker
 
 from exchanger.amqp.connection import connect
 from exchanger.amqp.consumer import Consumer, Delivery, ParkMessage, RetryLater
-from exchanger.amqp.publisher import ATTEMPT_HEADER, Publisher, Unroutable
+from exchanger.amqp.publisher import ATTEMPT_HEADER, Outgoing, Publisher, PublishRefused, Unroutable
 from exchanger.amqp.topology import Topology, TopologyMismatch, delay_queue_arguments
 from exchanger.backoff import Backoff
 from exchanger.contracts import TaskMessage
@@ -32,6 +32,27 @@ def test_unroutable_publish_raises(rabbit_settings, topology):
     with Publisher(rabbit_settings, topology, name="t") as publisher:
         with pytest.raises(Unroutable, match="no queue bound"):
             publisher.publish(topology.settings.responses_exchange, "no-such-key", b"{}")
+
+
+def test_a_pipelined_batch_gets_one_outcome_per_message_in_order(rabbit_settings, topology, queues):
+    """Confirmed, returned (unroutable) and nacked (a full queue with reject-publish) in one window."""
+    full = "test.pipelined.full"
+    queues.channel.queue_delete(full)
+    queues.channel.queue_declare(full, arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
+    exchange = topology.settings.tasks_exchange
+    batch = [Publisher.properties(message_id=f"m{n}") for n in range(6)]
+    messages = [(exchange, "bitrix24.a"), ("", full), (exchange, "bitrix24.b"), ("", full),
+                (topology.settings.responses_exchange, "no-such-key"), (exchange, "bitrix24.c")]
+    with Publisher(rabbit_settings, topology, name="t") as publisher:
+        outcomes = publisher.publish_many(
+            [Outgoing(ex, key, f"body{n}".encode(), batch[n]) for n, (ex, key) in enumerate(messages)], window=4)
+        again = publisher.publish_many([Outgoing(exchange, "bitrix24.d", b"body6", Publisher.properties())])
+    assert [type(o).__name__ for o in outcomes] == ["NoneType", "NoneType", "NoneType", "PublishRefused",
+                                                    "Unroutable", "NoneType"]
+    assert isinstance(outcomes[3], PublishRefused) and again == [None]
+    assert [queues.get("bitrix24.queue")[2] for _ in range(4)] == [b"body0", b"body2", b"body5", b"body6"]
+    assert queues.depth(full) == 1
+    queues.channel.queue_delete(full)
 
 
 def test_declaring_the_topology_twice_changes_nothing(rabbit_settings, topology, queues):

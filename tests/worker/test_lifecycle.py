@@ -110,7 +110,8 @@ def test_sigterm_with_tasks_in_flight_leaves_nothing_locked_beyond_the_short_loc
     instances = {engine.start("deal", {"n": n}) for n in range(60)}
     proxy = TcpProxy(rabbit_settings.port)
     proxy.delay_s = 0.05  # every publish takes a while, so that SIGTERM finds work in flight (even under load)
-    process, _ = worker_process(tmp_path, engine.url, rabbit_settings, proxy.port, CAMUNDA_MAX_TASKS="30")
+    process, _ = worker_process(tmp_path, engine.url, rabbit_settings, proxy.port, CAMUNDA_MAX_TASKS="30",
+                                WORKER_PUBLISH_WINDOW="3")  # a batch is published 3 at a time
     try:
         wait_for(lambda: queues.depth("bitrix24.queue") >= 5, what="the first tasks to be published")
         process.send_signal(signal.SIGTERM)

@@ -19,7 +19,8 @@ FAST_CAMUNDA = {  # short long polls and backoffs so that tests stop and recover
     "backoff_max_s": 0.5,
 }
 FAST_WORKER = {"health_port": 0, "shutdown_deadline_s": 10, "response_retry_initial_s": 1.0,
-               "response_max_attempts": 4, "metadata_failure_ttl_s": 0.5}
+               "response_max_attempts": 4, "metadata_failure_ttl_s": 0.5,
+               "lock_extend_after_s": 0}  # the long lock right after the confirm (the keeper has tests of its own)
 
 
 class Engine(EngineOps):
