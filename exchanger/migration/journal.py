@@ -1,6 +1,6 @@
 """The migration's memory on disk, so that a run killed at any point can be run again.
 
-In the state folder (``--state-dir``, default ``<project root>/migration/<env>/``):
+In the state folder (``--state-dir``, default ``<project root>/state/migration/<env>/``):
 
 * ``before.json``: the inventory of the first acting run (tasks the old worker held, queue depths); later
   runs reconcile against it, not against what is left;

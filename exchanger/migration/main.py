@@ -53,7 +53,6 @@ from exchanger.migration.transfer import LEFT, Handover, Transfer
 from exchanger.routing import RoutingSettings, RoutingTable, load_routing
 from exchanger.settings import RabbitMQSettings, TopologySettings, load
 
-COMPONENT = "migration"
 EXIT_GAP = 1
 EXIT_OLD_RUNNING = 2
 EXIT_NOT_CONFIRMED = 3
@@ -116,7 +115,7 @@ def _bitrix_configured() -> bool:
 
 def migrate(environment: Environment, args: argparse.Namespace) -> int:
     old_ids = frozenset(args.old_worker_id or [DEFAULT_WORKER_ID])
-    state = StateDir(args.state_dir or environment.root / "migration" / environment.name)
+    state = StateDir(args.state_dir or environment.root / "state" / "migration" / environment.name)
     lock_file = args.old_lock_file or old_tool.creator_lock_file(environment.name)
     sides = Sides.load()
     try:

@@ -15,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"the old tool's CAMUNDA_WORKER_ID (repeatable; default {DEFAULT_WORKER_ID})")
     p.add_argument("--state-dir", type=Path, default=None,
                    help="before.json, backup.jsonl, journal.jsonl, reconciliation.tsv "
-                        "(default: <project root>/migration/<env>)")
+                        "(default: <project root>/state/migration/<env>)")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="stranded tasks released at once")
     p.add_argument("--adopt-rate", type=float, default=None,
                    help="stranded tasks released per second (default: half of BITRIX_RATE_PER_S)")

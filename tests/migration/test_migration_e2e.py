@@ -221,7 +221,7 @@ def test_take_over_from_exchanger_py(stack: Stack) -> None:
 
     # killed half way (kill -9), then run again
     process = migration(stack, "--yes")
-    journal = stack.workdir / "migration" / "dev" / "journal.jsonl"
+    journal = stack.workdir / "state" / "migration" / "dev" / "journal.jsonl"
     wait_for(lambda: journal.exists() and journal.read_text(encoding="utf-8").count("\n") >= 2, 60, "progress")
     process.send_signal(signal.SIGKILL)
     process.wait(10)
