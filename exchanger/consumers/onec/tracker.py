@@ -4,11 +4,17 @@ The status rule applies when ``ONEC_STATUS_ATTRIBUTE`` and ``ONEC_STATUS_DONE_VA
 object has that attribute (an approval status, say); otherwise posting decides, and a catalog item,
 which cannot be posted, is done once it exists. A deletion mark or a physically deleted object sends
 the process down its error path (``ONEC_DELETED_ERROR_CODE``).
+
+Open objects are checked :data:`CHECK_BATCH` at a time: one list per entity with a ``$filter`` of
+``Ref_Key eq guid'…' or …`` (short enough for any web server's URL limit). One the list does not show
+is read alone, so a physical deletion is still verified.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from exchanger.consumers.onec.client import OneCClient
@@ -16,6 +22,8 @@ from exchanger.consumers.onec.settings import OneCSettings
 from exchanger.contracts import SentRecord
 from exchanger.creator.base import BaseTracker, BpmnErrorOutcome, Done, StillOpen, SystemContext, TrackerOutcome
 from exchanger.settings import load
+
+CHECK_BATCH = 40  # objects per check request: 40 Ref_Key clauses are a URL of about 2.5 kB
 
 
 class OneCTracker(BaseTracker):
@@ -25,6 +33,7 @@ class OneCTracker(BaseTracker):
         self.settings = settings or load(OneCSettings)
         self.client = client or OneCClient(self.settings)
         self.check_interval_s = self.settings.check_interval_s
+        self.batch_size = CHECK_BATCH
 
     def cleanup(self) -> None:
         self.client.close()
@@ -37,8 +46,28 @@ class OneCTracker(BaseTracker):
         return BpmnErrorOutcome(self.settings.deleted_error_code, reason, variables={"onec_ref_key": record.item.id})
 
     def check_task_status(self, record: SentRecord) -> TrackerOutcome:
+        return self._outcome(record, self.client.get(record.item.data["entity"], record.item.id))
+
+    def check_many(self, records: Sequence[SentRecord]) -> list[TrackerOutcome | None]:
+        """One ``$filter`` list per entity; ``None`` for an object it does not show (or a malformed key)."""
+        keys: dict[str, set[str]] = defaultdict(set)
+        for record in records:
+            key = _guid(record.item.id)
+            if key and isinstance(record.item.data.get("entity"), str):
+                keys[record.item.data["entity"]].add(key)
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for entity, refs in keys.items():
+            text = " or ".join(f"Ref_Key eq guid'{ref}'" for ref in sorted(refs))
+            for obj in self.client.find(entity, text):
+                found[(entity, str(obj.get("Ref_Key")).lower())] = obj
+        answers: list[TrackerOutcome | None] = []
+        for record in records:
+            obj = found.get((str(record.item.data.get("entity")), _guid(record.item.id) or ""))
+            answers.append(self._outcome(record, obj) if obj is not None else None)
+        return answers
+
+    def _outcome(self, record: SentRecord, found: dict[str, Any]) -> TrackerOutcome:
         entity, ref_key = record.item.data["entity"], record.item.id
-        found = self.client.get(entity, ref_key)
         if found.get("DeletionMark"):
             return self.deleted_outcome(record, f"1C {entity} {ref_key} was marked for deletion")
         if not self._is_done(found):
@@ -58,3 +87,11 @@ class OneCTracker(BaseTracker):
     def _status_note(self, found: dict[str, Any]) -> str:
         attribute = self.settings.status_attribute
         return f", {attribute}={found[attribute]!r}" if attribute and attribute in found else ""
+
+
+def _guid(text: str) -> str | None:
+    """``text`` as a lower-case GUID, or None when it is not one (never put into a filter)."""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return None

@@ -4,15 +4,23 @@
 Done, ...) needs no setting. A work package that is gone (deleted, or hidden from the API user: the
 API answers 404 for both) sends the process down its error path (``OPENPROJECT_DELETED_ERROR_CODE``),
 once a filtered list confirms it is gone (a 404 from something else, a proxy say, is a failed check).
+
+Open work packages are checked :data:`CHECK_BATCH` at a time: one ``GET /api/v3/work_packages`` with
+an ``id`` filter over their ids and any status (one page). One the list does not show is read alone.
 """
 
 from __future__ import annotations
 
-from exchanger.consumers.openproject.client import ANY_STATUS, OpenProjectClient
+from collections.abc import Sequence
+from typing import Any
+
+from exchanger.consumers.openproject.client import ANY_STATUS, PAGE_SIZE, OpenProjectClient
 from exchanger.consumers.openproject.settings import OpenProjectSettings
 from exchanger.contracts import SentRecord
 from exchanger.creator.base import BaseTracker, BpmnErrorOutcome, Done, StillOpen, SystemContext, TrackerOutcome
 from exchanger.settings import load
+
+CHECK_BATCH = PAGE_SIZE  # work packages per check request: one page of the id-filtered list
 
 
 class OpenProjectTracker(BaseTracker):
@@ -22,6 +30,7 @@ class OpenProjectTracker(BaseTracker):
         self.settings = settings or load(OpenProjectSettings)
         self.client = client or OpenProjectClient(self.settings)
         self.check_interval_s = self.settings.check_interval_s
+        self.batch_size = CHECK_BATCH
 
     def cleanup(self) -> None:
         self.client.close()
@@ -35,8 +44,21 @@ class OpenProjectTracker(BaseTracker):
                                 variables={"op_work_package_id": int(record.item.id)})
 
     def check_task_status(self, record: SentRecord) -> TrackerOutcome:
-        wp_id = int(record.item.id)
-        wp = self.client.get_work_package(wp_id)
+        return self._outcome(self.client.get_work_package(int(record.item.id)))
+
+    def check_many(self, records: Sequence[SentRecord]) -> list[TrackerOutcome | None]:
+        """One id-filtered list for all ``records``; ``None`` for one it does not show (or a malformed id)."""
+        ids = sorted({r.item.id for r in records if r.item.id.isdigit() and r.item.id.isascii()}, key=int)
+        listed = {str(wp.get("id")): wp for wp in self.client.find_work_packages(
+            [{"id": {"operator": "=", "values": ids}}, ANY_STATUS])} if ids else {}
+        answers: list[TrackerOutcome | None] = []
+        for record in records:
+            wp = listed.get(record.item.id)
+            answers.append(self._outcome(wp) if wp and "status" in wp.get("_embedded", {}) else None)
+        return answers
+
+    def _outcome(self, wp: dict[str, Any]) -> TrackerOutcome:
+        wp_id = int(wp["id"])
         status = wp["_embedded"]["status"]
         if not status.get("isClosed"):
             return StillOpen(f"status {status.get('name')}")
