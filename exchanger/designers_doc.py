@@ -20,8 +20,8 @@ from pathlib import Path
 
 from exchanger.amqp.topology import sent_queue, system_queue
 from exchanger.creator.retry_policy import RETRY_PROPERTY
-from exchanger.creator.routing_config import QUEUE_HANDLERS, TRACKER_HANDLERS
-from exchanger.routing import DEFAULT_ROUTES, DEFAULT_SYSTEM
+from exchanger.creator.routing_config import queue_handlers, tracker_handlers
+from exchanger.routing import DEFAULT_SYSTEM, default_routes
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "process-designers.md"
 PYTHON_TASK_MODULE = "exchanger.consumers.python.examples"
@@ -139,10 +139,10 @@ def _error_settings(facts: Facts, package: str) -> None:
 def system_facts(system: str) -> Facts:
     facts = Facts()
     modules = []
-    handler = QUEUE_HANDLERS.get(system_queue(system))
+    handler = queue_handlers().get(system_queue(system))
     if handler is not None:
         modules.append(handler.module)
-    tracker = TRACKER_HANDLERS.get(sent_queue(system))
+    tracker = tracker_handlers().get(sent_queue(system))
     if tracker is not None:
         modules.append(tracker.module)
     if system == "python":
@@ -223,13 +223,14 @@ def render() -> str:
         "| topic | system |",
         "| --- | --- |",
     ]
-    for system, topics in DEFAULT_ROUTES.items():
+    routes = default_routes()
+    for system, topics in routes.items():
         lines.extend(f"| `{topic}` | {system} |" for topic in topics)
     lines += ["", f"A topic in no list goes to the `{DEFAULT_SYSTEM}` system: an incident naming the topic and "
                   "how to route it (`ROUTING_FILE`).", ""]
-    for system in DEFAULT_ROUTES:
+    for system in routes:
         facts = system_facts(system)
-        lines += [f"## {system}", "", f"Topics: {_code_list(DEFAULT_ROUTES[system])}.", ""]
+        lines += [f"## {system}", "", f"Topics: {_code_list(routes[system])}.", ""]
         for docstring in facts.docstrings:
             lines += [_markdown(docstring), ""]
         for topic, docstring in facts.tasks:
@@ -237,7 +238,7 @@ def render() -> str:
             lines.append(f"* `{topic}`: {first}")
         if facts.tasks:
             registered = {topic for topic, _ in facts.tasks}
-            missing = [topic for topic in DEFAULT_ROUTES[system] if topic not in registered]
+            missing = [topic for topic in routes[system] if topic not in registered]
             if missing:
                 lines.append(f"* {_code_list(missing)}: routed here, but no bundled module registers a function for "
                              "it; register yours with `@task` in a module named by `PYTHON_TASKS_MODULES`.")

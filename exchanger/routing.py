@@ -1,5 +1,7 @@
 """Topic → system: the one routing table of Exchanger.
 
+The default table is each registered system's declared topics (:mod:`exchanger.systems`).
+
 camunda-worker fetches every topic listed here and publishes each task with routing key
 ``<system>.<topic>``; each system's queue is bound with ``<system>.#`` so that topics containing dots
 or hyphens route correctly. A topic nobody listed belongs to the ``default`` system, whose consumer
@@ -21,15 +23,14 @@ from pydantic import Field
 
 from exchanger.errors import ConfigError
 from exchanger.settings import ExchangerSettings
+from exchanger.systems import registered_systems
 
 DEFAULT_SYSTEM = "default"
 
-DEFAULT_ROUTES: dict[str, list[str]] = {
-    "bitrix24": ["bitrix_create_task", "bitrix_update_task"],
-    "openproject": ["op_create_task", "op_update_task"],
-    "1c": ["1c_create_document"],
-    "python": ["send_email", "http_request", "render_notification", "echo"],
-}
+
+def default_routes() -> dict[str, list[str]]:
+    """System → topics, as the registered systems declare them (systems without topics left out)."""
+    return {name: list(spec.topics) for name, spec in registered_systems().items() if spec.topics}
 
 
 class RoutingSettings(ExchangerSettings):
@@ -38,7 +39,7 @@ class RoutingSettings(ExchangerSettings):
 
 @dataclass
 class RoutingTable:
-    routes: dict[str, list[str]] = field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_ROUTES.items()})
+    routes: dict[str, list[str]] = field(default_factory=default_routes)
 
     def __post_init__(self) -> None:
         self._system_of: dict[str, str] = {}
@@ -66,7 +67,7 @@ class RoutingTable:
 def load_routing(settings: RoutingSettings | None = None) -> RoutingTable:
     """The default table, with the systems named in ``ROUTING_FILE`` replaced or added."""
     settings = settings or RoutingSettings()
-    routes = {k: list(v) for k, v in DEFAULT_ROUTES.items()}
+    routes = default_routes()
     if settings.routing_file:
         path = Path(settings.routing_file)
         try:

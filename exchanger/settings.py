@@ -61,10 +61,10 @@ def load(cls: type[S]) -> S:
     return settings
 
 
-# Modules whose settings classes hold secrets of some component; every process imports them so that it
-# knows (and masks) every secret of the environment, not only those of the settings it loads itself.
-SECRET_SETTINGS_MODULES = ("exchanger.camunda.settings", "exchanger.consumers.bitrix24.settings",
-                           "exchanger.consumers.openproject.settings", "exchanger.consumers.onec.settings")
+# Modules whose settings classes hold secrets of some component besides the systems' own (those come
+# from the registry); every process imports them so that it knows (and masks) every secret of the
+# environment, not only those of the settings it loads itself.
+SECRET_SETTINGS_MODULES = ("exchanger.camunda.settings",)
 
 
 def register_environment_secrets(environ: Mapping[str, str] | None = None) -> None:
@@ -73,7 +73,9 @@ def register_environment_secrets(environ: Mapping[str, str] | None = None) -> No
     settings, yet a Camunda answer echoing ``CAMUNDA_AUTH_PASSWORD`` reaches its logs and parked records)."""
     environ = os.environ if environ is None else environ
     upper = {name.upper(): value for name, value in environ.items()}
-    for module in SECRET_SETTINGS_MODULES:
+    from exchanger.systems import settings_modules  # the registry imports the systems' packages: not at import
+
+    for module in (*SECRET_SETTINGS_MODULES, *settings_modules()):
         importlib.import_module(module)
     for cls in all_settings_classes():
         prefix = (cls.model_config.get("env_prefix") or "").upper()

@@ -15,11 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 from exchanger.cli.context import EXIT_OK, EXIT_RED, EXIT_WARN, Cli, Context
+from exchanger.systems import settings_modules
 
 SETTINGS_MODULES = ("exchanger.settings", "exchanger.camunda.settings", "exchanger.worker.settings",
-                    "exchanger.creator.settings", "exchanger.routing", "exchanger.consumers.bitrix24.settings",
-                    "exchanger.consumers.openproject.settings", "exchanger.consumers.onec.settings",
-                    "exchanger.consumers.python.settings")
+                    "exchanger.creator.settings", "exchanger.routing")  # the systems' come from the registry
 MASK = "***"
 
 
@@ -38,7 +37,7 @@ def register(cli: Cli, subparsers: Any) -> None:
 def settings_classes() -> list[type]:
     from exchanger.settings import all_settings_classes
 
-    for module in SETTINGS_MODULES:
+    for module in (*SETTINGS_MODULES, *settings_modules()):
         importlib.import_module(module)
     return sorted(all_settings_classes(), key=lambda cls: cls.__name__)
 
@@ -58,7 +57,13 @@ def configured(cls: type) -> bool:
     return any(name in os.environ for name in cls.env_names())  # type: ignore[attr-defined]
 
 
-OPTIONAL = {"Bitrix24Settings", "OpenProjectSettings", "OneCSettings"}  # systems this environment may not use
+
+
+def optional(cls: type) -> bool:
+    """An external system's settings: this environment may not use that system."""
+    from exchanger.settings import ExternalSystemSettings
+
+    return issubclass(cls, ExternalSystemSettings)
 
 
 def check_config(context: Context) -> int:
@@ -67,7 +72,7 @@ def check_config(context: Context) -> int:
     loaded: dict[str, Any] = {}
     problems: list[str] = []
     for cls in settings_classes():
-        if cls.__name__ in OPTIONAL and not configured(cls):
+        if optional(cls) and not configured(cls):
             continue
         try:
             loaded[cls.__name__] = context.settings(cls)

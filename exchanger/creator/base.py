@@ -16,7 +16,7 @@ constructor arguments must be keyword-only with defaults (tests inject fakes thr
 so keep it thread-safe: a pooled HTTP client, no per-message state on ``self``)::
 
     find_existing(task) -> ExternalItem | None        # idempotency: called first, on every delivery
-    _process_message_impl(task) -> HandlerOutcome      # the business logic, called when nothing exists
+    create(task) -> HandlerOutcome                    # create the work item (or do the work), when none exists
 
 **Ambiguous writes.** A handler whose create may still be running on the server after we stopped
 waiting (a read timeout, a crash, a restart) sets ``write_settle_s``. A timed-out create retries after
@@ -197,7 +197,7 @@ class BaseMessageHandler(ABC):
                 logger.info("{}: task {} already has {} item {}; tracking it", self.context.system, task.task_id,
                             existing.system, existing.id)
                 return existing
-            outcome = self._process_message_impl(task)
+            outcome = self.create(task)
         except Exception as exc:
             self.stats.add(f"raised_{type(exc).__name__}")
             self.stats.add("failed_tasks")
@@ -209,15 +209,18 @@ class BaseMessageHandler(ABC):
     def find_existing(self, task: TaskMessage) -> ExternalItem | None:
         """The work item already created for ``task`` (search by the external task id), or None.
 
-        Called before every ``_process_message_impl``: a redelivered task (crash after creating, before
-        the ack) then goes on with the existing item instead of creating a second one. Systems that
-        create nothing keep this default.
+        Called before every ``create``: a redelivered task (crash after creating, before the ack)
+        then goes on with the existing item instead of creating a second one. Systems that create
+        nothing keep this default.
         """
         return None
 
     @abstractmethod
-    def _process_message_impl(self, task: TaskMessage) -> HandlerOutcome:
-        """Do the work for ``task``; return an outcome or raise (module docstring)."""
+    def create(self, task: TaskMessage) -> HandlerOutcome:
+        """Create the work item for ``task`` (or do the work at once); return an outcome or raise.
+
+        Called by :meth:`process_message` only when :meth:`find_existing` found nothing.
+        """
 
     def retry_policy_for(self, task: TaskMessage) -> RetryPolicy | None:
         """This system's retry policy for ``task``; None uses ``CREATOR_RETRY_CONFIG``.

@@ -1,14 +1,16 @@
 """Which class handles which queue: ``QUEUE_HANDLERS``, ``SENT_QUEUES_MAPPING``, ``TRACKER_HANDLERS``.
 
-The seeds' routing table, with the package's module paths as defaults. ``CREATOR_QUEUE_HANDLERS``,
-``CREATOR_SENT_QUEUES_MAPPING`` and ``CREATOR_TRACKER_HANDLERS`` (JSON) add entries or replace
-entries of the same queue, so a company plugs in its own consumer without editing this file::
+The seeds' routing table. Its defaults are derived from the registered systems
+(:mod:`exchanger.systems`): ``<system>.queue`` → the handler, ``<system>.sent.queue`` → the tracker of
+a system that has one. ``CREATOR_QUEUE_HANDLERS``, ``CREATOR_SENT_QUEUES_MAPPING`` and
+``CREATOR_TRACKER_HANDLERS`` (JSON) add entries or replace entries of the same queue, so a company
+can also plug in a consumer without declaring a system::
 
     CREATOR_QUEUE_HANDLERS={"crm.queue": {"module": "acme.crm.handler", "handler_class": "CrmTaskHandler"}}
     CREATOR_SENT_QUEUES_MAPPING={"crm.queue": "crm.sent.queue"}
     CREATOR_TRACKER_HANDLERS={"crm.sent.queue": {"module": "acme.crm.tracker", "tracker_class": "CrmTracker"}}
 
-(the queues of a new system also need its topics in ``ROUTING_FILE`` so that they are declared).
+(the queues of such a consumer also need its topics in ``ROUTING_FILE`` so that they are declared).
 """
 
 from __future__ import annotations
@@ -17,27 +19,31 @@ from dataclasses import dataclass
 
 from exchanger.amqp.topology import sent_queue, system_queue
 from exchanger.creator.settings import CreatorSettings, HandlerSpec, TrackerSpec
+from exchanger.systems import registered_systems, split
 
-_TRACKED_SYSTEMS = {  # system → (package, handler class, tracker class)
-    "bitrix24": ("exchanger.consumers.bitrix24", "Bitrix24TaskHandler", "Bitrix24Tracker"),
-    "openproject": ("exchanger.consumers.openproject", "OpenProjectTaskHandler", "OpenProjectTracker"),
-    "1c": ("exchanger.consumers.onec", "OneCTaskHandler", "OneCTracker"),
-}
 
-QUEUE_HANDLERS: dict[str, HandlerSpec] = {
-    **{system_queue(system): HandlerSpec(module=f"{package}.handler", handler_class=handler)
-       for system, (package, handler, _) in _TRACKED_SYSTEMS.items()},
-    system_queue("python"): HandlerSpec(module="exchanger.consumers.python.handler", handler_class="PythonTaskHandler"),
-    system_queue("default"): HandlerSpec(module="exchanger.consumers.default.handler",
-                                         handler_class="DefaultTaskHandler"),
-}
+def queue_handlers() -> dict[str, HandlerSpec]:
+    """``<system>.queue`` → its handler class, for every registered system."""
+    handlers = {}
+    for name, spec in registered_systems().items():
+        module, cls = split(spec.handler)
+        handlers[system_queue(name)] = HandlerSpec(module=module, handler_class=cls)
+    return handlers
 
-SENT_QUEUES_MAPPING: dict[str, str] = {system_queue(system): sent_queue(system) for system in _TRACKED_SYSTEMS}
 
-TRACKER_HANDLERS: dict[str, TrackerSpec] = {
-    sent_queue(system): TrackerSpec(module=f"{package}.tracker", tracker_class=tracker)
-    for system, (package, _, tracker) in _TRACKED_SYSTEMS.items()
-}
+def sent_queues_mapping() -> dict[str, str]:
+    """``<system>.queue`` → ``<system>.sent.queue``, for every system with a tracker."""
+    return {system_queue(name): sent_queue(name) for name, spec in registered_systems().items() if spec.tracker}
+
+
+def tracker_handlers() -> dict[str, TrackerSpec]:
+    """``<system>.sent.queue`` → its tracker class."""
+    trackers = {}
+    for name, spec in registered_systems().items():
+        if spec.tracker:
+            module, cls = split(spec.tracker)
+            trackers[sent_queue(name)] = TrackerSpec(module=module, tracker_class=cls)
+    return trackers
 
 
 @dataclass(frozen=True)
@@ -50,9 +56,9 @@ class CreatorRouting:
     def from_settings(cls, settings: CreatorSettings) -> CreatorRouting:
         """The defaults with the settings' entries laid over them."""
         return cls(
-            queue_handlers={**QUEUE_HANDLERS, **settings.queue_handlers},
-            sent_queues={**SENT_QUEUES_MAPPING, **settings.sent_queues_mapping},
-            tracker_handlers={**TRACKER_HANDLERS, **settings.tracker_handlers},
+            queue_handlers={**queue_handlers(), **settings.queue_handlers},
+            sent_queues={**sent_queues_mapping(), **settings.sent_queues_mapping},
+            tracker_handlers={**tracker_handlers(), **settings.tracker_handlers},
         )
 
     @property

@@ -1,7 +1,8 @@
 """``python -m exchanger.sandbox <server> [options]``: run one stand-in of the outside world.
 
 Each server lives in its own folder (``exchanger/sandbox/<name>/server.py``) and exposes
-``cli(argv) -> int``; this module only dispatches, so adding a fake needs no change elsewhere.
+``cli(argv) -> int``; this module only dispatches. The fakes of external systems are those the
+registered systems declare (``SystemSpec.fake_server``); Camunda and StormBPMN are not systems.
 """
 
 from __future__ import annotations
@@ -9,21 +10,27 @@ from __future__ import annotations
 import importlib
 import sys
 
-SERVERS = {
+from exchanger.systems import registered_systems
+
+ENGINE_SERVERS = {  # the stand-ins that are not an external system of the routing table
     "camunda": "exchanger.sandbox.camunda.server",
-    "bitrix24": "exchanger.sandbox.bitrix24.server",
-    "openproject": "exchanger.sandbox.openproject.server",
-    "onec": "exchanger.sandbox.onec.server",
     "stormbpmn": "exchanger.sandbox.stormbpmn.server",
 }
 
 
+def servers() -> dict[str, str]:
+    """Sandbox name → module of its server: Camunda, StormBPMN and every registered system's fake."""
+    fakes = {spec.sandbox_name: spec.fake_server for spec in registered_systems().values() if spec.fake_server}
+    return {**ENGINE_SERVERS, **fakes}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] not in SERVERS:
-        print(f"usage: python -m exchanger.sandbox {{{','.join(SERVERS)}}} [options]", file=sys.stderr)
+    known = servers()
+    if not args or args[0] not in known:
+        print(f"usage: python -m exchanger.sandbox {{{','.join(known)}}} [options]", file=sys.stderr)
         return 2
-    module = importlib.import_module(SERVERS[args[0]])
+    module = importlib.import_module(known[args[0]])
     return int(module.cli(args[1:]))
 
 

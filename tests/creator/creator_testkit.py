@@ -113,7 +113,7 @@ class StoreHandler(BaseMessageHandler):
         found = self.store.find(task.task_id)
         return ExternalItem(system=self.context.system, id=found["id"]) if found else None
 
-    def _process_message_impl(self, task: TaskMessage) -> HandlerOutcome:
+    def create(self, task: TaskMessage) -> HandlerOutcome:
         if os.environ.get(ECHO_ENV):  # a careless server that echoes the request's credentials
             echoed = os.environ.get(os.environ[ECHO_ENV], "")
             raise PermanentError(f"testsys answered 400: {{\"error\": \"bad request\", \"echo\": \"{echoed}\"}}")
@@ -153,7 +153,7 @@ class ScriptedHandler(BaseMessageHandler):
         self.call_times: dict[str, list[float]] = {}
         self._lock = threading.Lock()
 
-    def _process_message_impl(self, task: TaskMessage) -> HandlerOutcome:
+    def create(self, task: TaskMessage) -> HandlerOutcome:
         with self._lock:
             self.calls[task.task_id] += 1
             self.call_times.setdefault(task.task_id, []).append(time.monotonic())
@@ -182,9 +182,9 @@ class NotAHandler:
 
 
 class HalfAHandler(BaseMessageHandler):  # type: ignore[abstract]
-    """Subclasses the base but forgets _process_message_impl."""
+    """Subclasses the base but forgets create."""
 
-    _process_message_impl = BaseMessageHandler._process_message_impl
+    create = BaseMessageHandler.create
 
 
 # --- python task functions, in a registry of their own ----------------------------------------------

@@ -17,7 +17,7 @@ from exchanger.creator.base import Done, StillOpen
 from exchanger.creator.instance_lock import InstanceLock, InstanceLocked
 from exchanger.creator.loader import load_components
 from exchanger.creator.retry_policy import RetryPolicy, parse_duration_ms
-from exchanger.creator.routing_config import QUEUE_HANDLERS, TRACKER_HANDLERS, CreatorRouting
+from exchanger.creator.routing_config import CreatorRouting, queue_handlers, tracker_handlers
 from exchanger.creator.settings import CreatorSettings, HandlerSpec
 from exchanger.errors import ConfigError, NotFound, RateLimited, TransientError
 from exchanger.http_client import retry_after_seconds
@@ -72,9 +72,9 @@ def test_a_bad_retry_setting_stops_the_start_naming_it(monkeypatch):
 
 
 def test_defaults_follow_the_seeds_and_settings_override_them(monkeypatch):
-    assert QUEUE_HANDLERS["bitrix24.queue"].handler_class == "Bitrix24TaskHandler"
-    assert QUEUE_HANDLERS["1c.queue"].module == "exchanger.consumers.onec.handler"
-    assert TRACKER_HANDLERS["openproject.sent.queue"].tracker_class == "OpenProjectTracker"
+    assert queue_handlers()["bitrix24.queue"].handler_class == "Bitrix24TaskHandler"
+    assert queue_handlers()["1c.queue"].module == "exchanger.consumers.onec.handler"
+    assert tracker_handlers()["openproject.sent.queue"].tracker_class == "OpenProjectTracker"
     monkeypatch.setenv("CREATOR_QUEUE_HANDLERS", '{"crm.queue": {"module": "acme.crm", "handler_class": "Crm"}}')
     monkeypatch.setenv("CREATOR_SENT_QUEUES_MAPPING", '{"crm.queue": "crm.sent.queue"}')
     routing = CreatorRouting.from_settings(load(CreatorSettings))
@@ -92,7 +92,7 @@ def _routing(**handlers: tuple[str, str]) -> CreatorRouting:
     ("creator_testkit", "Missing", "creator_testkit:Missing cannot be loaded: module creator_testkit has no Missing"),
     ("creator_testkit", "NotAHandler", "does not implement the contract: it must subclass "
                                        "exchanger.creator.base.BaseMessageHandler"),
-    ("creator_testkit", "HalfAHandler", "does not implement the contract: missing _process_message_impl"),
+    ("creator_testkit", "HalfAHandler", "does not implement the contract: missing create"),
 ])
 def test_an_explicitly_served_queue_that_cannot_load_stops_the_start_naming_it(module, cls, message):
     with pytest.raises(ConfigError) as error:

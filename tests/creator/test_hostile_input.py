@@ -44,7 +44,7 @@ BIG_BYTES = 6 * 1024 * 1024  # above the default RABBITMQ_MAX_MESSAGE_BYTES (4 M
 class RateLimitedForever(BaseMessageHandler):
     """A portal that answers ``Retry-After: 1000000000``."""
 
-    def _process_message_impl(self, task: TaskMessage) -> HandlerOutcome:
+    def create(self, task: TaskMessage) -> HandlerOutcome:
         raise RateLimited("the portal says: come back in 31 years", retry_after_s=1e9)
 
 

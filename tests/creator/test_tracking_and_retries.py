@@ -143,8 +143,8 @@ def test_a_redelivered_task_whose_item_exists_is_not_created_twice(start_service
     store = ItemStore(tmp_path / "items")
 
     class DiesAfterCreate(StoreHandler):
-        def _process_message_impl(self, task):
-            outcome = super()._process_message_impl(task)
+        def create(self, task):
+            outcome = super().create(task)
             raise SystemExit("killed after creating")  # the worker thread ends; no ack is sent
             return outcome
 

@@ -86,6 +86,31 @@ def test_defaults_and_variable_fallbacks(handler, client):
     assert default["_embedded"]["project"]["identifier"] == "exchanger"  # OPENPROJECT_DEFAULT_PROJECT
 
 
+def test_op_update_task_changes_the_work_package_the_property_or_variable_names(handler, client, op):
+    wp_id = int(handler.process_message(op_task()).id)
+    update = op_task("task-2", topic="op_update_task", variables={"op_work_package_id": wp_id, "who": "isidorov"},
+                     props={"status": "In progress", "assignee": "${who}", "subject": "Renamed",
+                            "dueDate": "2027-01-31"})
+    outcome = handler.process_message(update)
+    assert isinstance(outcome, Done) and outcome.variables["op_work_package_id"] == wp_id
+    assert outcome.variables["op_status"] == "In progress"
+    wp = client.get_work_package(wp_id)
+    assert (wp["subject"], wp["dueDate"], wp["_embedded"]["assignee"]["login"]) == ("Renamed", "2027-01-31", "isidorov")
+    assert handler.process_message(update).variables["op_status"] == "In progress"  # a redelivery does no harm
+    assert stats(op)["work_packages"] == 1  # nothing created
+    by_property = op_task("task-3", topic="op_update_task", props={"workPackageId": str(wp_id), "status": "Closed"})
+    assert handler.process_message(by_property).variables["op_status"] == "Closed"
+
+
+def test_op_update_task_of_a_deleted_work_package_is_the_bpmn_error(handler, client):
+    wp_id = int(handler.process_message(op_task()).id)
+    client.delete_work_package(wp_id)
+    outcome = handler.process_message(op_task("task-2", topic="op_update_task", props={"workPackageId": str(wp_id)}))
+    assert isinstance(outcome, BpmnErrorOutcome) and outcome.code == "OP_WORK_PACKAGE_DELETED"
+    with pytest.raises(Incident, match="needs its work package"):
+        handler.process_message(op_task("task-3", topic="op_update_task"))
+
+
 def test_a_redelivered_task_finds_its_work_package_even_when_closed(handler, op, api):
     first = handler.process_message(op_task())
     assert handler.process_message(op_task()).id == first.id
@@ -119,8 +144,8 @@ def test_injected_503s_are_retried(handler, op, fault):
 
 
 def test_clear_incidents_for_what_no_retry_fixes(handler, op_settings, make_client):
-    with pytest.raises(Incident, match="topic op_update_task is not supported .*supported: op_create_task"):
-        handler.process_message(op_task(topic="op_update_task"))
+    with pytest.raises(Incident, match="topic op_close_task is not supported .*supported: op_create_task"):
+        handler.process_message(op_task(topic="op_close_task"))
     with pytest.raises(Incident, match="no project 'nowhere'"):
         handler.process_message(op_task(props={"project": "nowhere"}))
     with pytest.raises(Incident, match="dueDate 'tomorrow'"):

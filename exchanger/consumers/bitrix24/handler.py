@@ -58,6 +58,7 @@ from typing import Any
 
 from loguru import logger
 
+from exchanger.consumers.bitrix24 import SYSTEM as SPEC
 from exchanger.consumers.bitrix24.client import BATCH_LIMIT, Bitrix24Client, shared_client
 from exchanger.consumers.bitrix24.settings import Bitrix24Settings
 from exchanger.contracts import ExternalItem, TaskMessage
@@ -71,7 +72,7 @@ from exchanger.variables import parse_date
 SYSTEM = "bitrix24"
 CREATE_TOPIC = "bitrix_create_task"
 UPDATE_TOPIC = "bitrix_update_task"
-TOPICS = (CREATE_TOPIC, UPDATE_TOPIC)
+TOPICS = SPEC.topics  # CREATE_TOPIC and UPDATE_TOPIC
 RESPONSIBLE_PROPERTIES = ("RESPONSIBLE_ID", "assigneeId", "responsibleId")
 RESPONSIBLE_VARIABLES = ("assigneeId", "responsibleId")
 PLAIN_PROPERTIES = ("PRIORITY", "GROUP_ID", "PARENT_ID")
@@ -210,7 +211,7 @@ class Bitrix24TaskHandler(BaseMessageHandler):
 
     # --- create and update ------------------------------------------------------------------------
 
-    def _process_message_impl(self, task: TaskMessage) -> HandlerOutcome:
+    def create(self, task: TaskMessage) -> HandlerOutcome:
         self._ready(task)
         values = task.values()
         if task.topic_name == UPDATE_TOPIC:

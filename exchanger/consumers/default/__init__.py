@@ -1,1 +1,5 @@
 """The default system: tasks whose topic no system claims (they reach ``default.queue``)."""
+
+from exchanger.systems import SystemSpec
+
+SYSTEM = SystemSpec(name="default", handler="exchanger.consumers.default.handler:DefaultTaskHandler")

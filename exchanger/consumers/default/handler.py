@@ -11,7 +11,7 @@ from exchanger.errors import Incident
 
 
 class DefaultTaskHandler(BaseMessageHandler):
-    def _process_message_impl(self, task: TaskMessage) -> HandlerOutcome:
+    def create(self, task: TaskMessage) -> HandlerOutcome:
         topic = task.topic_name
         raise Incident(
             f"no system handles topic {topic!r}: add it to a system's topic list in ROUTING_FILE "

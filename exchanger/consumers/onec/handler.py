@@ -19,6 +19,7 @@ from typing import Any
 
 from loguru import logger
 
+from exchanger.consumers.onec import SYSTEM as SPEC
 from exchanger.consumers.onec.client import SYSTEM, OneCClient
 from exchanger.consumers.onec.settings import OneCSettings
 from exchanger.contracts import ExternalItem, TaskMessage
@@ -27,7 +28,7 @@ from exchanger.errors import Incident
 from exchanger.settings import load
 from exchanger.templates import render_value
 
-SUPPORTED_TOPICS = ("1c_create_document",)
+SUPPORTED_TOPICS = SPEC.topics
 ENTITY_PREFIXES = ("Document_", "Catalog_")
 FIELD_PREFIX = "field."  # extension properties field.<Attribute>
 
@@ -47,7 +48,7 @@ class OneCTaskHandler(BaseMessageHandler):
 
     def find_existing(self, task: TaskMessage) -> ExternalItem | None:
         if task.topic_name not in SUPPORTED_TOPICS:
-            return None  # _process_message_impl reports it
+            return None  # create reports it
         entity = self._entity(task)
         found = self.client.find_by_external_id(entity, self.settings.external_id_attribute, task.task_id)
         if found is None:
@@ -58,7 +59,7 @@ class OneCTaskHandler(BaseMessageHandler):
             self.client.post_document(entity, found["Ref_Key"])
         return self._item(entity, found)
 
-    def _process_message_impl(self, task: TaskMessage) -> HandlerOutcome:
+    def create(self, task: TaskMessage) -> HandlerOutcome:
         if task.topic_name not in SUPPORTED_TOPICS:
             raise Incident(f"topic {task.topic_name} is not supported by the 1C handler; "
                            f"supported: {', '.join(SUPPORTED_TOPICS)}")

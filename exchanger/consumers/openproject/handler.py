@@ -1,4 +1,5 @@
-"""OpenProject handler: one work package per Camunda task (``op_create_task``).
+"""OpenProject handler: one work package per Camunda task (``op_create_task``), or a change to one
+(``op_update_task``).
 
 The activity's extension properties say what to create; a process variable of the same name is the
 fallback (the property wins), and every property is a ``${variable}`` template:
@@ -16,26 +17,37 @@ has no idempotency key, so every delivery first searches by it (closed work pack
 create that failed ambiguously (timeout) is simply retried through that search. Without the field
 enabled for the project and type that search could never find anything, so it is checked through the
 schema endpoint, at start for the default project and before the first create in any other.
+
+**op_update_task** changes an existing work package: property ``workPackageId`` (a template), else
+variable ``op_work_package_id`` (which the tracker sets when an ``op_create_task`` finishes). It
+writes only what the activity's *properties* give — ``subject``, ``status`` (by name), ``priority``,
+``assignee``, ``dueDate``/``dueAfter``, ``customFieldN`` — under optimistic locking (the same change
+twice does no harm, so a retry is safe), and completes at once with ``op_work_package_id``,
+``op_status``, ``op_url`` and ``op_percentage_done``. A work package that no longer exists is the BPMN
+error ``OPENPROJECT_DELETED_ERROR_CODE``.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from loguru import logger
 
+from exchanger.consumers.openproject import SYSTEM as SPEC
 from exchanger.consumers.openproject.client import SYSTEM, OpenProjectClient, link
 from exchanger.consumers.openproject.settings import OpenProjectSettings
 from exchanger.contracts import ExternalItem, TaskMessage
-from exchanger.creator.base import BaseMessageHandler, HandlerOutcome, SystemContext
+from exchanger.creator.base import BaseMessageHandler, BpmnErrorOutcome, Done, HandlerOutcome, SystemContext
 from exchanger.creator.retry_policy import parse_duration_ms
 from exchanger.errors import ConfigError, Incident, NotFound, PermanentError, TransientError
 from exchanger.settings import load
 from exchanger.templates import description, render, render_value
 
-SUPPORTED_TOPICS = ("op_create_task",)
+SUPPORTED_TOPICS = SPEC.topics
+CREATE_TOPIC, UPDATE_TOPIC = "op_create_task", "op_update_task"
 SUBJECT_MAX = 255  # OpenProject refuses longer subjects (422)
 _CUSTOM_FIELD = re.compile(r"^customField\d+$")
 
@@ -101,6 +113,8 @@ class OpenProjectTaskHandler(BaseMessageHandler):
     # --- the contract -----------------------------------------------------------------------------
 
     def find_existing(self, task: TaskMessage) -> ExternalItem | None:
+        if task.topic_name != CREATE_TOPIC:
+            return None  # an update creates nothing to find again
         field = self.settings.external_id_field
         try:
             wp = self.client.find_work_package_by_custom_field(field, task.task_id)
@@ -111,16 +125,87 @@ class OpenProjectTaskHandler(BaseMessageHandler):
                            f"({exc.message}); set it to the customFieldN holding the Camunda task id") from None
         return work_package_item(self.client, wp) if wp else None
 
-    def _process_message_impl(self, task: TaskMessage) -> HandlerOutcome:
+    def create(self, task: TaskMessage) -> HandlerOutcome:
         if task.topic_name not in SUPPORTED_TOPICS:
             raise Incident(f"topic {task.topic_name} is not supported by the OpenProject handler; "
                            f"supported: {', '.join(SUPPORTED_TOPICS)}")
+        if task.topic_name == UPDATE_TOPIC:
+            return self._update(task)
         project = self._project(task)
         kind = self._type(task, project)
         self._check_external_id_field(project, kind)
         wp = self.client.create_work_package(project["id"], self._payload(task, kind))
         logger.info("OpenProject: task {} → work package {} in {}", task.task_id, wp["id"], project.get("identifier"))
         return work_package_item(self.client, wp)
+
+    def _update(self, task: TaskMessage) -> HandlerOutcome:
+        wp_id = self._update_target(task)
+        changes = self._changes(task)
+        try:
+            wp = self.client.update_work_package(wp_id, changes) if changes else self.client.get_work_package(wp_id)
+        except NotFound:
+            return BpmnErrorOutcome(self.settings.deleted_error_code,
+                                    f"OpenProject work package {wp_id} to update does not exist (deleted?)",
+                                    {"op_work_package_id": wp_id})
+        logger.info("OpenProject: work package {} updated for task {}: {}", wp_id, task.task_id,
+                    ", ".join([k for k in changes if k != "_links"] + list(changes.get("_links", {}))))
+        status = (wp.get("_embedded") or {}).get("status") or {}
+        return Done(variables={"op_work_package_id": wp_id, "op_status": status.get("name"),
+                               "op_url": self.client.work_package_url(wp_id),
+                               "op_percentage_done": wp.get("percentageDone")})
+
+    def _update_target(self, task: TaskMessage) -> int:
+        prop = task.prop("workPackageId")
+        given = render(prop, task.values()).strip() if prop is not None else task.value("op_work_package_id")
+        if given is None or given == "":
+            raise Incident("op_update_task needs its work package: property workPackageId or variable "
+                           "op_work_package_id")
+        try:
+            return int(str(given).strip())
+        except ValueError:
+            raise Incident(f"workPackageId {given!r} is not a work package id (a number)") from None
+
+    def _changes(self, task: TaskMessage) -> dict[str, Any]:
+        """The PATCH body of an update: only what the activity's properties give."""
+        values = task.values()
+
+        def given(name: str) -> str:
+            prop = task.prop(name)
+            return render(prop, values).strip() if prop is not None else ""
+
+        changes: dict[str, Any] = {}
+        if subject := given("subject"):
+            changes["subject"] = subject[:SUBJECT_MAX]
+        links: dict[str, Any] = {}
+        if status := given("status"):
+            links["status"] = link("statuses", self.client.status_by_name(status)["id"])
+        links.update(self._people_links(given))
+        if task.prop("dueDate") is not None or task.prop("dueAfter") is not None:
+            changes["dueDate"] = self._due_date(task)
+        changes.update(self._custom_fields(task))
+        if links:
+            changes["_links"] = links
+        return changes
+
+    def _people_links(self, param: Callable[[str], str]) -> dict[str, Any]:
+        """``priority`` and ``assignee`` links, from ``param(name)`` (create: property or variable)."""
+        links = {}
+        if priority := param("priority"):
+            links["priority"] = link("priorities", self.client.priority_by_name(priority)["id"])
+        if assignee := param("assignee"):
+            links["assignee"] = link("users", self.client.user_by_name(assignee)["id"])
+        return links
+
+    def _custom_fields(self, task: TaskMessage) -> dict[str, Any]:
+        """Every ``customFieldN`` property, rendered (``${x}`` keeps its type); never the external-id field."""
+        fields = {}
+        for name, template in task.bpmn_metadata.extension_properties.items():
+            if _CUSTOM_FIELD.match(name):
+                if name == self.settings.external_id_field:
+                    raise Incident(f"property {name} is the external-id field (OPENPROJECT_EXTERNAL_ID_FIELD); "
+                                   f"Exchanger fills it with the task id, remove the property")
+                fields[name] = render_value(template, task.values())
+        return fields
 
     # --- what to create ---------------------------------------------------------------------------
 
@@ -148,25 +233,15 @@ class OpenProjectTaskHandler(BaseMessageHandler):
         return self.client.type_by_name(name) if name else self._default_type(project)
 
     def _payload(self, task: TaskMessage, kind: dict[str, Any]) -> dict[str, Any]:
-        values = task.values()
         subject = self._param(task, "subject") or task.bpmn_metadata.activity_name or f"Camunda task {task.activity_id}"
         payload: dict[str, Any] = {
             "subject": subject[:SUBJECT_MAX],
             "description": {"raw": description(task, self._param(task, "descriptionVariables"))},
         }
-        links = {"type": link("types", kind["id"])}
-        if priority := self._param(task, "priority"):
-            links["priority"] = link("priorities", self.client.priority_by_name(priority)["id"])
-        if assignee := self._param(task, "assignee"):
-            links["assignee"] = link("users", self.client.user_by_name(assignee)["id"])
+        links = {"type": link("types", kind["id"]), **self._people_links(lambda name: self._param(task, name))}
         if due := self._due_date(task):
             payload["dueDate"] = due
-        for name, template in task.bpmn_metadata.extension_properties.items():
-            if _CUSTOM_FIELD.match(name):
-                if name == self.settings.external_id_field:
-                    raise Incident(f"property {name} is the external-id field (OPENPROJECT_EXTERNAL_ID_FIELD); "
-                                   f"Exchanger fills it with the task id, remove the property")
-                payload[name] = render_value(template, values)
+        payload.update(self._custom_fields(task))
         payload[self.settings.external_id_field] = task.task_id
         payload["_links"] = links
         return payload

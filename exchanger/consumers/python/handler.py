@@ -34,7 +34,7 @@ class PythonTaskHandler(BaseMessageHandler):
         config = self.tasks.get(task.topic_name)
         return config.retry_policy if config else None
 
-    def _process_message_impl(self, task: TaskMessage) -> HandlerOutcome:
+    def create(self, task: TaskMessage) -> HandlerOutcome:
         config = self.tasks.get(task.topic_name)
         if config is None:
             raise Incident(

@@ -1,0 +1,16 @@
+"""One pooled HTTP client to TicketDesk (the shared HttpClient: retries, timeouts, typed errors)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from exchanger.http_client import HttpClient
+from ticketdesk.settings import TicketDeskSettings
+
+
+def connect(settings: TicketDeskSettings) -> HttpClient:
+    return HttpClient.for_system(settings.base_url, settings, system="ticketdesk")
+
+
+def ticket(http: HttpClient, ticket_id: str) -> dict[str, Any]:
+    return http.request("GET", f"/tickets/{ticket_id}").json()
