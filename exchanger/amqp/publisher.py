@@ -30,7 +30,7 @@ from pika.spec import Basic
 
 from exchanger.amqp.connection import connect
 from exchanger.amqp.topology import Topology, delay_bucket_s
-from exchanger.contracts import SCHEMA_HEADER, Contract, ParkedRecord
+from exchanger.contracts import SCHEMA_HEADER, Contract, ContractError, ParkedRecord
 from exchanger.errors import ExchangerError, Unreachable
 from exchanger.settings import RabbitMQSettings
 
@@ -185,11 +185,16 @@ class Publisher:
 
     @classmethod
     def outgoing(cls, message: Contract, exchange: str, routing_key: str, *, correlation_id: str | None = None,
-                 headers: Mapping[str, Any] | None = None) -> Outgoing:
-        """A contract message for :meth:`publish_many` (raises ``ContractError`` when it cannot be encoded)."""
+                 headers: Mapping[str, Any] | None = None, max_bytes: int | None = None) -> Outgoing:
+        """A contract message for :meth:`publish_many`; ``ContractError`` when it cannot be encoded or is above
+        ``max_bytes`` (what every consumer refuses: ``RABBITMQ_MAX_MESSAGE_BYTES``)."""
         properties = cls.properties(headers={**(headers or {}), SCHEMA_HEADER: message.SCHEMA},
                                     correlation_id=correlation_id)
-        return Outgoing(exchange, routing_key, message.to_bytes(), properties)
+        body = message.to_bytes()
+        if max_bytes is not None and len(body) > max_bytes:
+            raise ContractError(f"the {message.SCHEMA} message is {len(body)} bytes, above "
+                                f"RABBITMQ_MAX_MESSAGE_BYTES={max_bytes} that every consumer refuses")
+        return Outgoing(exchange, routing_key, body, properties)
 
     def publish_many(self, messages: Sequence[Outgoing], *, window: int = DEFAULT_WINDOW,
                      confirm_timeout_s: float = CONFIRM_TIMEOUT_S) -> list[PublishError | Unreachable | None]:

@@ -230,6 +230,7 @@ class Fetcher:
                 message, self.exchange, self.routing.routing_key(topic), correlation_id=task_id,
                 headers={TOPIC_HEADER: topic, SYSTEM_HEADER: message.system, TASK_ID_HEADER: task_id,
                          PROCESS_INSTANCE_HEADER: message.process_instance_id},
+                max_bytes=self.rabbit.max_message_bytes,
             )
         except ContractError as exc:
             self.refuse(task, str(exc))

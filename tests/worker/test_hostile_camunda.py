@@ -146,3 +146,15 @@ def test_a_response_whose_task_id_is_a_path_starts_no_instance(engine: Engine, q
     assert "task_id" in record.reason and "is not an id" in record.reason
     assert engine.count("/process-instance", processDefinitionKey="deal") == 1  # nothing started
     assert next_task.process_instance_id
+
+
+def test_a_task_too_large_for_its_consumer_becomes_an_incident(
+        engine: Engine, queues: Queues, make_worker, rabbit_settings) -> None:
+    engine.deploy(one_task("deal", "bitrix_create_task"))
+    limit = 64 * 1024  # RABBITMQ_MAX_MESSAGE_BYTES, shared with task-creator, which would refuse it
+    worker = make_worker(engine.url, rabbit=rabbit_settings.model_copy(update={"max_message_bytes": limit}))
+    instance = engine.start("deal", {"attachment": "x" * (2 * limit)})
+
+    (incident,) = wait_for(lambda: engine.get("/incident", processInstanceId=instance), what="an incident")
+    assert f"above RABBITMQ_MAX_MESSAGE_BYTES={limit}" in incident["incidentMessage"]
+    assert worker.metrics.refused._value.get() == 1 and queues.depth("bitrix24.queue") == 0
