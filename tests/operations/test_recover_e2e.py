@@ -35,6 +35,8 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         stack.start_sandbox("camunda")
         stack.start_sandbox("openproject")
         stack.write_env_file({"CAMUNDA_WORKER_ID": WORKER_ID, "CAMUNDA_ASYNC_RESPONSE_TIMEOUT_MS": "1000",
+                              # the long lock at once: recover judges only tasks held past fetchAndLock's lock
+                              "WORKER_LOCK_EXTEND_AFTER_S": "0",
                               "CREATOR_QUEUES": "openproject.queue,openproject.sent.queue",
                               "WORKER_HEALTH_PORT": "0", "CREATOR_HEALTH_PORT": "0", "LOG_LEVEL": "INFO"})
         stack.start_daemon("camunda-worker")
