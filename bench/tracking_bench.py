@@ -14,8 +14,9 @@ on (Bitrix24: the 2 requests/s leaky bucket of 50, which refuses with 503 ``QUER
   to its work item existing in the fake;
 - API calls per minute (counted by the fake), limit refusals, and the daemon's CPU seconds and peak RSS.
 
-Completions not detected by the end of the run are reported as ``undetected`` (their latency is at
-least the time they waited, and they are left out of the percentiles). The last line is one JSON object.
+People stop finishing items ``--settle-s`` before the end; a completion still not detected at the end
+is reported as ``undetected`` (left out of the percentiles, its latency is at least ``--settle-s``).
+The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import json
 import random
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from loguru import logger
-from pipeline_bench import percentiles, proc_usage
+from pipeline_bench import Tap, percentiles, proc_usage
 
 from exchanger.amqp.connection import connect
 from exchanger.amqp.publisher import Publisher
 from exchanger.amqp.topology import Topology
-from exchanger.contracts import SCHEMA_HEADER, BpmnMetadata, ExternalItem, ResponseMessage, SentRecord, TaskMessage
+from exchanger.contracts import SCHEMA_HEADER, BpmnMetadata, ExternalItem, SentRecord, TaskMessage
 from exchanger.demo.stack import Stack
 from exchanger.sandbox.bitrix24 import server as b24_server
 from exchanger.sandbox.onec import server as onec_server
@@ -198,31 +198,6 @@ class OneCSide(Side):
 SIDES = {"bitrix24": Bitrix24Side, "openproject": OpenProjectSide, "1c": OneCSide}
 
 
-class Responses:
-    """Consumes ``camunda.responses.queue`` in a thread of its own and notes when each task's response came."""
-
-    def __init__(self, settings: RabbitMQSettings, queue: str) -> None:
-        self.connection = connect(settings, name="bench-responses", attempts=3)
-        self.channel = self.connection.channel()
-        self.channel.basic_consume(queue, self._on_message, auto_ack=True)
-        self.arrived: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.connection.process_data_events(time_limit=0.1)
-        self.connection.close()
-
-    def _on_message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
-        self.arrived.setdefault(ResponseMessage.from_bytes(body).task_id, time.time())
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-
 def run_system(side: Side, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """One system's run; returns its figures."""
     stack = Stack(workdir / side.name)
@@ -250,7 +225,8 @@ def run_system(side: Side, args: argparse.Namespace, workdir: Path) -> dict[str,
         stack.write_env_file({**side.env(), **rabbit_env, "CREATOR_QUEUES": f"{queue},{sent_queue}",
                               "CREATOR_HEALTH_PORT": "0", "LOG_LEVEL": "WARNING", "CREATOR_DRAIN_S": "5",
                               **dict(args.env)})
-        responses = Responses(rabbit, topology.settings.responses_queue)
+        responses = Tap(rabbit)  # a copy of every response, by process instance (pi-<task id>)
+        responses.start()
         calls_before = side.calls()
         creator = stack.start_daemon("task-creator")
         finished: dict[str, float] = {}  # task id → when the person finished it
@@ -261,7 +237,8 @@ def run_system(side: Side, args: argparse.Namespace, workdir: Path) -> dict[str,
         per_tick = args.complete_per_min / 100 / 60 * PEOPLE_TICK_S
         while time.time() - began < args.minutes * 60:
             now = time.time()
-            for item_id in [i for i in open_items if rng.random() < per_tick]:
+            people_work = now - began < args.minutes * 60 - args.settle_s
+            for item_id in [i for i in open_items if people_work and rng.random() < per_tick]:
                 side.finish(item_id)
                 finished[open_items.pop(item_id)] = time.time()
             if now >= next_create:
@@ -280,7 +257,8 @@ def run_system(side: Side, args: argparse.Namespace, workdir: Path) -> dict[str,
         stack.stop_all()
         responses.stop()
         publisher.close()
-        detected = [responses.arrived[t] - at for t, at in finished.items() if t in responses.arrived]
+        arrived = {pi.removeprefix("pi-"): at for pi, at in responses.responded.items()}
+        detected = [arrived[t] - at for t, at in finished.items() if t in arrived]
         waits = [created[t] - at for t, at in published.items() if t in created]
         latency = percentiles(detected)
         create = percentiles(waits)
@@ -313,6 +291,8 @@ def main() -> int:
     parser.add_argument("--systems", default="bitrix24,openproject,1c", help="comma-separated: " + ",".join(SIDES))
     parser.add_argument("--complete-per-min", type=float, default=1.0, help="percent of open items finished per minute")
     parser.add_argument("--create-every-s", type=float, default=5.0, help="a new task every this many seconds")
+    parser.add_argument("--settle-s", type=float, default=90.0,
+                        help="people stop finishing this long before the end, so that every completion can be seen")
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--env", action="append", default=[], type=lambda s: tuple(s.split("=", 1)),
                         help="extra daemon setting NAME=value (repeatable), e.g. BITRIX_CHECK_INTERVAL_S=30")

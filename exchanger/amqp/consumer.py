@@ -15,6 +15,12 @@ message are confirmed. What the handler raises decides the rest, in one place:
 
 If even the retry or the parking cannot be published (broker trouble), the message is not acked:
 the worker waits a backoff step and rejects it with requeue, so it is never lost and never spins.
+
+**Batches.** With a :class:`Batching` a consumer gives its handler many deliveries at once instead: one
+thread collects what arrives for up to ``window_s`` (or until ``max_batch`` are there; the prefetch is
+at least that), the batch handler returns one result per delivery (``None`` or the exception that
+delivery would have raised), and each delivery is settled on its own exactly as above. A tracker uses
+it to ask its system about many items in one request; nothing is acked before its own effect.
 """
 
 from __future__ import annotations
@@ -102,6 +108,16 @@ class Delivery:
 
 
 Handler = Callable[[Delivery, Publisher], None]
+BatchHandler = Callable[[list[Delivery], Publisher], list[Exception | None]]  # one result per delivery, in order
+
+
+@dataclass(frozen=True)
+class Batching:
+    """Deliveries handed to ``handler`` together: up to ``max_batch``, collected for up to ``window_s``."""
+
+    handler: BatchHandler
+    max_batch: int
+    window_s: float = 1.0
 OversizeHandler = Callable[[Delivery, Publisher, str], None]  # (cut delivery, publisher, reason)
 
 
@@ -121,12 +137,16 @@ class Consumer:
         name: str | None = None,
         declare: bool = True,
         on_oversize: OversizeHandler | None = None,
+        batching: Batching | None = None,
     ) -> None:
         self.settings = settings
         self.topology = topology
         self.queue = queue
         self.handler = handler
-        self.prefetch = prefetch or settings.prefetch
+        self.prefetch = max(prefetch or settings.prefetch, batching.max_batch if batching else 1)
+        self.batching = batching
+        self._batch: list[tuple[BlockingConnection, BlockingChannel, Delivery]] = []
+        self._batch_ready = threading.Condition()
         self.max_attempts = max_attempts
         self.retry_backoff = retry_backoff
         self.name = name or f"consumer:{queue}"
@@ -158,7 +178,12 @@ class Consumer:
     def run(self, drain_s: float = DEFAULT_DRAIN_S) -> None:
         """Consume with reconnects until stopped; on stop, drain in-flight work within ``drain_s``."""
         attempt = 0
-        with ThreadPoolExecutor(max_workers=self.prefetch, thread_name_prefix=self.name) as executor:
+        batcher = None
+        if self.batching is not None:
+            batcher = threading.Thread(target=self._batch_loop, name=f"{self.name}:batches", daemon=True)
+            batcher.start()
+        workers = 2 if self.batching is not None else self.prefetch  # batched: only oversized ones go there
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=self.name) as executor:
             while not self._stop.is_set():
                 try:
                     connection = connect(self.settings, name=self.name, stop=self._stop)
@@ -180,6 +205,10 @@ class Consumer:
                             connection.close()
                         except AMQPError as exc:
                             logger.debug("{}: close failed: {!r}", self.name, exc)
+        if batcher is not None:
+            with self._batch_ready:
+                self._batch_ready.notify_all()
+            batcher.join(5)
         with self._publishers_lock:
             for publisher in self._publishers:
                 publisher.close()
@@ -231,6 +260,11 @@ class Consumer:
         )
         with self._inflight_lock:
             self._inflight += 1
+        if self.batching is not None and not oversize:
+            with self._batch_ready:
+                self._batch.append((connection, channel, delivery))
+                self._batch_ready.notify_all()
+            return
         executor.submit(self._process, connection, channel, delivery)
 
     def _publisher(self) -> Publisher:
@@ -242,9 +276,12 @@ class Consumer:
                 self._publishers.append(publisher)
         return publisher
 
-    def _process(self, connection: BlockingConnection, channel: BlockingChannel, delivery: Delivery) -> None:
+    def _process(self, connection: BlockingConnection, channel: BlockingChannel, delivery: Delivery,
+                 error: Exception | None = None, *, handled: bool = False) -> None:
+        """Settle one delivery; ``handled`` True: a batch handler already ran it and answered ``error``."""
         try:
-            if self._settle(delivery):
+            acked = self._after(delivery, self._publisher(), error) if handled else self._settle(delivery)
+            if acked:
                 settle = functools.partial(channel.basic_ack, delivery.delivery_tag)
             else:
                 time.sleep(self.retry_backoff.delay(1))  # broker trouble: no hot redelivery loop
@@ -265,18 +302,63 @@ class Consumer:
             return self._refuse_oversized(delivery, publisher)
         try:
             self.handler(delivery, publisher)
+        except Exception as exc:  # noqa: BLE001 - mapped by _after: retried, parked, never dropped
+            return self._after(delivery, publisher, exc)
+        return True
+
+    def _after(self, delivery: Delivery, publisher: Publisher, exc: Exception | None) -> bool:
+        """What the handler's exception (None: success) means for ``delivery``; True when it may be acked."""
+        if exc is None:
             return True
-        except RetryLater as exc:
+        if isinstance(exc, RetryLater):
             return self._retry(delivery, publisher, exc.reason, exc.delay_ms, count_attempt=exc.count_attempt)
-        except (ParkMessage, ContractError) as exc:
+        if isinstance(exc, ParkMessage | ContractError):
             error_type = exc.error_type if isinstance(exc, ParkMessage) else "ContractError"
             return self._park(delivery, publisher, str(exc), error_type)
-        except Exception as exc:  # noqa: BLE001 - unknown failure: retried, then parked, never dropped
-            logger.exception("{}: handler failed on attempt {}", self.name, delivery.attempt)
-            if delivery.attempt >= self.max_attempts:
-                reason = f"failed {delivery.attempt} times, last: {type(exc).__name__}: {exc}"
-                return self._park(delivery, publisher, reason, type(exc).__name__)
-            return self._retry(delivery, publisher, f"{type(exc).__name__}: {exc}", None)
+        logger.opt(exception=exc).error("{}: handler failed on attempt {}", self.name, delivery.attempt)
+        if delivery.attempt >= self.max_attempts:
+            reason = f"failed {delivery.attempt} times, last: {type(exc).__name__}: {exc}"
+            return self._park(delivery, publisher, reason, type(exc).__name__)
+        return self._retry(delivery, publisher, f"{type(exc).__name__}: {exc}", None)
+
+    # --- batches ------------------------------------------------------------------------------
+
+    def _batch_loop(self) -> None:
+        """Take batches until stopped and nothing is left; each delivery is settled on its own."""
+        assert self.batching is not None
+        while True:
+            batch = self._next_batch()
+            if batch:
+                self._run_batch(batch)
+            elif self._stop.is_set():
+                return
+
+    def _next_batch(self) -> list[tuple[BlockingConnection, BlockingChannel, Delivery]]:
+        """Wait for a first delivery, then up to ``window_s`` for more (or until ``max_batch``)."""
+        assert self.batching is not None
+        with self._batch_ready:
+            while not self._batch and not self._stop.is_set():
+                self._batch_ready.wait(0.5)
+            deadline = time.monotonic() + self.batching.window_s
+            while self._batch and len(self._batch) < self.batching.max_batch and not self._stop.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._batch_ready.wait(remaining)
+            batch, self._batch = self._batch[: self.batching.max_batch], self._batch[self.batching.max_batch :]
+            return batch
+
+    def _run_batch(self, batch: list[tuple[BlockingConnection, BlockingChannel, Delivery]]) -> None:
+        assert self.batching is not None
+        deliveries = [delivery for _, _, delivery in batch]
+        try:
+            errors = self.batching.handler(deliveries, self._publisher())
+            if len(errors) != len(batch):
+                raise RuntimeError(f"the batch handler answered {len(errors)} results for {len(batch)} deliveries")
+        except Exception as exc:  # noqa: BLE001 - every delivery of the batch takes the error path
+            errors = [exc] * len(batch)
+        for (connection, channel, delivery), error in zip(batch, errors, strict=True):
+            self._process(connection, channel, delivery, error, handled=True)
 
     def _retry(self, delivery: Delivery, publisher: Publisher, reason: str, delay_ms: int | None, *,
                count_attempt: bool = True) -> bool:

@@ -62,10 +62,10 @@ then it is an incident with the reason and a parked copy, never a silent loop. `
 long an item is tracked.
 
 **Batched checks.** A tracker whose system can answer about many items in one request sets
-``batch_size`` above 1 and implements ``check_many``; the creator then collects due records into
-batches (:mod:`exchanger.creator.batching`) and each record still gets its own outcome, its own next
-message and its own ack. An item missing from the batched answer is checked alone, so a deletion
-still needs ``confirm_gone``.
+``batch_size`` above 1 and implements ``check_many``; the creator then consumes the sent queue in
+batches (:class:`~exchanger.amqp.consumer.Batching`, up to ``CREATOR_CHECK_BATCH_WINDOW_S`` to fill
+one) and each record still gets its own outcome, its own next message and its own ack. An item
+missing from the batched answer is checked alone, so a deletion still needs ``confirm_gone``.
 
 **Deleted items.** A ``NotFound`` from ``check_task_status`` takes the deleted path
 (``deleted_outcome``: a BPMN error or a failure, per system) only when ``confirm_gone`` verifies with a

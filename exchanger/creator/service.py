@@ -18,12 +18,19 @@ from datetime import UTC, datetime
 from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from exchanger.amqp.consumer import Consumer, Delivery, ParkMessage, RetryLater
+from exchanger.amqp.consumer import Batching, Consumer, Delivery, ParkMessage, RetryLater
 from exchanger.amqp.publisher import Publisher
 from exchanger.amqp.topology import Topology
-from exchanger.contracts import SCHEMA_HEADER, ResponseMessage, ResponseStatus, SentRecord, TaskMessage
+from exchanger.contracts import (
+    SCHEMA_HEADER,
+    ContractError,
+    ResponseMessage,
+    ResponseStatus,
+    SentRecord,
+    TaskMessage,
+)
 from exchanger.creator import outcomes
-from exchanger.creator.batching import CheckBatcher
+from exchanger.creator.base import TrackerOutcome
 from exchanger.creator.loader import Components, LoadedHandler, LoadedTracker
 from exchanger.creator.retry_policy import RetryPolicy
 from exchanger.creator.settings import CreatorSettings
@@ -74,21 +81,19 @@ class CreatorService:
         self._threads: list[threading.Thread] = []
         for loaded in components.handlers.values():
             self.consumers.append(self._consumer(loaded.queue, functools.partial(self._on_task, loaded)))
-        self.batchers: dict[str, CheckBatcher] = {}
         for tracked in components.trackers.values():
-            batch_size = tracked.tracker.batch_size
-            if batch_size > 1:
-                self.batchers[tracked.queue] = CheckBatcher(tracked.tracker.check_batch, max_batch=batch_size,
-                                                            window_s=settings.check_batch_window_s)
+            batching = None
+            if tracked.tracker.batch_size > 1:
+                batching = Batching(functools.partial(self._on_records, tracked), tracked.tracker.batch_size,
+                                    settings.check_batch_window_s)
             self.consumers.append(self._consumer(tracked.queue, functools.partial(self._on_record, tracked),
-                                                 at_least=batch_size))
+                                                 batching))
 
-    def _consumer(self, queue: str, handler: functools.partial[None], at_least: int = 1) -> Consumer:
-        """A consumer of ``queue``; a batched tracker's sent queue gets a prefetch of a whole batch unless
-        ``CREATOR_PREFETCH`` names the queue."""
-        prefetch = self.settings.prefetch.get(queue) or max(self.rabbit.prefetch, at_least)
-        return Consumer(self.rabbit, self.topology, queue, handler, prefetch=prefetch,
-                        name=f"creator:{queue}", on_oversize=self._on_oversized)
+    def _consumer(self, queue: str, handler: functools.partial[None], batching: Batching | None = None) -> Consumer:
+        """A consumer of ``queue``; with ``batching`` (a tracker that checks many items per request) its
+        prefetch is at least a batch."""
+        return Consumer(self.rabbit, self.topology, queue, handler, prefetch=self.settings.prefetch.get(queue),
+                        name=f"creator:{queue}", on_oversize=self._on_oversized, batching=batching)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -172,16 +177,43 @@ class CreatorService:
 
     def _on_record(self, tracked: LoadedTracker, delivery: Delivery, publisher: Publisher) -> None:
         record = SentRecord.from_bytes(delivery.body, delivery.headers)
-        batcher = self.batchers.get(tracked.queue)
         started = time.perf_counter()
         try:
-            result = batcher.check(record) if batcher else tracked.tracker.check(record)
+            result = tracked.tracker.check(record)
         except Exception as exc:  # noqa: BLE001 - mapped by outcomes.for_check; transient ones re-check later
             result = exc
-            log = logger.opt(exception=exc) if not isinstance(exc, outcomes.EXPECTED_ERRORS) else logger
-            log.warning("{}: check of {} item {} failed ({})", tracked.queue, record.item.system, record.item.id, exc)
         finally:
             self.metrics.handler_seconds.labels(tracked.queue).observe(time.perf_counter() - started)
+        self._after_check(tracked, record, result, delivery, publisher)
+
+    def _on_records(self, tracked: LoadedTracker, deliveries: list[Delivery],
+                    publisher: Publisher) -> list[Exception | None]:
+        """A batch of the sent queue: one ``check_batch`` for the readable records, then each record's own
+        next message; the result per delivery is what :meth:`_on_record` would have raised (None: ack)."""
+        records: dict[int, SentRecord] = {}
+        errors: list[Exception | None] = [None] * len(deliveries)
+        for n, delivery in enumerate(deliveries):
+            try:
+                records[n] = SentRecord.from_bytes(delivery.body, delivery.headers)
+            except ContractError as exc:
+                errors[n] = exc  # parked by the consumer
+        started = time.perf_counter()
+        results = tracked.tracker.check_batch(list(records.values())) if records else []
+        self.metrics.handler_seconds.labels(tracked.queue).observe(time.perf_counter() - started)
+        for (n, record), result in zip(records.items(), results, strict=True):
+            try:
+                self._after_check(tracked, record, result, deliveries[n], publisher)
+            except Exception as exc:  # noqa: BLE001 - the consumer settles it as _on_record's exception
+                errors[n] = exc
+        return errors
+
+    def _after_check(self, tracked: LoadedTracker, record: SentRecord, result: TrackerOutcome | Exception,
+                     delivery: Delivery, publisher: Publisher) -> None:
+        """Publish what the check's ``result`` means for ``record`` (confirmed) or raise for the consumer."""
+        if isinstance(result, Exception):
+            log = logger.opt(exception=result) if not isinstance(result, outcomes.EXPECTED_ERRORS) else logger
+            log.warning("{}: check of {} item {} failed ({})", tracked.queue, record.item.system, record.item.id,
+                        result)
         action = outcomes.for_check(record, result, now=datetime.now(UTC),
                                     max_age_s=self.settings.max_tracking_age_s,
                                     max_check_errors=self.settings.max_check_errors)

@@ -6,11 +6,11 @@ from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from exchanger.creator.base import DEFAULT_CHECK_INTERVAL_S
-from exchanger.creator.batching import DEFAULT_WINDOW_S
 from exchanger.creator.outcomes import DEFAULT_MAX_CHECK_ERRORS, DEFAULT_MAX_RETRY_AFTER_S
 from exchanger.creator.retry_policy import DEFAULT_RETRY_CONFIG, RetryPolicy, policy_setting
 from exchanger.settings import ExchangerSettings
 
+DEFAULT_CHECK_BATCH_WINDOW_S = 1.0  # how long a batched tracker waits for due records to join a batch
 DEFAULT_HEALTH_PORT = 9102  # camunda-worker uses the port below it
 # SIGTERM: how long in-flight messages may take before the process exits anyway; longer than the
 # slowest read timeout (1C: 60 s) so a write under way is answered, not abandoned to a redelivery;
@@ -49,7 +49,7 @@ class CreatorSettings(ExchangerSettings):
     check_interval_s: float = Field(DEFAULT_CHECK_INTERVAL_S, gt=0,
                                     description="tracker re-check interval for systems that set none")
     check_batch_window_s: float = Field(
-        DEFAULT_WINDOW_S, gt=0, le=60,
+        DEFAULT_CHECK_BATCH_WINDOW_S, gt=0, le=60,
         description="a tracker that checks many items per request waits this long for due records to join a batch")
     max_tracking_age_s: float = Field(0.0, ge=0, description="give up tracking an item after this long; 0 = never")
     max_check_errors: int = Field(DEFAULT_MAX_CHECK_ERRORS, ge=1,

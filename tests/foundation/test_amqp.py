@@ -10,7 +10,7 @@ import pytest
 from pika.exceptions import ChannelClosedByBroker
 
 from exchanger.amqp.connection import connect
-from exchanger.amqp.consumer import Consumer, Delivery, ParkMessage, RetryLater
+from exchanger.amqp.consumer import Batching, Consumer, Delivery, ParkMessage, RetryLater
 from exchanger.amqp.publisher import ATTEMPT_HEADER, Outgoing, Publisher, PublishRefused, Unroutable
 from exchanger.amqp.topology import Topology, TopologyMismatch, delay_queue_arguments
 from exchanger.backoff import Backoff
@@ -230,3 +230,45 @@ def test_a_handler_longer_than_two_heartbeats_keeps_its_connection(session_vhost
     consumer.stop()
     thread.join(10)
     assert queues.depth("python.queue") == 0  # acked on the same connection: no redelivery
+
+
+def test_a_batching_consumer_hands_over_many_and_settles_each_on_its_own(rabbit_settings, topology, queues):
+    """Batch mode (a tracker checking many items per request): one call for many deliveries, and each
+    delivery's own result decides its fate: acked, retried later with its attempt count, or parked."""
+    batches: list[list[str]] = []
+    retried = threading.Event()
+
+    def handle(deliveries: list[Delivery], publisher: Publisher) -> list[Exception | None]:
+        batches.append([d.correlation_id or "" for d in deliveries])
+        results: list[Exception | None] = []
+        for delivery in deliveries:
+            if delivery.correlation_id == "m-retry" and delivery.attempt == 1:
+                results.append(RetryLater("not yet", delay_ms=1000))
+            elif delivery.correlation_id == "m-retry":
+                retried.set()
+                results.append(None)
+            elif delivery.correlation_id == "m-park":
+                results.append(ParkMessage("cannot be read", "Broken"))
+            else:
+                results.append(None)
+        return results
+
+    batching = Batching(handle, max_batch=20, window_s=0.5)
+    consumer = Consumer(rabbit_settings, topology, "openproject.sent.queue", lambda d, p: None, batching=batching)
+    assert consumer.prefetch >= 20
+    names = [f"m-{n}" for n in range(38)] + ["m-retry", "m-park"]
+    with Publisher(rabbit_settings, topology, name="t") as publisher:
+        for name in names:
+            publisher.publish("", "openproject.sent.queue", b"{}", correlation_id=name)
+    thread = run_consumer(consumer)
+    assert retried.wait(15)
+    consumer.stop()
+    thread.join(10)
+    first_round = [name for batch in batches for name in batch][: len(names)]
+    assert sorted(first_round) == sorted(names)
+    assert len(batches[0]) == 20 and max(len(b) for b in batches) <= 20  # 40 deliveries in 2-3 calls, not 40
+    assert len(batches) <= 4
+    (parked,) = queues.parked()
+    assert (parked.task_id, parked.reason) == ("m-park", "cannot be read")
+    assert parked.source_queue == "openproject.sent.queue"
+    assert queues.depth("openproject.sent.queue") == 0
