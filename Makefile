@@ -24,12 +24,14 @@ js: ## Camunda's JS external task client for tests/sandbox_camunda/test_js_clien
 	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory tests/js/node_modules; \
 	else echo "npm is missing: the JS client test will skip"; fi
 
-test: venv js ## the test suite (needs RabbitMQ on localhost:5672)
+test: venv js ## the test suite (needs RabbitMQ on localhost:5672), after ruff and the type check
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 docs: venv ## regenerate docs/process-designers.md from the code
 	$(BIN)/python -m exchanger.designers_doc --write

@@ -12,7 +12,7 @@ import base64
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticSerializationError
@@ -93,7 +93,7 @@ class Contract(BaseModel):
             raise ContractError(f"cannot encode a {self.SCHEMA} message: {exc}") from None
 
     @classmethod
-    def from_bytes(cls, body: bytes, headers: dict[str, Any] | None = None) -> Any:
+    def from_bytes(cls, body: bytes, headers: dict[str, Any] | None = None) -> Self:
         """Parse and validate ``body``; raise :class:`ContractError` naming the problem."""
         schema = (headers or {}).get(SCHEMA_HEADER)
         if schema is not None and schema != cls.SCHEMA:

@@ -64,7 +64,7 @@ def _dict_keys(node: ast.expr | None, scope: ast.AST) -> set[str]:
     if isinstance(node, ast.Name):
         keys: set[str] = set()
         for child in ast.walk(scope):
-            target = child.target if isinstance(child, ast.AnnAssign) else None
+            target: ast.expr | None = child.target if isinstance(child, ast.AnnAssign) else None
             if isinstance(child, ast.Assign) and len(child.targets) == 1:
                 target = child.targets[0]
             if isinstance(target, ast.Name) and target.id == node.id:

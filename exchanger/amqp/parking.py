@@ -9,6 +9,7 @@ Purging acks the selected parked copies (they are gone); everything else goes ba
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from pika.adapters.blocking_connection import BlockingChannel
 
@@ -22,7 +23,7 @@ from exchanger.settings import RabbitMQSettings
 Parked = tuple[int, ParkedRecord]  # (delivery tag, record)
 
 
-def _record(body: bytes, headers: dict | None) -> ParkedRecord:
+def _record(body: bytes, headers: dict[str, Any] | None) -> ParkedRecord:
     try:
         return ParkedRecord.from_bytes(body, headers)
     except ContractError as exc:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from exchanger.cli.context import EXIT_OK, EXIT_RED, EXIT_WARN, Cli, Context
+from exchanger.settings import ExchangerSettings
 from exchanger.systems import settings_modules
 
 SETTINGS_MODULES = ("exchanger.settings", "exchanger.camunda.settings", "exchanger.worker.settings",
@@ -34,7 +35,7 @@ def register(cli: Cli, subparsers: Any) -> None:
     diff.add_argument("right", choices=("prod", "dev"))
 
 
-def settings_classes() -> list[type]:
+def settings_classes() -> list[type[ExchangerSettings]]:
     from exchanger.settings import all_settings_classes
 
     for module in (*SETTINGS_MODULES, *settings_modules()):

@@ -7,6 +7,7 @@ environment's worker holds, open incidents, the last camunda-sync pass. Exit 0 g
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -41,7 +42,7 @@ def register(cli: Cli, subparsers: Any) -> None:
 def status(context: Context) -> int:
     checks: list[Check] = []
     for section in (camunda_checks, broker_checks, daemon_checks, sync_checks):
-        checks += guarded(section.__name__.removesuffix("_checks"), lambda s=section: s(context))
+        checks += guarded(section.__name__.removesuffix("_checks"), functools.partial(section, context))
     worst = max((SEVERITY[c.level] for c in checks), default=0)
     overall = {0: GREEN, 1: YELLOW, 2: RED}[worst]
     if context.json:

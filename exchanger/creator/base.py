@@ -85,13 +85,16 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from loguru import logger
 
 from exchanger.contracts import ExternalItem, SentRecord, TaskMessage
 from exchanger.creator.retry_policy import RetryPolicy
 from exchanger.errors import ExchangerError, NotFound
+
+if TYPE_CHECKING:  # creator.settings imports this module
+    from exchanger.creator.settings import CreatorSettings
 
 DEFAULT_CHECK_INTERVAL_S = 60.0  # a tracker re-checks an open item once a minute unless its system says otherwise
 
@@ -146,14 +149,14 @@ _OUTCOME_STAT = {Done: "done", Failed: "failed", BpmnErrorOutcome: "bpmn_errors"
 class SystemContext:
     """What the creator tells a handler or tracker about where it runs.
 
-    ``settings`` is the creator's :class:`~exchanger.creator.settings.CreatorSettings` (typed loosely
-    to keep this module free of imports a system does not need).
+    ``settings`` is the creator's :class:`~exchanger.creator.settings.CreatorSettings` (None in unit tests
+    that build a handler alone).
     """
 
     system: str  # e.g. "bitrix24"
     queue: str  # <system>.queue
     sent_queue: str | None  # <system>.sent.queue, None for systems without tracking
-    settings: Any = None
+    settings: CreatorSettings | None = None
 
 
 class _Stats:

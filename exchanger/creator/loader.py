@@ -60,7 +60,9 @@ class Components:
 
     def cleanup(self) -> None:
         """Call every handler's and tracker's ``cleanup``; one failing does not stop the others."""
-        for component in [*(h.handler for h in self.handlers.values()), *(t.tracker for t in self.trackers.values())]:
+        components: list[BaseMessageHandler | BaseTracker] = [*(h.handler for h in self.handlers.values()),
+                                                              *(t.tracker for t in self.trackers.values())]
+        for component in components:
             try:
                 component.cleanup()
             except Exception:  # noqa: BLE001 - shutting down: log it and clean up the rest
@@ -115,14 +117,14 @@ def load_components(settings: CreatorSettings, routing: CreatorRouting, response
             if queue in routing.queue_handlers:
                 spec = routing.queue_handlers[queue]
                 what = f"queue {queue}"
-                cls = load_class(spec.module, spec.handler_class, BaseMessageHandler, what)
+                cls = load_class(spec.module, spec.handler_class, BaseMessageHandler, what)  # type: ignore[type-abstract]
                 sent = routing.sent_queues.get(queue)
                 context = SystemContext(system=system, queue=queue, sent_queue=sent, settings=settings)
                 components.handlers[queue] = LoadedHandler(queue, system, _build(cls, context, what), sent)
             else:
                 tspec = routing.tracker_handlers[queue]
                 what = f"sent queue {queue}"
-                tcls = load_class(tspec.module, tspec.tracker_class, BaseTracker, what)
+                tcls = load_class(tspec.module, tspec.tracker_class, BaseTracker, what)  # type: ignore[type-abstract]
                 context = SystemContext(system=system, queue=queue.replace(".sent.queue", ".queue"),
                                         sent_queue=queue, settings=settings)
                 components.trackers[queue] = LoadedTracker(queue, system, _build(tcls, context, what),

@@ -30,7 +30,7 @@ from exchanger.contracts import (
     TaskMessage,
 )
 from exchanger.creator import outcomes
-from exchanger.creator.base import TrackerOutcome
+from exchanger.creator.base import HandlerOutcome, TrackerOutcome
 from exchanger.creator.loader import Components, LoadedHandler, LoadedTracker
 from exchanger.creator.retry_policy import RetryPolicy
 from exchanger.creator.settings import CreatorSettings
@@ -156,6 +156,7 @@ class CreatorService:
                              int(handler.write_settle_s * 1000), count_attempt=False)
         policy = RetryPolicy.for_task(task, handler.retry_policy_for(task) or self.default_policy)
         started = time.perf_counter()
+        result: HandlerOutcome | Exception
         try:
             result = handler.process_message(task)
         except Exception as exc:  # noqa: BLE001 - every exception is an outcome; outcomes.for_task maps it
@@ -178,6 +179,7 @@ class CreatorService:
     def _on_record(self, tracked: LoadedTracker, delivery: Delivery, publisher: Publisher) -> None:
         record = SentRecord.from_bytes(delivery.body, delivery.headers)
         started = time.perf_counter()
+        result: TrackerOutcome | Exception
         try:
             result = tracked.tracker.check(record)
         except Exception as exc:  # noqa: BLE001 - mapped by outcomes.for_check; transient ones re-check later

@@ -206,8 +206,9 @@ class Stack:
 
     def kill(self, name: str) -> None:
         self.processes[name].signal(signal.SIGKILL)
-        assert self.processes[name].popen is not None
-        self.processes[name].popen.wait(10)
+        popen = self.processes[name].popen
+        assert popen is not None
+        popen.wait(10)
 
     def stop_all(self) -> dict[str, int | None]:
         """Daemons first (they drain), then the sandbox servers."""

@@ -84,7 +84,7 @@ def sync_command(env: Environment, options: argparse.Namespace) -> int:
         print(f"{name} is no longer listed in StormBPMN")
     if report.aborted:
         print(f"pass stopped: {report.aborted}", file=sys.stderr)
-    counts = ", ".join(f"{n} {a}" for a, n in sorted(report.summary()["counts"].items()))  # type: ignore[union-attr]
+    counts = ", ".join(f"{n} {a}" for a, n in sorted(report.summary()["counts"].items()))  # type: ignore[attr-defined]
     print(f"{len(report.outcomes)} diagrams in {report.duration_s:.1f}s: {counts or 'nothing to do'}")
     return report.exit_code
 
@@ -133,7 +133,7 @@ def status_command(env: Environment, args: list[str]) -> int:
     if "--json" in args:
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return 0
-    for d in data["diagrams"]:  # type: ignore[union-attr]
+    for d in data["diagrams"]:  # type: ignore[attr-defined]
         error = f" — {d['error']}" if d["error"] else ""
         print(f"«{d['name']}» {d['id']} v{d['storm_version']} deployed {d['deployed'] or '-'} "
               f"{d['last_result']} at {d['at']}{error}")

@@ -233,7 +233,7 @@ class Bitrix24TaskHandler(BaseMessageHandler):
         }
         started_by = values.get("startedBy")
         if str(started_by or "").strip().isdigit():
-            fields["CREATED_BY"] = int(started_by)
+            fields["CREATED_BY"] = int(str(started_by))
         elif started_by:
             logger.info("Camunda task {}: startedBy {!r} is not a Bitrix24 user id; not used", task.task_id, started_by)
         if "CREATED_BY" not in fields and self.settings.default_created_by:

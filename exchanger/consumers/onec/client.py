@@ -94,7 +94,7 @@ class OneCClient:
     def close(self) -> None:
         self.http.close()
 
-    def _path(self, entity: str, ref_key: str | None = None, action: str = "", **query: Any) -> str:
+    def _path(self, entity: str, ref_key: str | None = None, action: str = "", /, **query: Any) -> str:
         """``/Document_X(guid'…')/Post?$format=json&…``, names and values URL-encoded."""
         if not _NAME.match(entity):
             raise PermanentError(f"1C: invalid resource name {entity!r} (expected e.g. Document_Name)", system=SYSTEM)

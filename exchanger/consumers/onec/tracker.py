@@ -62,8 +62,8 @@ class OneCTracker(BaseTracker):
                 found[(entity, str(obj.get("Ref_Key")).lower())] = obj
         answers: list[TrackerOutcome | None] = []
         for record in records:
-            obj = found.get((str(record.item.data.get("entity")), _guid(record.item.id) or ""))
-            answers.append(self._outcome(record, obj) if obj is not None else None)
+            hit = found.get((str(record.item.data.get("entity")), _guid(record.item.id) or ""))
+            answers.append(self._outcome(record, hit) if hit is not None else None)
         return answers
 
     def _outcome(self, record: SentRecord, found: dict[str, Any]) -> TrackerOutcome:
