@@ -34,8 +34,8 @@ def _attempts_to_retries(value: str) -> str:
     return str(max(0, int(value) - 1))
 
 
-# Exchanger.py's setting names that mean what an Exchanger setting means (reference
-# migration-from-exchanger-py.md §4): old name → (new name, value conversion). Read when the new name
+# Exchanger.py's setting names that mean what an Exchanger setting means: old name → (new name, value
+# conversion). Read when the new name
 # is not set, with a warning naming the new one.
 LEGACY_NAMES: dict[str, tuple[str, Callable[[str], str]]] = {
     "RABBITMQ_HEARTBEAT": ("RABBITMQ_HEARTBEAT_S", _same),

@@ -154,7 +154,7 @@ class RabbitMQSettings(ExchangerSettings):
 
 
 class TopologySettings(ExchangerSettings):
-    """Names of exchanges and queues; the defaults are those of the design documents."""
+    """Names of exchanges and queues; every name is configurable (``AMQP_*``)."""
 
     model_config = SettingsConfigDict(env_prefix="AMQP_")
 

@@ -8,7 +8,7 @@ a ``message_id``, a ``correlation_id`` (the external task id) and the schema hea
 :meth:`Publisher.publish_many` pipelines: it keeps a window of unconfirmed messages in flight on a
 channel of its own and returns one outcome per message once the broker answered for each (a confirm
 costs a round trip; waiting for each one at a time caps a publisher at ~1.4k msg/s, a window of 100
-recovers the no-confirm rate; reference/reliability.md §3.3).
+recovers the no-confirm rate).
 
 A publisher owns its own connection and is not thread-safe (pika is not): one per thread.
 """

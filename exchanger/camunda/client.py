@@ -1,10 +1,9 @@
 """The Camunda 7 REST client: thin methods over one :class:`~exchanger.http_client.HttpClient`.
 
 Why our own and not camunda-external-task-client-python3: that worker loop opens a connection per
-call, has no TLS options, no tenant filter, no extendLock/unlock and sleeps 300 s on any error (see
-the reference, §2). Here the session, auth, TLS, timeouts and retries are the shared HTTP client's;
-this module only knows the endpoints and turns Camunda's error body ``{type, message, code}`` into
-typed errors:
+call, has no TLS options, no tenant filter, no extendLock/unlock and sleeps 300 s on any error. Here
+the session, auth, TLS, timeouts and retries are the shared HTTP client's; this module only knows the
+endpoints and turns Camunda's error body ``{type, message, code}`` into typed errors:
 
 * 404 → :class:`CamundaNotFound` (the task is gone: completed, cancelled, or never existed);
 * 400 → :class:`CamundaConflict` (locked by another worker, lock expired, a refused value);

@@ -1,6 +1,6 @@
 """Which class handles which queue: ``QUEUE_HANDLERS``, ``SENT_QUEUES_MAPPING``, ``TRACKER_HANDLERS``.
 
-The seeds' routing table. Its defaults are derived from the registered systems
+The task-creator's routing table. Its defaults are derived from the registered systems
 (:mod:`exchanger.systems`): ``<system>.queue`` → the handler, ``<system>.sent.queue`` → the tracker of
 a system that has one. ``CREATOR_QUEUE_HANDLERS``, ``CREATOR_SENT_QUEUES_MAPPING`` and
 ``CREATOR_TRACKER_HANDLERS`` (JSON) add entries or replace entries of the same queue, so a company

@@ -4,7 +4,7 @@ It does what the old tool did, through the same APIs: declares the old topology 
 bindings, ``python-services.queue``, ``bitrix24.dead_letter.queue``), locks tasks for a year under
 ``universal-worker``, creates Bitrix24 tasks with the old user fields (``UF_RESULT_EXPECTED`` = ``Y``,
 no ``XML_ID``) on a portal whose answer values read «ДА»/«НЕТ», and writes messages in the old formats
-(reference ``migration-from-exchanger-py.md`` §1.2) into the old queues.
+(:mod:`exchanger.migration.legacy` reads them) into the old queues.
 """
 
 from __future__ import annotations

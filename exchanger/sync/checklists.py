@@ -1,4 +1,4 @@
-"""Checklists and responsibles from StormBPMN assignee edges (reference §3.4), without any network.
+"""Checklists and responsibles from StormBPMN assignee edges, without any network.
 
 Analysts write checklists into an edge's HTML description: a header (``<p>ЧЕКЛИСТ: title</p>``,
 ``CHECKLIST:``, ``** title``, ``# title``) followed by a ``<ul>``, or a text header (``ЧЕКЛИСТ: title``,

@@ -1,4 +1,4 @@
-"""StormBPMN diagram → a BPMN model Camunda 7 runs with Exchanger as its only worker (reference §3).
+"""StormBPMN diagram → a BPMN model Camunda 7 runs with Exchanger as its only worker.
 
 A pure function: ``convert(body, edges, options, ...)`` takes the diagram's BPMN bytes, its assignee
 edges and the output-shaping options, and returns the converted bytes plus a report of every change;
@@ -52,7 +52,6 @@ DECISIONS = {"exclusiveGateway", "inclusiveGateway"}
 EVENTS = {"startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent"}
 ACTIVITIES = TO_SERVICE | IMPLEMENTED | REFUSED_TASKS | {"subProcess", "transaction", "adHocSubProcess"}
 FLOW_NODES = ACTIVITIES | GATEWAYS | EVENTS
-SCOPES = {"process", "subProcess"}
 REMOVED_EVERYWHERE = {"textAnnotation", "group", "association"}
 KEPT_TASK_ATTRIBUTES = {"id", "name", "default", C + "asyncBefore", C + "asyncAfter", C + "exclusive"}
 KEPT_TASK_CHILDREN = {"documentation", "extensionElements", "incoming", "outgoing", "ioSpecification", "property",

@@ -2,7 +2,7 @@
 one pass (``--once``) or a pass every ``CAMUNDA_SYNC_INTERVAL_S`` with liveness, readiness and metrics.
 
 Readiness fails when no pass was good for three intervals (StormBPMN or Camunda away, a key revoked),
-which is the alert the reference asks for; a bad pass never ends the daemon (no crash loop).
+which is the alert an operator needs; a bad pass never ends the daemon (no crash loop).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Deploying converted models to Camunda (reference §4): one diagram per deployment, named
+"""Deploying converted models to Camunda: one diagram per deployment, named
 ``storm-<diagram id>`` with resource ``<diagram id>.bpmn``, source ``camunda-sync``, the environment's
 tenant, ``deploy-changed-only`` and duplicate filtering, so repeating a deploy is always safe: the same
 bytes give the existing deployment back, any change exactly one new version.

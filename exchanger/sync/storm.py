@@ -1,5 +1,5 @@
 """StormBPMN client: the documented public API (``X-Api-Key``) for the diagram list and bodies, and the
-old internal endpoints (``Authorization: Bearer``) for responsibles and checklists (reference §2).
+old internal endpoints (``Authorization: Bearer``) for responsibles and checklists.
 
 Every call passes the one :class:`~exchanger.sync.ratelimit.StormRateLimiter` (each retry too). Network
 errors and 5xx are retried with backoff; a 429 is recorded with the limiter and raised (the pass

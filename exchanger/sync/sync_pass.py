@@ -1,4 +1,4 @@
-"""One pass of camunda-sync over the StormBPMN diagrams (reference §4, steps 1–5).
+"""One pass of camunda-sync over the StormBPMN diagrams.
 
 1. Listed version, ``updatedOn`` and fingerprint unchanged, last result good, and the engine has the
    model → nothing fetched.

@@ -71,13 +71,6 @@ class InvalidRequestException(RestException):
     type_name = "InvalidRequestException"
 
 
-class AuthenticationError(CamundaError):
-    """Missing or wrong basic-auth credentials (answered 401 with an empty body, as Camunda does)."""
-
-    status = 401
-    type_name = "AuthenticationException"
-
-
 def ensure_not_null(name: str, value: Any) -> None:
     """``EnsureUtil.ensureNotNull``: the 500 ``NullValueException`` "<name> is null"."""
     if value is None:

@@ -3,7 +3,7 @@
 A value is kept as a :class:`TypedValue`: the REST type name, the value in its wire form (a Date is
 its formatted string, Bytes/File base64 text, a typed Object its serialized string) and ``valueInfo``.
 
-Deviation (documented in the reference): an *untyped* dict or list becomes an ``Object`` whose
+Deviation: an *untyped* dict or list becomes an ``Object`` whose
 ``objectTypeName`` is ``java.util.LinkedHashMap``/``java.util.ArrayList``; it is returned as the JSON
 structure when ``deserializeValues=true`` and as a JSON string otherwise (there are no Java bytes).
 """
@@ -100,7 +100,7 @@ def _conversion_error(value: Any, type_name: str) -> InvalidRequestException:
 
 
 def infer(value: Any) -> TypedValue:
-    """Type of an untyped value, as Jackson + the engine infer it (reference §1.2)."""
+    """Type of an untyped value, as Jackson + the engine infer it."""
     if value is None:
         return NULL
     if isinstance(value, bool):
