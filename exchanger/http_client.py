@@ -182,6 +182,10 @@ class HttpClient:
             **options,
         )
 
+    def probe(self, path: str) -> str:
+        """One GET of ``path``, for a reachability check: ``<base url> answered <status>``."""
+        return f"{self.base_url} answered {self.request('GET', path).status_code}"
+
     def close(self) -> None:
         self.session.close()
 

@@ -43,7 +43,9 @@ class SystemSpec:
     ``handler``, ``tracker`` and ``settings`` are ``"module:Class"``; ``tracker`` None means work items
     finish at once (no ``<name>.sent.queue``). ``fake_server`` is the module of its sandbox stand-in,
     with ``start(port=0, ...)`` (the factory tests use) and ``cli(argv)`` (``python -m exchanger.sandbox
-    <fake_name>``); ``fake_name`` defaults to ``name``.
+    <fake_name>``); ``fake_name`` defaults to ``name``. ``probe`` is ``"module:function"``, the cheap
+    read ``exchanger config check`` makes when the system is configured: ``function(settings) -> str``
+    says what answered and raises an ``ExchangerError`` when the system cannot be reached.
     """
 
     name: str
@@ -53,9 +55,10 @@ class SystemSpec:
     settings: str | None = None
     fake_server: str | None = None
     fake_name: str | None = None
+    probe: str | None = None
 
     def __post_init__(self) -> None:
-        for what in ("handler", "tracker", "settings"):
+        for what in ("handler", "tracker", "settings", "probe"):
             value = getattr(self, what)
             if value is not None and value.count(":") != 1:
                 raise ConfigError(f"system {self.name}: {what} must be 'module:Class', got {value!r}")

@@ -1,7 +1,7 @@
 """``exchanger config check`` and ``exchanger config diff ENV ENV``.
 
 ``check`` validates every setting of the environment, reaches each configured system once (Camunda,
-RabbitMQ, and Bitrix24/OpenProject/1C when their settings are present), and prints the effective
+RabbitMQ, and every registered system with a ``probe`` whose settings are present), and prints the effective
 settings with secrets masked. ``diff`` compares two environments' env files (secrets: only whether they
 differ). Exit 0 fine, 1 a system unreachable, 2 a bad setting.
 """
@@ -9,6 +9,7 @@ differ). Exit 0 fine, 1 a system unreachable, 2 a bad setting.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import os
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from typing import Any
 
 from exchanger.cli.context import EXIT_OK, EXIT_RED, EXIT_WARN, Cli, Context
 from exchanger.settings import ExchangerSettings
-from exchanger.systems import settings_modules
+from exchanger.systems import registered_systems, resolve, settings_modules
 
 SETTINGS_MODULES = ("exchanger.settings", "exchanger.camunda.settings", "exchanger.worker.settings",
                     "exchanger.creator.settings", "exchanger.routing")  # the systems' come from the registry
@@ -130,38 +131,11 @@ def probes(context: Context, loaded: dict[str, Any]) -> list[tuple[str, Callable
         return describe(context.rabbit)
 
     found: list[tuple[str, Callable[[], str]]] = [("camunda", camunda), ("rabbitmq", rabbitmq)]
-    if "Bitrix24Settings" in loaded:
-        found.append(("bitrix24", lambda: _bitrix24(loaded["Bitrix24Settings"])))
-    if "OpenProjectSettings" in loaded:
-        found.append(("openproject", lambda: _http_get(loaded["OpenProjectSettings"], "openproject", "/api/v3")))
-    if "OneCSettings" in loaded:
-        found.append(("1c", lambda: _http_get(loaded["OneCSettings"], "1c", "")))
+    for name, spec in registered_systems().items():
+        cls = spec.settings_class()
+        if spec.probe and cls is not None and cls.__name__ in loaded:
+            found.append((name, functools.partial(resolve(spec.probe), loaded[cls.__name__])))
     return found
-
-
-def _bitrix24(settings: Any) -> str:
-    from exchanger.consumers.bitrix24.client import Bitrix24Client
-
-    client = Bitrix24Client(settings)
-    try:
-        user = client.call("user.current")
-        return f"webhook user {user.get('ID')} ({user.get('NAME', '')} {user.get('LAST_NAME', '')})".strip()
-    finally:
-        client.close()
-
-
-def _http_get(settings: Any, system: str, path: str) -> str:
-    """A GET through the system's own client (its auth, TLS and error mapping)."""
-    if system == "openproject":
-        from exchanger.consumers.openproject.client import OpenProjectClient as Client
-    else:
-        from exchanger.consumers.onec.client import OneCClient as Client  # type: ignore[assignment]
-    client = Client(settings)
-    try:
-        response = client.http.request("GET", path)
-        return f"{settings.base_url} answered {response.status_code}"
-    finally:
-        client.close()
 
 
 def reach(system: str, probe: Callable[[], str]) -> dict[str, str]:

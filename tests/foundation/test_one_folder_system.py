@@ -2,7 +2,8 @@
 
 The entry point is installed the way pip would (a ``*.dist-info`` folder with ``entry_points.txt`` on
 ``sys.path``); nothing else is edited, yet routing, the topology's queues, the task-creator's maps, the
-sandbox, the settings lines and the designers' page all know the system, and a task flows through it.
+sandbox, `exchanger config check`, the settings lines and the designers' page all know the system, and
+a task flows through it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from broker_queues import Queues, wait_for
 
 from exchanger.amqp.connection import connect
 from exchanger.amqp.topology import Topology
+from exchanger.cli.config import probes, reach
 from exchanger.contracts import TaskMessage
 from exchanger.creator.loader import load_components
 from exchanger.creator.routing_config import CreatorRouting
@@ -26,7 +28,7 @@ from exchanger.designers_doc import render
 from exchanger.errors import ConfigError
 from exchanger.routing import RoutingSettings, load_routing
 from exchanger.sandbox.__main__ import servers
-from exchanger.settings import RabbitMQSettings, TopologySettings
+from exchanger.settings import RabbitMQSettings, TopologySettings, load
 from exchanger.settings_doc import system_block
 from exchanger.systems import ENTRY_POINT_GROUP, registered_systems
 
@@ -101,6 +103,10 @@ def test_a_task_flows_through_the_new_system(ticketdesk: None, rabbit_settings: 
     service = CreatorService(components, rabbit=rabbit_settings, topology=topology, settings=settings)
     service.start()
     try:
+        settings_class = registered_systems()["ticketdesk"].settings_class()
+        checks = dict(probes(None, {settings_class.__name__: load(settings_class)}))  # type: ignore[arg-type]
+        assert reach("ticketdesk", checks["ticketdesk"]) == {"system": "ticketdesk", "result": "ok",
+                                                             "detail": f"{fake.url} answered 200"}
         queues.publish_task(TaskMessage(task_id="desk-1", topic_name="desk_open_ticket", process_instance_id="pi-1",
                                         worker_id="test-worker", system=routing.system_for("desk_open_ticket")))
         tickets = wait_for(lambda: requests.get(f"{fake.url}/tickets", params={"external_id": "desk-1"},

@@ -9,4 +9,5 @@ SYSTEM = SystemSpec(
     tracker="exchanger.consumers.bitrix24.tracker:Bitrix24Tracker",
     settings="exchanger.consumers.bitrix24.settings:Bitrix24Settings",
     fake_server="exchanger.sandbox.bitrix24.server",
+    probe="exchanger.consumers.bitrix24.probe:reach",
 )

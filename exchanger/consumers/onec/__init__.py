@@ -9,5 +9,6 @@ SYSTEM = SystemSpec(
     tracker="exchanger.consumers.onec.tracker:OneCTracker",
     settings="exchanger.consumers.onec.settings:OneCSettings",
     fake_server="exchanger.sandbox.onec.server",
+    probe="exchanger.consumers.onec.probe:reach",
     fake_name="onec",  # a Python-identifier name on the sandbox command line
 )

@@ -9,4 +9,5 @@ SYSTEM = SystemSpec(
     tracker="exchanger.consumers.openproject.tracker:OpenProjectTracker",
     settings="exchanger.consumers.openproject.settings:OpenProjectSettings",
     fake_server="exchanger.sandbox.openproject.server",
+    probe="exchanger.consumers.openproject.probe:reach",
 )

@@ -16,4 +16,5 @@ SYSTEM = SystemSpec(
     tracker="ticketdesk.tracker:TicketTracker",
     settings="ticketdesk.settings:TicketDeskSettings",
     fake_server="ticketdesk.fake",
+    probe="ticketdesk.client:probe",
 )

@@ -14,3 +14,12 @@ def connect(settings: TicketDeskSettings) -> HttpClient:
 
 def ticket(http: HttpClient, ticket_id: str) -> dict[str, Any]:
     return http.request("GET", f"/tickets/{ticket_id}").json()
+
+
+def probe(settings: TicketDeskSettings) -> str:
+    """``exchanger config check``'s read of TicketDesk."""
+    http = connect(settings)
+    try:
+        return http.probe("/tickets")
+    finally:
+        http.close()
