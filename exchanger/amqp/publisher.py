@@ -114,10 +114,9 @@ class Publisher:
         impl.confirm_delivery(ack_nack_callback=self._on_confirm, callback=lambda _frame: selected.append(True))
         impl.add_on_return_callback(self._on_return)
         deadline = time.monotonic() + CONFIRM_TIMEOUT_S
-        while not selected:
-            if time.monotonic() > deadline or not pipe.is_open:
-                raise ChannelWrongStateError("confirm mode not acknowledged by the broker")
-            self._connection.process_data_events(time_limit=0.05)
+        pipe._flush_output(lambda: bool(selected), lambda: time.monotonic() > deadline)  # noqa: SLF001
+        if not selected:
+            raise ChannelWrongStateError("confirm mode not acknowledged by the broker")
         self._pipe, self._next_tag = pipe, 1
         self._pending.clear()
         self._returned.clear()
@@ -233,7 +232,8 @@ class Publisher:
         assert self._connection is not None
         impl = pipe._impl  # noqa: SLF001 - see _ensure_pipe
         for index in todo:
-            self._wait_confirms(pipe, window - 1, timeout_s)
+            if len(self._pending) >= window:
+                self._wait_confirms(pipe, window - 1, timeout_s)
             message = messages[index]
             impl.basic_publish(message.exchange, message.routing_key, message.body, message.properties,
                                mandatory=True)
@@ -242,15 +242,16 @@ class Publisher:
         self._wait_confirms(pipe, 0, timeout_s)
 
     def _wait_confirms(self, pipe: BlockingChannel, most: int, timeout_s: float) -> None:
-        """Serve the connection until at most ``most`` messages are unconfirmed."""
-        assert self._connection is not None
+        """Send what is buffered and serve the connection until at most ``most`` messages are unconfirmed.
+
+        pika's own wait loop is used (``process_data_events`` would sleep out its whole time limit, as
+        the confirms arrive on the asynchronous channel); it raises when the channel or connection closes.
+        """
         deadline = time.monotonic() + timeout_s
-        while len(self._pending) > most:
-            if not pipe.is_open:
-                raise ChannelWrongStateError("the publishing channel was closed by the broker")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{len(self._pending)} message(s) unconfirmed")
-            self._connection.process_data_events(time_limit=0.05)
+        pipe._flush_output(lambda: len(self._pending) <= most,  # noqa: SLF001 - see _ensure_pipe
+                           lambda: time.monotonic() > deadline)  # the I/O loop wakes at least every 5 s
+        if len(self._pending) > most:
+            raise TimeoutError(f"{len(self._pending)} message(s) unconfirmed")
 
     def _on_confirm(self, frame: Method) -> None:
         method = frame.method

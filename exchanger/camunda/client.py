@@ -30,7 +30,7 @@ from exchanger.errors import (
     TransientError,
     UnexpectedAnswer,
 )
-from exchanger.http_client import HttpClient, TlsOptions, json_body, segment
+from exchanger.http_client import DEFAULT_POOL_SIZE, HttpClient, TlsOptions, json_body, segment
 from exchanger.secrets import mask
 
 SYSTEM = "camunda"
@@ -87,7 +87,10 @@ class _BearerAuth(requests.auth.AuthBase):
 class CamundaClient:
     """External-task and definition endpoints for one worker id and tenant."""
 
-    def __init__(self, settings: CamundaSettings, *, attempts: int | None = None) -> None:
+    def __init__(self, settings: CamundaSettings, *, attempts: int | None = None,
+                 pool_size: int = DEFAULT_POOL_SIZE) -> None:
+        """``pool_size``: keep-alive connections kept; at least the calls made at once (more are opened and
+        closed again for every call)."""
         self.settings = settings
         self.worker_id = settings.worker_id
         auth: requests.auth.AuthBase | tuple[str, str] | None = None
@@ -109,6 +112,7 @@ class CamundaClient:
             attempts=attempts or settings.http_attempts,
             backoff=Backoff(initial_s=settings.backoff_initial_s, max_s=settings.backoff_max_s),
             classify=classify,
+            pool_size=pool_size,
         )
 
     def close(self) -> None:

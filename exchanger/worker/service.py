@@ -33,7 +33,7 @@ from exchanger.routing import RoutingTable
 from exchanger.settings import RabbitMQSettings, TopologySettings
 from exchanger.worker.availability import CamundaAvailability
 from exchanger.worker.fetcher import Fetcher
-from exchanger.worker.locks import LockKeeper
+from exchanger.worker.locks import EXTEND_THREADS, LockKeeper
 from exchanger.worker.metrics import WorkerMetrics
 from exchanger.worker.responses import ResponseHandler, retry_backoff
 from exchanger.worker.settings import WorkerSettings
@@ -58,7 +58,8 @@ class Worker:
         self.routing = routing or RoutingTable()
         self.topology = Topology(self.topology_settings, self.routing.systems, queue_type=rabbit.queue_type,
                                  virtual_host=rabbit.virtual_host)
-        self.client = CamundaClient(camunda)
+        # every response thread, every lock extension and the fetcher call Camunda at once
+        self.client = CamundaClient(camunda, pool_size=self.settings.response_prefetch + EXTEND_THREADS + 4)
         self.cache = MetadataCache(self.client.process_definition_xml, size=self.settings.metadata_cache_size,
                                    ttl_s=self.settings.metadata_cache_ttl_s,
                                    failure_ttl_s=self.settings.metadata_failure_ttl_s)

@@ -107,11 +107,11 @@ def test_a_worker_killed_between_lock_and_publish_loses_nothing(
 def test_sigterm_with_tasks_in_flight_leaves_nothing_locked_beyond_the_short_lock(
         tmp_path: Path, engine: Engine, queues: Queues, rabbit_settings: RabbitMQSettings) -> None:
     engine.deploy(one_task("deal", "bitrix_create_task"))
-    instances = {engine.start("deal", {"n": n}) for n in range(60)}
+    instances = {engine.start("deal", {"n": n}) for n in range(200)}  # more than get published before ready
     proxy = TcpProxy(rabbit_settings.port)
     proxy.delay_s = 0.05  # every publish takes a while, so that SIGTERM finds work in flight (even under load)
     process, _ = worker_process(tmp_path, engine.url, rabbit_settings, proxy.port, CAMUNDA_MAX_TASKS="30",
-                                WORKER_PUBLISH_WINDOW="3")  # a batch is published 3 at a time
+                                WORKER_PUBLISH_WINDOW="1")  # one confirm at a time: slow, as the test needs
     try:
         wait_for(lambda: queues.depth("bitrix24.queue") >= 5, what="the first tasks to be published")
         process.send_signal(signal.SIGTERM)

@@ -86,7 +86,7 @@ def test_a_worker_killed_after_the_confirm_but_before_the_extension_publishes_th
     assert lock_expiration(engine, instance) <= datetime.now(UTC) + timedelta(milliseconds=SHORT_LOCK_MS)
 
     make_worker(engine.url, worker_id="exchanger-test")  # a new worker of the same environment
-    time.sleep(0.5)
+    time.sleep(1.5)  # the dead worker's long poll (1 s) has run out: it cannot lock the task for nobody
     assert queues.depth("bitrix24.queue") == 0  # the short lock still holds
     engine.advance(SHORT_LOCK_MS + 1000)
     again = TaskMessage.from_bytes(queues.get("bitrix24.queue", timeout_s=15)[2])
