@@ -29,7 +29,7 @@ OLD_SYSTEM_KEYS = {  # queue ← binding keys of the old tasks exchange
 }  # fmt: skip
 OLD_PLAIN_QUEUES = ("bitrix24.sent.queue", "openproject.sent.queue", "1c.sent.queue", "python-services.sent.queue",
                     "default.sent.queue", "bitrix24.dead_letter.queue")
-OLD_USER_FIELDS = [
+OLD_USER_FIELDS: list[dict[str, Any]] = [
     {"FIELD_NAME": "UF_CAMUNDA_ID_EXTERNAL_TASK", "USER_TYPE_ID": "string"},
     {"FIELD_NAME": "UF_RESULT_EXPECTED", "USER_TYPE_ID": "boolean"},
     {"FIELD_NAME": "UF_RESULT_QUESTION", "USER_TYPE_ID": "string"},

@@ -209,7 +209,7 @@ class App:
 class _Headers(dict[str, str]):
     """Request headers keyed by lower-cased name; ``get`` ignores case like ``email.message.Message``."""
 
-    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, name: str, default: Any = None) -> Any:
         return super().get(name.lower(), default)
 
 
@@ -227,7 +227,8 @@ class _Handler(BaseHTTPRequestHandler):
     app: App  # set on the per-server subclass
 
     def parse_request(self) -> bool:
-        words = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n").split()
+        line: bytes = self.raw_requestline  # type: ignore[attr-defined]  # set by handle_one_request
+        words = str(line, "iso-8859-1").rstrip("\r\n").split()
         if len(words) != 3 or words[2] not in ("HTTP/1.1", "HTTP/1.0"):
             return super().parse_request()  # the stdlib answers malformed or unusual requests
         self.command, self.path, self.request_version = words

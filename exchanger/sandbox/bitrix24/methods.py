@@ -7,6 +7,7 @@ as a JSON list) and answer upper-case keys. Method names are case-insensitive, a
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable
@@ -224,6 +225,10 @@ def _compare(value: str, op: str, other: str) -> bool:
     return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
 
 
+def _field_sort_value(name: str, task: dict[str, Any]) -> Any:
+    return _sort_value(task.get(name))
+
+
 def _sort_value(value: Any) -> tuple[int, Any]:
     text = "" if value is None else str(value)
     return (0, float(text)) if re.fullmatch(r"-?\d+(\.\d+)?", text) else (1, text)
@@ -239,7 +244,7 @@ def tasks_task_list(call: Call) -> Answer:
         name = FILTER_ALIASES.get(key.upper(), key.upper())
         if name not in SORT_KEYS:
             raise PortalError(400, "0", "Invalid sorting key")
-        tasks.sort(key=lambda t, n=name: _sort_value(t.get(n)), reverse=str(direction).lower() == "desc")
+        tasks.sort(key=functools.partial(_field_sort_value, name), reverse=str(direction).lower() == "desc")
     answer = page(tasks, call.get("start"))
     answer.result = {"tasks": [task_out(portal, t, call.get("select"), tags=True) for t in answer.result]}
     return answer

@@ -167,5 +167,5 @@ def cli(argv: list[str]) -> int:
     )
     # the request log quotes webhook paths; the demo keeps this process's output, so the code is masked there
     register_secret(server.portal.webhooks[ADMIN_ID])
-    logger.configure(patcher=lambda record: record.update(message=mask(record["message"])))
+    logger.configure(patcher=lambda record: record.update(message=mask(record["message"])))  # type: ignore[call-arg]
     return serve_until_signal(server, json.dumps({"BITRIX_WEBHOOK_URL": server.webhook_url}))

@@ -413,7 +413,7 @@ class _Parser:
             elif definition is not None:
                 self.refuse(definition, f"Unsupported element '{definition_name}' in a start event", activity_id)
         elif kind == "endEvent":
-            if definition_name == "errorEventDefinition":
+            if definition_name == "errorEventDefinition" and definition is not None:
                 activity.event = "error"
                 activity.error_code = self.error_codes.get(definition.get("errorRef", ""))
             elif definition_name == "terminateEventDefinition":
@@ -447,7 +447,7 @@ class _Parser:
         elif kind == "boundaryEvent":
             activity.attached_to = element.get("attachedToRef")
             activity.cancel_activity = element.get("cancelActivity", "true").lower() == "true"
-            if definition_name == "errorEventDefinition":
+            if definition_name == "errorEventDefinition" and definition is not None:
                 activity.event = "error"
                 error_ref = definition.get("errorRef")
                 activity.error_code = self.error_codes.get(error_ref) if error_ref else None

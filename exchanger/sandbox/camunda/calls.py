@@ -78,7 +78,7 @@ def returned(rt: Runtime, caller: InstanceContext, call_execution: str, values: 
             rt.set_local(call_execution, name, typed)
         else:
             rt.set_variable(call_execution, name, typed)
-    row = rt.execution(call_execution)
+    row = rt.existing(call_execution)
     activity = caller.model.activities[row["activity_id"]]
     rt._leave_wait_state(caller, call_execution, activity)
 

@@ -12,7 +12,7 @@ def variables_dto(variables: dict[str, TypedValue], deserialize: bool = True) ->
     return {name: to_dto(typed, deserialize) for name, typed in variables.items()}
 
 
-def external_task(row: Row) -> dict[str, Any]:
+def external_task(row: Row | dict[str, Any]) -> dict[str, Any]:
     """``ExternalTaskDto`` (GET /external-task…)."""
     return {
         "activityId": row["activity_id"],
@@ -36,7 +36,8 @@ def external_task(row: Row) -> dict[str, Any]:
     }
 
 
-def locked_task(row: Row, variables: dict[str, Any], extension_properties: dict[str, str]) -> dict[str, Any]:
+def locked_task(row: Row | dict[str, Any], variables: dict[str, Any],
+                extension_properties: dict[str, str]) -> dict[str, Any]:
     """``LockedExternalTaskDto``: as above plus errorDetails, variables and extensionProperties;
     ``suspended`` is always false there (``fromLockedExternalTask`` never sets it)."""
     dto = external_task(row)

@@ -153,7 +153,7 @@ class Engine:
                 store.insert("resource", {"id": resource_id, "deployment_id": deployment_id, "name": res_name,
                                           "bytes": data})
                 for model in parsed.get(res_name, []):
-                    latest = store.one("SELECT MAX(version) FROM definition WHERE key = ? AND tenant_id IS ?",
+                    latest = store.row("SELECT MAX(version) FROM definition WHERE key = ? AND tenant_id IS ?",
                                        (model.key, tenant_id))[0]
                     version = (latest or 0) + 1
                     definition_id = f"{model.key}:{version}:{new_id()}"
@@ -168,8 +168,8 @@ class Engine:
                     })
                     self._models[definition_id] = model
                     definition_ids.append(definition_id)
-                    rt.arm_start_timers(store.one("SELECT * FROM definition WHERE id = ?", (definition_id,)), model)
-            deployment = store.one("SELECT * FROM deployment WHERE id = ?", (deployment_id,))
+                    rt.arm_start_timers(store.row("SELECT * FROM definition WHERE id = ?", (definition_id,)), model)
+            deployment = store.row("SELECT * FROM deployment WHERE id = ?", (deployment_id,))
             marks = ",".join("?" * len(definition_ids))
             definitions = store.all(f"SELECT * FROM definition WHERE id IN ({marks})", definition_ids)
             return deployment, definitions
@@ -207,7 +207,7 @@ class Engine:
             if definition is None:
                 raise NotFoundException(f"No process definition found for id '{definition_id}'")
             instance_id = rt.start_instance(definition, variables, business_key)
-            row = rt.store.one("SELECT * FROM process_instance WHERE id = ?", (instance_id,))
+            row = rt.store.row("SELECT * FROM process_instance WHERE id = ?", (instance_id,))
             return row, rt.visible(instance_id, local_only=True)
 
     def delete_instance(self, instance_id: str, reason: str | None = None) -> None:
@@ -375,7 +375,7 @@ class Engine:
         """``POST /message``: returns ``(result type, execution row, process instance row)`` per delivery."""
         with self.command() as rt:
             results = events.correlate(rt, correlation)
-            return [(kind, execution, rt.store.one("SELECT * FROM process_instance WHERE id = ?", (instance_id,)))
+            return [(kind, execution, rt.store.row("SELECT * FROM process_instance WHERE id = ?", (instance_id,)))
                     for kind, execution, instance_id in results]
 
     def signal(self, name: str, variables: dict[str, TypedValue], execution_id: str | None) -> None:
@@ -390,7 +390,8 @@ class Engine:
 
     def next_timer_due(self) -> int | None:
         with self.reading() as store:
-            return store.one("SELECT MIN(due) FROM timer")[0]
+            due: int | None = store.row("SELECT MIN(due) FROM timer")[0]
+            return due
 
     def fire_due_timers(self) -> int:
         """Fire every timer whose due time has come; each firing is its own transaction."""

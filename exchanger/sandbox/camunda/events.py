@@ -176,7 +176,7 @@ def _start_events(rt: Runtime, name: str, starts: str, tenant_id: str | None = N
     for row in rt.store.all("SELECT DISTINCT key, tenant_id FROM definition"):
         if (tenant_id is not None and row["tenant_id"] != tenant_id) or (without_tenant and row["tenant_id"]):
             continue
-        definition = rt.store.one("SELECT * FROM definition WHERE key = ? AND tenant_id IS ? ORDER BY version DESC "
+        definition = rt.store.row("SELECT * FROM definition WHERE key = ? AND tenant_id IS ? ORDER BY version DESC "
                                   "LIMIT 1", (row["key"], row["tenant_id"]))
         event_id = getattr(rt._models(definition["id"]), starts).get(name)
         if event_id is not None:

@@ -87,7 +87,7 @@ def _start_inner(rt: Runtime, context: InstanceContext, activity: Activity, body
                  elements: list[Any] | None) -> None:
     loop = activity.loop
     assert loop is not None
-    body_row = rt.execution(body)
+    body_row = rt.existing(body)
     inner = rt._new_execution(context, body, activity, body_row["act_inst_id"], "mi-inner")
     _integer(rt, inner, "loopCounter", index)
     if loop.element_variable and elements is not None and index < len(elements):
@@ -95,14 +95,21 @@ def _start_inner(rt: Runtime, context: InstanceContext, activity: Activity, body
     rt._agenda.append((context, activity.id, inner))
 
 
+def _counter(rt: Runtime, body: str, name: str) -> int:
+    """One of the loop counters the body execution was given when the loop started."""
+    typed = rt.local(body, name)
+    assert typed is not None, f"multi-instance body {body} has no {name}"
+    return int(to_python(typed))
+
+
 def inner_done(rt: Runtime, context: InstanceContext, activity: Activity, inner: str) -> None:
     """One inner instance completed: count it, check the completion condition, go on or finish."""
     loop = activity.loop
     assert loop is not None
     body = rt._parent(inner) or context.id
-    count = to_python(rt.local(body, "nrOfInstances"))
-    completed = to_python(rt.local(body, "nrOfCompletedInstances")) + 1
-    active = to_python(rt.local(body, "nrOfActiveInstances")) - 1
+    count = _counter(rt, body, "nrOfInstances")
+    completed = _counter(rt, body, "nrOfCompletedInstances") + 1
+    active = _counter(rt, body, "nrOfActiveInstances") - 1
     _integer(rt, body, "nrOfCompletedInstances", completed)
     _integer(rt, body, "nrOfActiveInstances", active)
     done = loop.completion is not None and rt.condition(context, loop.completion, inner)
@@ -117,7 +124,7 @@ def inner_done(rt: Runtime, context: InstanceContext, activity: Activity, inner:
 
 
 def _finish(rt: Runtime, context: InstanceContext, activity: Activity, body: str) -> None:
-    row = rt.execution(body)
+    row = rt.existing(body)
     parent = rt._parent(body) or context.id
     rt._remove_execution(body)
     rt._history_end(row["act_inst_id"])

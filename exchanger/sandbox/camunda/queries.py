@@ -7,6 +7,7 @@ booleans only filter when true, as in Camunda; paging is ``firstResult``/``maxRe
 
 from __future__ import annotations
 
+import builtins
 import json
 from typing import Any
 
@@ -27,11 +28,11 @@ class Params:
     def _invalid(self, name: str) -> InvalidRequestException:
         return InvalidRequestException(400, f"Cannot set query parameter '{name}' to value '{self.values.get(name)}'")
 
-    def str(self, name: str) -> str | None:
+    def str(self, name: builtins.str) -> builtins.str | None:
         value = self.values.get(name)
         return None if value is None else str(value)
 
-    def bool(self, name: str) -> bool:
+    def bool(self, name: builtins.str) -> builtins.bool:
         value = self.values.get(name)
         if value is None or isinstance(value, bool):
             return bool(value)
@@ -39,7 +40,7 @@ class Params:
             return str(value).lower() == "true"
         raise self._invalid(name)
 
-    def list(self, name: str) -> list[str] | None:
+    def list(self, name: builtins.str) -> builtins.list[builtins.str] | None:
         value = self.values.get(name)
         if value is None:
             return None
@@ -47,7 +48,7 @@ class Params:
             return [str(item) for item in value]
         return [item for item in str(value).split(",") if item != ""]
 
-    def int(self, name: str) -> int | None:
+    def int(self, name: builtins.str) -> builtins.int | None:
         value = self.values.get(name)
         if value is None or value == "":
             return None
@@ -56,7 +57,7 @@ class Params:
         except (TypeError, ValueError):
             raise self._invalid(name) from None
 
-    def date(self, name: str) -> int | None:
+    def date(self, name: builtins.str) -> builtins.int | None:
         value = self.values.get(name)
         if value is None:
             return None

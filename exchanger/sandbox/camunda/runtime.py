@@ -156,6 +156,10 @@ class Runtime:
     def execution(self, execution_id: str) -> Row | None:
         return self.store.one("SELECT * FROM execution WHERE id = ?", (execution_id,))
 
+    def existing(self, execution_id: str) -> Row:
+        """The execution the engine holds the id of (a bug, not a user error, if it is gone)."""
+        return self.store.row("SELECT * FROM execution WHERE id = ?", (execution_id,))
+
     def _parent(self, execution_id: str) -> str | None:
         if execution_id not in self._parents:
             row = self.store.one("SELECT parent_id FROM execution WHERE id = ?", (execution_id,))
@@ -402,7 +406,7 @@ class Runtime:
         if activity.kind == "boundaryEvent":
             self.trigger_boundary(context, activity, execution_id)
             self._rearm_or_delete(timer)
-        elif self.execution(execution_id)["kind"] == "event-gateway":
+        elif self.existing(execution_id)["kind"] == "event-gateway":
             self.gateway_event(context, activity, execution_id)
         else:
             self.store.run("DELETE FROM timer WHERE id = ?", (timer["id"],))
@@ -421,7 +425,7 @@ class Runtime:
     def gateway_event(self, context: InstanceContext, event: Activity, gateway_execution: str) -> None:
         """The first event after an event-based gateway arrived: the others stop waiting, the token passes
         the event that came."""
-        row = self.execution(gateway_execution)
+        row = self.existing(gateway_execution)
         scope_id = self._parent(gateway_execution) or context.id
         self._remove_execution(gateway_execution)  # with the other events' timers and subscriptions
         self._history_end(row["act_inst_id"])
@@ -663,11 +667,11 @@ class Runtime:
             return
         subprocess = context.model.activities[scope["activity_id"]]
         parent = scope["parent_id"]
-        outputs = [(name, self._param(context, param, scope_id)) for name, param in subprocess.outputs]
+        mapped = [(name, self._param(context, param, scope_id)) for name, param in subprocess.outputs]
         self._remove_execution(scope_id)
         self.store.run("UPDATE activity_instance SET complete_scope = 1 WHERE id = ?", (scope["act_inst_id"],))
         self._history_end(scope["act_inst_id"])
-        for name, typed in outputs:
+        for name, typed in mapped:
             self.set_variable(parent, name, typed)
         self._leave(context, subprocess, parent)
 

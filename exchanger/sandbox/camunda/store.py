@@ -153,6 +153,13 @@ class Store:
     def one(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Row | None:
         return self.db.execute(sql, params).fetchone()
 
+    def row(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Row:
+        """The one row the engine knows exists (an aggregate, a row it just wrote or holds a key of)."""
+        found = self.one(sql, params)
+        if found is None:
+            raise LookupError(f"no row for {sql!r} {params!r}")
+        return found
+
     def all(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[sqlite3.Row]:
         return self.db.execute(sql, params).fetchall()
 

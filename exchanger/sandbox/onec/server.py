@@ -174,7 +174,8 @@ class OneCApp(App):
         count = len(records) if request.arg("$inlinecount") == "allpages" else None
         try:
             skip = int(request.arg("$skip") or 0)
-            top = int(request.arg("$top")) if request.arg("$top") else None
+            top_arg = request.arg("$top")
+            top = int(top_arg) if top_arg else None
         except ValueError:
             raise ODataError(400, "14", "Ошибка разбора параметров запроса: $top/$skip") from None
         records = records[skip: None if top is None else skip + top]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import base64
 import copy
+import functools
 import hmac
 import json
 from collections.abc import Callable
@@ -52,8 +53,8 @@ class OpenProjectApp(App):
         api("GET", API, self.root)
         api("GET", f"{API}/users/me", lambda r: self._one(r, "users", str(state.api_user_id)))
         for collection in ("statuses", "types", "priorities", "users", "projects"):
-            api("GET", f"{API}/{collection}", lambda r, c=collection: self.list_simple(r, c))
-            api("GET", f"{API}/{collection}/{{id}}", lambda r, c=collection: self._one(r, c, r.params["id"]))
+            api("GET", f"{API}/{collection}", functools.partial(self.list_simple, collection=collection))
+            api("GET", f"{API}/{collection}/{{id}}", functools.partial(self._one_by_id, collection=collection))
         api("GET", f"{API}/projects/{{id}}/types", lambda r: self.list_simple(r, "types"))
         api("GET", f"{API}/work_packages/schemas/{{id}}", self.schema)
         api("GET", f"{API}/work_packages", self.list_work_packages)
@@ -154,6 +155,9 @@ class OpenProjectApp(App):
             if filters.matches({k: str(element[k]) if k in element else None for k in names}, parsed)
         ]
         return hal.hal(200, hal.collection(elements, f"{API}/{collection}"))
+
+    def _one_by_id(self, request: Request, collection: str) -> Response:
+        return self._one(request, collection, request.params["id"])
 
     def _one(self, request: Request, collection: str, key: str) -> Response:
         if collection == "projects":

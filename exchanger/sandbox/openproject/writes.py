@@ -98,7 +98,7 @@ def _exists(state: OpenProjectState, collection: str, item_id: int) -> bool:
     if collection == "projects":
         project = state.projects.get(item_id)
         return project is not None and project.visible
-    table = {
+    table: dict[int, Any] = {  # type: ignore[assignment]  # the collections' item types differ
         "types": state.types,
         "statuses": state.statuses,
         "priorities": state.priorities,

@@ -131,7 +131,8 @@ class StormApp(App):
         if not isinstance(items, list) or len(items) > MAX_UPLOAD:
             return spring_error(400, "Bad Request", f"expected a list of at most {MAX_UPLOAD} diagrams", request.path)
         errors: dict[str, list[str]] = {"emptyName": [], "emptyDefinition": [], "notXml": []}
-        created, updated = [], []
+        created: list[dict[str, str]] = []
+        updated: list[dict[str, str]] = []
         for item in items:
             source_id = str(item.get("id") or "")
             if not str(item.get("name") or "").strip():
