@@ -112,7 +112,7 @@ def test_a_served_queue_that_cannot_load_stops_the_start_with_exit_code_2(daemon
 
 
 def test_a_secret_of_another_component_echoed_in_an_error_is_masked_everywhere(daemon_env, tmp_path):
-    """task-creator never loads the Camunda settings, yet must mask CAMUNDA_AUTH_PASSWORD (issue 17.12)."""
+    """task-creator never loads the Camunda settings, yet must mask CAMUNDA_AUTH_PASSWORD."""
     start, rabbit, topology, _ = daemon_env
     secret = "Cam-Pw-8d41f07e"
     daemon = start(CAMUNDA_AUTH_PASSWORD=secret, TESTKIT_ECHO_VARIABLE="CAMUNDA_AUTH_PASSWORD")

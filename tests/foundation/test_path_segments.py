@@ -1,4 +1,4 @@
-"""No path segment is built from unescaped input (issue 17.9): ids from messages, models or replies cannot
+"""No path segment is built from unescaped input: ids from messages, models or replies cannot
 move a request to another endpoint. Every client is driven against a real HTTP server that records paths."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The fake 1C speaks the standard OData interface as the reference describes it (raw HTTP, no client)."""
+"""The fake 1C speaks 1C's standard OData interface (raw HTTP, no client)."""
 
 from __future__ import annotations
 

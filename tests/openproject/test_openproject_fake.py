@@ -1,4 +1,4 @@
-"""The fake OpenProject speaks API v3 as the reference describes it (raw HTTP, no client)."""
+"""The fake OpenProject speaks OpenProject's API v3 (raw HTTP, no client)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""External task REST contract (reference §1.3): one test per status/message row."""
+"""External task REST contract of Camunda 7: one test per status/message row."""
 
 from __future__ import annotations
 

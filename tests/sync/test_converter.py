@@ -1,4 +1,4 @@
-"""The converter against the reference's cases T1–T10 (camunda-sync.md §6), as golden files.
+"""The converter against cases T1–T10, as golden files.
 
 Each input ``golden/<case>.bpmn`` converts to exactly ``golden/<case>.out.bpmn``, converts to the same
 bytes again, and deploys on the bundled engine. The assertions next to each case say *why* the golden

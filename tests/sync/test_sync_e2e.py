@@ -1,4 +1,4 @@
-"""Issue 11's "done when", for real: a diagram uploaded to the fake StormBPMN through its public API is
+"""camunda-sync end to end, for real: a diagram uploaded to the fake StormBPMN through its public API is
 deployed by ``camunda-sync/main.py --once`` under the environment's tenant, runs through camunda-worker,
 task-creator and the fake Bitrix24 with a person answering the question (yes and no), is not redeployed
 when nothing changed and gets exactly one new version when it changes; a broken diagram is named and

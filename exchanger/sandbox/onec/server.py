@@ -37,7 +37,7 @@ from exchanger.sandbox.onec.state import (
     empty_value,
 )
 
-DEFAULT_PORT = 8083  # the port of the examples
+DEFAULT_PORT = 8083  # a fixed port to run it by hand (tests and the demo ask for a free one)
 ROOT = "/trade/odata/standard.odata"  # publication "trade" of the infobase on the web server
 READ_ONLY = {"DataVersion", "Posted", "Predefined", "PredefinedDataName"}
 

@@ -29,7 +29,7 @@ from exchanger.sandbox.openproject.state import (
 )
 from exchanger.sandbox.openproject.writes import apply_body
 
-DEFAULT_PORT = 8082  # the port of the examples
+DEFAULT_PORT = 8082  # a fixed port to run it by hand (tests and the demo ask for a free one)
 DEFAULT_PAGE_SIZE = 20  # OpenProject's default page size
 MAX_PAGE_SIZE = 1000  # Setting.apiv3_max_page_size default
 DEFAULT_WP_FILTERS = '[{"status":{"operator":"o","values":[]}}]'  # open only, unless filters are sent
