@@ -166,7 +166,7 @@ class CamundaClient:
         if poll_ms:
             body["asyncResponseTimeout"] = poll_ms
         response = self._post("/external-task/fetchAndLock", body, retry=False,
-                              read_timeout_s=poll_ms / 1000 + s.long_poll_margin_s)
+                              read_timeout_s=poll_ms / 1000 + s.long_poll_margin_s, lean=True)
         tasks = json_body(response, list, "Camunda fetchAndLock")
         if not all(isinstance(t, dict) and isinstance(t.get("id"), str) and isinstance(t.get("topicName"), str)
                    for t in tasks):
@@ -187,7 +187,7 @@ class CamundaClient:
             "workerId": worker_id or self.worker_id,
             "variables": variables or {},
             "localVariables": local_variables or {},
-        })
+        }, lean=True)
 
     def failure(self, task_id: str, *, error_message: str, error_details: str | None = None, retries: int,
                 retry_timeout_ms: int = 0, variables: Variables | None = None,
@@ -215,7 +215,7 @@ class CamundaClient:
 
     def extend_lock(self, task_id: str, new_duration_ms: int, *, worker_id: str | None = None) -> None:
         self._post(f"/external-task/{segment(task_id)}/extendLock",
-                   {"workerId": worker_id or self.worker_id, "newDuration": new_duration_ms})
+                   {"workerId": worker_id or self.worker_id, "newDuration": new_duration_ms}, lean=True)
 
     def lock(self, task_id: str, lock_duration_ms: int, *, worker_id: str | None = None) -> None:
         """``POST …/lock`` (Camunda 7.15+): take an unlocked or expired task; refused while another worker's

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exchanger.errors import Unreachable
+from exchanger.errors import NotFound, Unreachable
 from exchanger.http_client import HttpClient
 from exchanger.sandbox.http import App, Fault, json_response, start
 
@@ -34,3 +34,39 @@ def test_a_timed_out_read_is_retried_without_the_settle_wait(slow_server) -> Non
     with pytest.raises(Unreachable) as caught:  # a POST that only reads (Bitrix24 style) says so
         client.request("POST", "/item", json={}, write=False)
     assert caught.value.retry_after_s is None
+
+
+@pytest.mark.parametrize("lean", [False, True])
+def test_the_lean_path_sends_and_answers_like_the_session(lean: bool) -> None:
+    """Camunda's hot calls go through urllib3 straight: same headers, auth, body, errors and timeout rule."""
+    seen: list[tuple[dict[str, str], object]] = []
+    app = App("echo")
+
+    def record(request):  # noqa: ANN001, ANN202 - the sandbox's route signature
+        seen.append((dict(request.headers), request.json()))
+        return json_response(200, {"ok": True}) if request.json().get("n") != 2 else json_response(404, {"gone": 1})
+
+    app.add_route("POST", "/item", record)
+    with start(app) as server:
+        client = HttpClient(server.url, system="echo", auth=("user", "secret"), headers={"Accept": "application/json"},
+                            read_timeout_s=0.2, attempts=1, write_settle_s=42.0)
+        assert client.request("POST", "/item", json={"n": 1, "text": "Ω"}, lean=lean).json() == {"ok": True}
+        with pytest.raises(NotFound):
+            client.request("POST", "/item", json={"n": 2}, lean=lean)
+        app.inject_fault(Fault(status=None, count=1, delay_s=0.6))
+        with pytest.raises(Unreachable, match="may still be processed") as caught:
+            client.request("POST", "/item", json={"n": 3}, lean=lean)
+        assert caught.value.retry_after_s == 42.0
+        client.close()
+    headers, body = seen[0]
+    assert body == {"n": 1, "text": "Ω"}
+    assert headers["authorization"] == "Basic dXNlcjpzZWNyZXQ=" and headers["accept"] == "application/json"
+    assert headers["content-type"] == "application/json"
+    assert (client._lean is not None) == lean  # noqa: SLF001 - which path was taken
+
+
+def test_the_lean_path_reports_a_refused_connection_as_the_session_does() -> None:
+    client = HttpClient("http://127.0.0.1:9", system="nobody", attempts=1)  # nothing listens on the discard port
+    for lean in (False, True):
+        with pytest.raises(Unreachable, match="cannot reach"):
+            client.request("POST", "/item", json={}, lean=lean)
