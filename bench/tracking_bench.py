@@ -233,14 +233,15 @@ def run_system(side: Side, args: argparse.Namespace, workdir: Path) -> dict[str,
         published: dict[str, float] = {}  # new task id → when it was published
         created: dict[str, float] = {}
         began = time.time()
-        next_create = began
-        per_tick = args.complete_per_min / 100 / 60 * PEOPLE_TICK_S
+        next_create = next_people = began
+        per_tick = args.complete_per_min / 100 / 60 * PEOPLE_TICK_S  # chance of an open item to be finished
         while time.time() - began < args.minutes * 60:
             now = time.time()
-            people_work = now - began < args.minutes * 60 - args.settle_s
-            for item_id in [i for i in open_items if people_work and rng.random() < per_tick]:
-                side.finish(item_id)
-                finished[open_items.pop(item_id)] = time.time()
+            if now >= next_people and now - began < args.minutes * 60 - args.settle_s:
+                next_people += PEOPLE_TICK_S
+                for item_id in [i for i in open_items if rng.random() < per_tick]:
+                    side.finish(item_id)
+                    finished[open_items.pop(item_id)] = time.time()
             if now >= next_create:
                 task_id = f"new-{uuid.uuid4().hex[:10]}"
                 publisher.publish_contract(side.task(task_id), topology.settings.tasks_exchange,
@@ -250,7 +251,7 @@ def run_system(side: Side, args: argparse.Namespace, workdir: Path) -> dict[str,
             for task_id in [t for t in published if t not in created]:
                 if side.created(task_id):
                     created[task_id] = time.time()
-            time.sleep(max(0.0, PEOPLE_TICK_S - (time.time() - now)) / 4)
+            time.sleep(0.1)  # the create latency's resolution
         elapsed_min = (time.time() - began) / 60
         usage = proc_usage(creator.popen.pid)
         calls = side.calls() - calls_before
