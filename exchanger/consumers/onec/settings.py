@@ -20,7 +20,7 @@ class OneCSettings(ExternalSystemSettings):
     status_attribute: str = Field("", description="attribute whose value marks a document done; empty = posted")
     status_done_value: str = Field("", description="value of status_attribute that means done")
     deleted_error_code: str = Field("ONEC_DOCUMENT_DELETED", min_length=1, description="BPMN error code")
-    check_interval_s: float = Field(60.0, gt=0, description="how often the tracker reads an open document")
+    check_interval_s: float = Field(30.0, gt=0, description="how often the tracker reads an open document")
     posting_operational: bool = Field(False, description="PostingModeOperational of the Post action")
     read_timeout_s: float = Field(60.0, gt=0, description="posting a large document can take a while")
 

@@ -20,7 +20,7 @@ class OpenProjectSettings(ExternalSystemSettings):
     )
     default_project: str = Field("", description="project id or identifier when the activity names none")
     deleted_error_code: str = Field("OP_WORK_PACKAGE_DELETED", min_length=1, description="BPMN error code")
-    check_interval_s: float = Field(60.0, gt=0, description="how often the tracker reads an open work package")
+    check_interval_s: float = Field(30.0, gt=0, description="how often the tracker reads an open work package")
     conflict_retries: int = Field(2, ge=0, description="re-reads of lockVersion after a 409 on update")
 
     @field_validator("base_url")
