@@ -14,14 +14,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from env_loader import Environment
     from exchanger.amqp.topology import Topology
     from exchanger.camunda.client import CamundaClient
     from exchanger.camunda.settings import CamundaSettings
-    from exchanger.settings import RabbitMQSettings
+    from exchanger.settings import ExchangerSettings, RabbitMQSettings
+
+S = TypeVar("S", bound="ExchangerSettings")  # a settings class and its instance
 
 # Exit codes (README, "Operations"): scripts may rely on them.
 EXIT_OK = 0  # done; status green
@@ -47,7 +49,8 @@ class Cli:
 
     def leaf(self, subparsers: Any, name: str, help: str, handler: Handler,
              description: str | None = None) -> argparse.ArgumentParser:
-        parser = subparsers.add_parser(name, help=help, description=description or help, parents=[self.common],
+        parser: argparse.ArgumentParser = subparsers.add_parser(name, help=help, description=description or help,
+                                                                parents=[self.common],
                                        formatter_class=argparse.RawDescriptionHelpFormatter)
         parser.set_defaults(handler=handler)
         return parser
@@ -65,7 +68,7 @@ class Context:
 
     # --- settings and clients -----------------------------------------------------------------
 
-    def settings(self, cls: type) -> Any:
+    def settings(self, cls: type[S]) -> S:
         from exchanger.settings import load
 
         return load(cls)

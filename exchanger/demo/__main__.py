@@ -168,7 +168,9 @@ class Demo:
         settings = RabbitMQSettings(virtual_host=self.stack.vhost)
         connection = connect(settings, name="demo-ledger", attempts=3)
         try:
-            return connection.channel().queue_declare("errors.camunda_tasks.queue", passive=True).method.message_count
+            declared = connection.channel().queue_declare("errors.camunda_tasks.queue", passive=True)
+            count: int = declared.method.message_count
+            return count
         finally:
             connection.close()
 

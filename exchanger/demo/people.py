@@ -132,7 +132,8 @@ class People(threading.Thread):
 def person_webhook(settings: dict[str, str], user_id: int = PERSON_ID) -> str:
     """The inbound webhook of the person who works in the portal's web UI (see the fake's ``--ui-user``)."""
     origin = settings["BITRIX_WEBHOOK_URL"].split("/rest/")[0]
-    return origin + requests.post(f"{origin}/_admin/webhooks", json={"user_id": user_id}, timeout=5).json()["path"]
+    path: str = requests.post(f"{origin}/_admin/webhooks", json={"user_id": user_id}, timeout=5).json()["path"]
+    return origin + path
 
 
 def _prefixed(settings: dict[str, str], prefix: str) -> dict[str, Any]:

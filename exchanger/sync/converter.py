@@ -157,10 +157,12 @@ class _Converter:
         return {e.get("id"): e for e in self.root.iter() if isinstance(e.tag, str) and e.get("id")}
 
     def processes(self) -> list[Any]:
-        return self.root.findall(B + "process")
+        found: list[Any] = self.root.findall(B + "process")
+        return found
 
     def flows(self, scope: Any) -> list[Any]:
-        return scope.findall(B + "sequenceFlow")
+        found: list[Any] = scope.findall(B + "sequenceFlow")
+        return found
 
     def remove(self, element: Any) -> None:
         if element.get("id"):
@@ -609,7 +611,8 @@ class _Converter:
         extra = {p: u for p, u in (self.root.nsmap or {}).items() if p and u not in NSMAP.values() and p not in NSMAP}
         root = etree.Element(self.root.tag, nsmap={**NSMAP, **extra})
         copy_into(self.root, root)
-        return XML_DECLARATION + etree.tostring(root, encoding="UTF-8") + b"\n"
+        body: bytes = etree.tostring(root, encoding="UTF-8")
+        return XML_DECLARATION + body + b"\n"
 
 
 def rank(child: Any) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
@@ -85,11 +85,11 @@ class SyncSettings(ExchangerSettings):
     def assignees(self) -> dict[str, str]:
         return {str(k): str(v) for k, v in _json_file(self.assignees_file, "CAMUNDA_SYNC_ASSIGNEES_FILE").items()}
 
-    def overrides(self) -> dict[str, dict]:
+    def overrides(self) -> dict[str, dict[str, Any]]:
         return _json_file(self.overrides_file, "CAMUNDA_SYNC_OVERRIDES_FILE")
 
 
-def _json_file(path: str, variable: str) -> dict:
+def _json_file(path: str, variable: str) -> dict[str, Any]:
     if not path:
         return {}
     try:

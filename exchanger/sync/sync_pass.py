@@ -22,6 +22,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from loguru import logger
 
@@ -84,7 +85,7 @@ class _Abort(Exception):
     """Ends the pass: the reason is for the operator, the next pass retries."""
 
 
-def input_hash(body: str, edges: list[dict]) -> str:
+def input_hash(body: str, edges: list[dict[str, Any]]) -> str:
     canonical = json.dumps(edges, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(body.encode("utf-8") + b"\0" + canonical.encode("utf-8")).hexdigest()
 
