@@ -108,6 +108,13 @@ def matches(record: dict[str, Any], alternatives: list[list[Clause]]) -> bool:
     return any(all(equal(record.get(c.prop), c.value) == c.equal for c in clauses) for clauses in alternatives)
 
 
+def keys_only(alternatives: list[list[Clause]]) -> set[str] | None:
+    """The keys of a filter that is nothing but ``Ref_Key eq guid'…'`` alternatives, else None."""
+    if all(len(c) == 1 and c[0].prop == "Ref_Key" and c[0].equal for c in alternatives):
+        return {str(c[0].value) for c in alternatives}
+    return None
+
+
 def check_value(name: str, edm: str, value: Any) -> Any:
     """The value as stored, or ``ODataError`` code 4 when it does not fit the property's type."""
     ok = {

@@ -166,11 +166,16 @@ class OneCApp(App):
             record = self._record(resource.entity, resource.key)
             body = odata.entity_body(self._metadata_url(request), resource.entity, odata.select(record, fields))
             return json_response(200, body)
-        records = list(self.infobase.records[resource.entity].values())
+        table = self.infobase.records[resource.entity]
+        records = list(table.values())
         text = request.arg("$filter")
         if text:
             clauses = odata.parse_filter(text, {**kind.system_properties, **kind.attributes})
-            records = [r for r in records if odata.matches(r, clauses)]
+            keys = odata.keys_only(clauses)
+            if keys is not None:  # Ref_Key eq … or …: a primary-key lookup, as the infobase's index does it
+                records = [record for record in records if record["Ref_Key"] in keys]
+            else:
+                records = [r for r in records if odata.matches(r, clauses)]
         count = len(records) if request.arg("$inlinecount") == "allpages" else None
         try:
             skip = int(request.arg("$skip") or 0)
