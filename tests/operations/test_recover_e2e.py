@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+from broker_queues import wait_for
 from ops_sandbox import BPMN, EXCHANGER
 
 from exchanger.camunda.client import CamundaClient
@@ -47,16 +47,6 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         stack.delete_vhost()
 
 
-def _wait(predicate, what: str, timeout_s: float = 60.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 def _delay_queues(vhost: str) -> dict[str, int]:
     out = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", "messages", "--formatter",
                           "json"], capture_output=True, text=True, check=True, timeout=60).stdout
@@ -69,8 +59,8 @@ def test_recover_hands_a_lost_task_back_without_a_duplicate(stack: Stack) -> Non
     ops.deploy(BPMN.format(key="wp", topic="op_create_task"), name="wp.bpmn")
     instance = ops.start("wp", {"subject": "Laptop for Anna"})
     stats_url = f"{settings['OPENPROJECT_BASE_URL']}/_admin/stats"
-    _wait(lambda: requests.get(stats_url, timeout=5).json()["work_packages"] == 1, "the work package")
-    _wait(lambda: sum(_delay_queues(stack.vhost).values()) == 1, "the tracking record to wait for its re-check")
+    wait_for(lambda: requests.get(stats_url, timeout=5).json()["work_packages"] == 1, 60, "the work package")
+    wait_for(lambda: sum(_delay_queues(stack.vhost).values()) == 1, 60, "the tracking record to wait for its re-check")
     (task,) = ops.client.list_tasks(processInstanceId=instance)
     assert task["workerId"] == WORKER_ID
 
@@ -87,7 +77,7 @@ def test_recover_hands_a_lost_task_back_without_a_duplicate(stack: Stack) -> Non
     assert exchanger("recover", "--older-than", "0", "--yes").returncode == 0
 
     # the worker fetches it again, the handler finds the work package it made and tracks it again
-    _wait(lambda: sum(_delay_queues(stack.vhost).values()) == 1, "a new tracking record")
+    wait_for(lambda: sum(_delay_queues(stack.vhost).values()) == 1, 60, "a new tracking record")
     stats = requests.get(stats_url, timeout=5).json()
     assert stats["work_packages"] == 1 and stats["duplicates"] == {}
     assert ops.client.get_task(task["id"])["workerId"] == WORKER_ID
