@@ -16,6 +16,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 ENVIRONMENTS = ("prod", "dev")
+MAX_INSTANCE = 9  # instances of one daemon per environment and host (EXCHANGER_INSTANCE 1..9)
 
 
 def _same(value: str) -> str:
@@ -95,11 +96,17 @@ class Environment:
     env_file: Path  # the .env.<name> that was loaded
     logs_dir: Path  # logs/<name>/
     warnings: tuple[str, ...] = field(default=())  # old Exchanger.py names met; logged once logging is up
+    instance: int = 1  # EXCHANGER_INSTANCE: which of several copies of a daemon on this host this process is
 
     @property
     def label(self) -> str:
         """What every log line carries: ``[PROD]`` or ``[DEV]``."""
         return f"[{self.name.upper()}]"
+
+    def process_name(self, component: str) -> str:
+        """``task-creator`` for the first instance, ``task-creator-2`` for the second: the name of its log
+        files, its lock file and its log lines."""
+        return component if self.instance == 1 else f"{component}-{self.instance}"
 
 
 def project_root() -> Path:
@@ -131,6 +138,18 @@ def load_environment(environ: dict[str, str] | None = None) -> Environment:
         if value is not None and key not in env:
             env[key] = value
     env["EXCHANGER_ENV"] = name
+    instance = _instance(env.get("EXCHANGER_INSTANCE"))
     warnings = map_legacy_names(env)
     return Environment(name=name, root=root, env_file=env_file, logs_dir=root / "logs" / name,
-                       warnings=tuple(warnings))
+                       warnings=tuple(warnings), instance=instance)
+
+
+def _instance(value: str | None) -> int:
+    """``EXCHANGER_INSTANCE``: 1 (the default) to :data:`MAX_INSTANCE`."""
+    text = (value or "1").strip()
+    if not text.isdigit() or not 1 <= int(text) <= MAX_INSTANCE:
+        raise EnvironmentSelectionError(
+            f"EXCHANGER_INSTANCE={value!r} is not an instance number; set it to 1..{MAX_INSTANCE} (2 for a second "
+            f"camunda-worker or task-creator of this environment on this host)"
+        )
+    return int(text)

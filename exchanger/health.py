@@ -17,12 +17,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from loguru import logger
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from exchanger.errors import ConfigError
+from exchanger.instances import PORT_STEP
+
 ReadinessCheck = Callable[[], tuple[bool, str]]  # (ok, detail)
 
 
 class HealthServer:
     def __init__(self, port: int, registry: CollectorRegistry, checks: dict[str, ReadinessCheck],
-                 host: str = "127.0.0.1", liveness: dict[str, ReadinessCheck] | None = None) -> None:
+                 host: str = "127.0.0.1", liveness: dict[str, ReadinessCheck] | None = None,
+                 setting: str = "the health port setting") -> None:
+        """Binds the port at once: one that is taken raises ``ConfigError`` naming ``setting``."""
         self.registry = registry
         self.checks = checks
         self.liveness_checks = liveness or {}
@@ -51,7 +56,13 @@ class HealthServer:
             def log_message(self, format: str, *args: object) -> None:
                 return
 
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        try:
+            self.httpd = ThreadingHTTPServer((host, port), Handler)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve /healthz on {host}:{port}: {exc.strerror or exc}; another process (another instance "
+                f"of this daemon?) listens there: set {setting} to a free port, or give a second instance on this host "
+                f"EXCHANGER_INSTANCE=2 (its port is {PORT_STEP} higher)") from None
         self.httpd.daemon_threads = True
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="health", daemon=True)
 

@@ -27,11 +27,13 @@ def run(component: str, main: Callable[[Environment], int]) -> int:
     try:
         environment = load_environment()
         register_environment_secrets()
-        setup_logging(component, environment, load(LoggingSettings))
+        # a second instance (EXCHANGER_INSTANCE=2) logs as task-creator-2, into files of its own
+        setup_logging(environment.process_name(component), environment, load(LoggingSettings))
     except (EnvironmentSelectionError, ConfigError) as exc:
         print(f"{component}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    logger.info("{} starting in environment {} (env file {})", component, environment.name, environment.env_file)
+    logger.info("{} starting in environment {} (env file {}){}", component, environment.name, environment.env_file,
+                f", instance {environment.instance}" if environment.instance > 1 else "")
     try:
         return main(environment)
     except ConfigError as exc:

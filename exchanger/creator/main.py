@@ -9,24 +9,19 @@ from loguru import logger
 
 from env_loader import Environment
 from exchanger.amqp.topology import Topology, system_queue
-from exchanger.creator.instance_lock import ForeignLock, InstanceLock, InstanceLocked
 from exchanger.creator.loader import Components, load_components
 from exchanger.creator.routing_config import CreatorRouting
 from exchanger.creator.service import CreatorService
 from exchanger.creator.settings import CreatorSettings
 from exchanger.errors import ConfigError
 from exchanger.health import HealthServer
+from exchanger.instances import ForeignLock, InstanceLocked, health_port, instance_lock
 from exchanger.routing import DEFAULT_SYSTEM, RoutingSettings, load_routing
 from exchanger.runtime import run, stop_on_signals
 from exchanger.settings import RabbitMQSettings, TopologySettings, load
 
 COMPONENT = "task-creator"
-EXIT_LOCKED = 3  # another instance runs on this environment
-
-
-def lock_path(settings: CreatorSettings, environment: Environment) -> Path:
-    folder = Path(settings.lock_dir) if settings.lock_dir else environment.root / "run"
-    return folder / f"{COMPONENT}.{environment.name}.lock"
+EXIT_LOCKED = 3  # this instance already runs on this environment and host (or Exchanger.py's creator does)
 
 
 def check_declared(components: Components, topology: Topology) -> None:
@@ -40,10 +35,12 @@ def check_declared(components: Components, topology: Topology) -> None:
 
 def main(environment: Environment) -> int:
     settings = load(CreatorSettings)
+    settings = settings.model_copy(
+        update={"health_port": health_port(settings.health_port, environment, "CREATOR_HEALTH_PORT")})
     rabbit = load(RabbitMQSettings)
     topology_settings = load(TopologySettings)
     table = load_routing(load(RoutingSettings))
-    lock = InstanceLock(lock_path(settings, environment), f"{COMPONENT} ({environment.name})")
+    lock = instance_lock(COMPONENT, environment, settings.lock_dir)
     legacy = ForeignLock(Path(settings.legacy_lock_file.format(env=environment.name)),
                          f"Exchanger.py's task-creator ({environment.name})") if settings.legacy_lock_file else None
     try:
@@ -76,7 +73,7 @@ def main(environment: Environment) -> int:
         health = None
         if settings.health_port:
             health = HealthServer(settings.health_port, service.registry, {"consumers": service.readiness},
-                                  host=settings.health_host).start()
+                                  host=settings.health_host, setting="CREATOR_HEALTH_PORT").start()
         service.start()
         stop.wait()
         logger.info("stopping: draining in-flight messages (up to {:g}s)", settings.drain_s)

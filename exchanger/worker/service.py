@@ -99,11 +99,14 @@ class Worker:
             threading.Thread(target=self.keeper.run, args=(self._stop_keeping, drain_s), name=f"{COMPONENT}:locks",
                              daemon=True),
         ]
+        if self.settings.health_port:  # bound before anything is fetched: a taken port stops the start cleanly
+            self.health = HealthServer(self.settings.health_port, self.metrics.registry, self.readiness_checks(),
+                                       host=self.settings.health_host, liveness=self.liveness_checks(),
+                                       setting="WORKER_HEALTH_PORT")
         for thread in self._threads:
             thread.start()
-        if self.settings.health_port:
-            self.health = HealthServer(self.settings.health_port, self.metrics.registry, self.readiness_checks(),
-                                       host=self.settings.health_host, liveness=self.liveness_checks()).start()
+        if self.health is not None:
+            self.health.start()
         return self
 
     def _fetch(self) -> None:
@@ -172,12 +175,13 @@ class Worker:
 
         return {"broker": broker, "camunda": camunda, "last_poll": last_poll}
 
-    def banner(self, environment: str) -> str:
+    def banner(self, environment: str, name: str = COMPONENT) -> str:
+        """The start-up line; ``name`` is the instance's (``camunda-worker-2``)."""
         c = self.camunda
         topics = ", ".join(f"{t}→{self.routing.system_for(t)}" for t in self.routing.topics)
         lock_long = f"{c.lock_duration} ms ({c.lock_duration / 86_400_000:.0f} d)"
         return (
-            f"{COMPONENT} env={environment} worker_id={c.worker_id} "
+            f"{name} env={environment} worker_id={c.worker_id} "
             f"tenant={c.tenant_id or '(none: withoutTenantId)'} camunda={c.base_url} ({c.tls_mode}) "
             f"broker={describe(self.rabbit)} vhost={self.rabbit.virtual_host} "
             f"locks: fetch {c.fetch_lock_ms} ms, in-flight {lock_long} after {self.keeper.extend_after_s:g} s; "

@@ -31,3 +31,4 @@ class WorkerSettings(ExchangerSettings):
     metadata_failure_ttl_s: float = Field(5.0, ge=0, description="a failed XML fetch is remembered this long")
 
     shutdown_deadline_s: float = Field(30.0, gt=0, description="stop fetching, unlock, drain and close within")
+    lock_dir: str = Field("", description="folder of the instance lock file; empty = run/ under the project root")

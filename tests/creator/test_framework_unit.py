@@ -1,10 +1,7 @@
-"""Retry policy, routing/loader validation and the instance lock, without a broker."""
+"""Retry policy, routing/loader validation and outcome mapping, without a broker."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 
 import pytest
@@ -14,7 +11,6 @@ from creator_testkit import make_task
 from exchanger.contracts import ExternalItem, SentRecord
 from exchanger.creator import outcomes
 from exchanger.creator.base import Done, StillOpen
-from exchanger.creator.instance_lock import InstanceLock, InstanceLocked
 from exchanger.creator.loader import load_components
 from exchanger.creator.retry_policy import RetryPolicy, parse_duration_ms
 from exchanger.creator.routing_config import CreatorRouting, queue_handlers, tracker_handlers
@@ -119,27 +115,6 @@ def test_a_handler_whose_settings_are_missing_stops_an_explicit_start_and_is_ski
 def test_an_unknown_served_queue_is_named():
     with pytest.raises(ConfigError, match="CREATOR_QUEUES names nope.queue"):
         load_components(CreatorSettings(queues="nope.queue"), _routing(), "responses")
-
-
-# --- instance lock ----------------------------------------------------------------------------------
-
-
-def test_a_second_lock_on_the_same_environment_names_the_holder(tmp_path):
-    path = tmp_path / "task-creator.dev.lock"
-    with InstanceLock(path, "task-creator (dev)"):
-        with pytest.raises(InstanceLocked, match=f"task-creator \\(dev\\) is already running as PID {os.getpid()}"):
-            InstanceLock(path, "task-creator (dev)").acquire()
-    InstanceLock(path, "task-creator (dev)").acquire()  # released: free again
-
-
-def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
-    path = tmp_path / "task-creator.dev.lock"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    path.write_text(dead.stdout)
-    lock = InstanceLock(path, "task-creator (dev)")
-    lock.acquire()
-    assert path.read_text().strip() == str(os.getpid())
-    lock.release()
 
 
 # --- outcome mapping --------------------------------------------------------------------------------

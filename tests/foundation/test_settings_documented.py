@@ -16,7 +16,7 @@ from exchanger.secrets import mask
 from exchanger.settings import RabbitMQSettings, all_settings_classes, load
 
 ROOT = Path(__file__).resolve().parents[2]
-READ_BY_ENV_LOADER = {"EXCHANGER_ENV", "EXCHANGER_HOME"}
+READ_BY_ENV_LOADER = {"EXCHANGER_ENV", "EXCHANGER_HOME", "EXCHANGER_INSTANCE"}
 
 
 def documented_keys() -> set[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from exchanger.creator.instance_lock import ForeignLock, InstanceLocked
+from exchanger.instances import ForeignLock, InstanceLocked
 from exchanger.migration.old_tool import lock_holder
 
 ROOT = Path(__file__).resolve().parents[2]

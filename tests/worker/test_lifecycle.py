@@ -39,6 +39,7 @@ def worker_process(tmp_path: Path, engine_url: str, rabbit: RabbitMQSettings, am
         "PATH": os.environ.get("PATH", ""),
         "EXCHANGER_ENV": "dev",
         "LOG_DIR": str(tmp_path / "logs"),
+        "WORKER_LOCK_DIR": str(tmp_path / "run"),
         "LOG_LEVEL": "INFO",
         "RABBITMQ_VIRTUAL_HOST": rabbit.virtual_host,
         "RABBITMQ_PORT": str(amqp_port),

@@ -1,8 +1,13 @@
-"""One task-creator per environment and host: an exclusive ``flock`` on ``<lock dir>/<name>.<env>.lock``.
+"""Instances of a daemon on one host: each takes its own lock file and its own health port.
 
-The file holds the PID of the holder. A second instance fails to take the lock and says which PID
-holds it. The kernel drops the lock when its holder dies, so a lock file left by a killed process
-is simply taken over (and logged); no stale-PID guessing is needed.
+``EXCHANGER_INSTANCE`` (1 by default, :mod:`env_loader`) numbers the copies of camunda-worker or
+task-creator that one host runs for one environment. Instance *n* holds an exclusive ``flock`` on
+``<lock dir>/<component>[-n].<env>.lock``, so that an accidental second start of the same instance
+fails, naming the PID that holds it, while a second instance started on purpose (``EXCHANGER_INSTANCE=2``)
+runs next to the first. Their health endpoints are :data:`PORT_STEP` apart (:func:`health_port`).
+
+The lock file holds the PID of the holder. The kernel drops the lock when its holder dies, so a lock
+file left by a killed process is simply taken over (and logged); no stale-PID guessing is needed.
 """
 
 from __future__ import annotations
@@ -14,11 +19,37 @@ from typing import IO
 
 from loguru import logger
 
-from exchanger.errors import ExchangerError
+from env_loader import Environment
+from exchanger.errors import ConfigError, ExchangerError
+
+PORT_STEP = 100  # instance n listens on the configured health port + (n - 1) * PORT_STEP
 
 
 class InstanceLocked(ExchangerError):
     """Another live process holds the lock; the message names its PID and the lock file."""
+
+
+def lock_path(component: str, environment: Environment, lock_dir: str = "") -> Path:
+    """``<lock_dir or run/>/<component>[-n].<env>.lock``: one lock per daemon, environment and instance."""
+    folder = Path(lock_dir) if lock_dir else environment.root / "run"
+    return folder / f"{environment.process_name(component)}.{environment.name}.lock"
+
+
+def instance_lock(component: str, environment: Environment, lock_dir: str = "") -> InstanceLock:
+    label = f"{environment.process_name(component)} ({environment.name})"
+    return InstanceLock(lock_path(component, environment, lock_dir), label)
+
+
+def health_port(port: int, environment: Environment, setting: str) -> int:
+    """The health port of this instance: ``port`` for the first, :data:`PORT_STEP` higher for each next
+    one (0 stays off), so that instances on one host never collide and ``exchangerctl`` finds them."""
+    if port == 0:
+        return 0
+    mine = port + (environment.instance - 1) * PORT_STEP
+    if mine > 65535:
+        raise ConfigError(f"{setting}={port} leaves no port for instance {environment.instance} "
+                          f"({port} + {(environment.instance - 1) * PORT_STEP} > 65535); choose a lower port")
+    return mine
 
 
 def _pid_alive(pid: int) -> bool:
@@ -49,7 +80,8 @@ class InstanceLock:
             handle.close()
             raise InstanceLocked(
                 f"{self.label} is already running as PID {holder} (lock file {self.path}); stop it first "
-                f"(systemctl stop, or kill {holder}) — two instances on one environment would compete"
+                f"(systemctl stop, or kill {holder}); to run one more on this host on purpose, start it with "
+                f"EXCHANGER_INSTANCE=2 (README, \"Two of each\")"
             ) from None
         handle.seek(0)
         previous = handle.read().strip()
