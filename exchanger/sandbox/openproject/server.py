@@ -13,6 +13,7 @@ import copy
 import functools
 import hmac
 import json
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -27,12 +28,16 @@ from exchanger.sandbox.openproject.state import (
     WorkPackage,
     now_iso,
 )
+from exchanger.sandbox.openproject.webhooks import WORK_PACKAGE_EVENTS, Webhook, WebhookSender
 from exchanger.sandbox.openproject.writes import apply_body
+from exchanger.sandbox.outbound import OutboundFaults
 
 DEFAULT_PORT = 8082  # a fixed port to run it by hand (tests and the demo ask for a free one)
 DEFAULT_PAGE_SIZE = 20  # OpenProject's default page size
 MAX_PAGE_SIZE = 1000  # Setting.apiv3_max_page_size default
 DEFAULT_WP_FILTERS = '[{"status":{"operator":"o","values":[]}}]'  # open only, unless filters are sent
+WP_DATE_FILTERS = frozenset({"createdAt", "updatedAt"})
+SORTABLE = {"id": "id", "createdAt": "created_at", "updatedAt": "updated_at", "subject": "subject"}
 API = hal.API
 CONFLICT_MESSAGE = (
     "Your changes could not be saved, because the work package was changed since you've seen it the last time."
@@ -44,11 +49,16 @@ Handler = Callable[[Request], Response]
 class OpenProjectApp(App):
     """Routes of the fake; every ``/api/v3`` route checks the API key first."""
 
-    def __init__(self, state: OpenProjectState, api_key: str = API_KEY) -> None:
-        super().__init__("openproject", on_reset=state.reset)
+    def __init__(self, state: OpenProjectState, api_key: str = API_KEY, *, webhooks: tuple[Webhook, ...] = (),
+                 aggregation_s: float = 0.0) -> None:
+        super().__init__("openproject", on_reset=self._reset_all)
         self.state = state
         self.api_key = api_key
+        self.webhooks = WebhookSender(self._render, webhooks=webhooks, aggregation_s=aggregation_s)
         self.add_route("GET", "/_admin/stats", lambda request: json_response(200, state.stats()))
+        self.add_route("GET", "/_admin/webhooks", lambda request: json_response(200, self.webhooks.snapshot()))
+        self.add_route("PUT", "/_admin/webhooks", self._configure_webhooks)
+        self.add_route("POST", "/_admin/webhooks/faults", self._webhook_faults)
         api = self._api_route
         api("GET", API, self.root)
         api("GET", f"{API}/users/me", lambda r: self._one(r, "users", str(state.api_user_id)))
@@ -68,6 +78,33 @@ class OpenProjectApp(App):
         api("POST", f"{API}/work_packages/{{id}}/activities", self.add_comment)
 
     # --- plumbing ---------------------------------------------------------------------------------
+
+    def _reset_all(self) -> None:
+        self.state.reset()
+        self.webhooks.reset()
+
+    def _render(self, wp_id: int) -> tuple[int, dict[str, Any]] | None:
+        """A webhook job's view of a work package: its project and its current API v3 representation."""
+        with self.state.lock:
+            wp = self.state.work_packages.get(wp_id)
+            return (wp.project_id, hal.work_package(self.state, wp)) if wp else None
+
+    def _configure_webhooks(self, request: Request) -> Response:
+        """Fake-only: ``{"webhooks": [{"url", "secret", "events", "projects", "enabled"}], "aggregation_s": 0}``
+        (what an administrator enters in Administration → Webhooks, and the aggregation setting)."""
+        spec = request.json() or {}
+        hooks = tuple(Webhook.from_json(item) for item in spec.get("webhooks") or [])
+        aggregation = spec.get("aggregation_s")
+        self.webhooks.configure(hooks, None if aggregation is None else float(aggregation))
+        return json_response(200, self.webhooks.snapshot())
+
+    def _webhook_faults(self, request: Request) -> Response:
+        """Fake-only: ``{"drop": n, "duplicate": n, "delay_s": s, "delay_count": n}`` for the next events."""
+        spec = request.json() or {}
+        self.webhooks.outbox.add_faults(OutboundFaults(
+            drop=int(spec.get("drop", 0)), duplicate=int(spec.get("duplicate", 0)),
+            delay_s=float(spec.get("delay_s", 0.0)), delay_count=int(spec.get("delay_count", 0))))
+        return empty_response(204)
 
     def not_found(self, request: Request) -> Response:
         return hal.error(404, "NotFound", "The requested resource could not be found.")
@@ -108,9 +145,10 @@ class OpenProjectApp(App):
         except ValueError:
             return None, hal.error(400, "InvalidRequestBody", "The request body was not a single JSON object.")
 
-    def _filters(self, request: Request, known: set[str], default: str = "[]") -> list[filters.Filter] | Response:
+    def _filters(self, request: Request, known: set[str], default: str = "[]",
+                 dates: frozenset[str] = frozenset()) -> list[filters.Filter] | Response:
         try:
-            return filters.parse(request.arg("filters") or default, known)
+            return filters.parse(request.arg("filters") or default, known, dates)
         except filters.FilterError as exc:
             return hal.error(400, "InvalidQuery", str(exc))
 
@@ -189,6 +227,8 @@ class OpenProjectApp(App):
             "responsible": str(wp.responsible_id) if wp.responsible_id else None,
             "parent": str(wp.parent_id) if wp.parent_id else None,
             "subject": wp.subject,
+            "createdAt": wp.created_at,
+            "updatedAt": wp.updated_at,
         }
         for key in self.state.custom_fields:
             value = wp.custom_values.get(key)
@@ -204,9 +244,12 @@ class OpenProjectApp(App):
                 return hal.error(404, "NotFound", "The specified project does not exist.")
             project_id = project.id
         known = {"id", "project", "type", "status", "priority", "assignee", "responsible", "parent", "subject"}
-        parsed = self._filters(request, known | set(self.state.custom_fields), DEFAULT_WP_FILTERS)
+        parsed = self._filters(request, known | set(self.state.custom_fields), DEFAULT_WP_FILTERS, WP_DATE_FILTERS)
         if isinstance(parsed, Response):
             return parsed
+        order = _sort_order(request.arg("sortBy"))
+        if isinstance(order, Response):
+            return order
         try:
             page = max(1, int(request.arg("offset") or 1))
             size = int(request.arg("pageSize") or DEFAULT_PAGE_SIZE)
@@ -214,12 +257,12 @@ class OpenProjectApp(App):
             return hal.error(400, "InvalidQuery", "offset and pageSize must be integers.")
         size = MAX_PAGE_SIZE if size < 0 or size > MAX_PAGE_SIZE else size
         found = [
-            wp for wp in sorted(self.state.work_packages.values(), key=lambda w: w.id)
+            wp for wp in self.state.work_packages.values()
             if (project_id is None or wp.project_id == project_id)
             and filters.matches(self._filter_fields(wp), parsed, closed=self.state.statuses[wp.status_id].is_closed)
         ]
-        if "desc" in (request.arg("sortBy") or ""):
-            found.reverse()
+        for attribute, descending in reversed(order):  # stable sorts, the last key first
+            found.sort(key=operator.attrgetter(attribute), reverse=descending)
         shown = found[(page - 1) * size: page * size]
         elements = [hal.work_package(self.state, wp) for wp in shown]
         body = hal.collection(elements, request.path, pageSize=size, offset=page)
@@ -265,6 +308,7 @@ class OpenProjectApp(App):
             return hal.error(403, "MissingPermission", "You are not authorized to access this resource.")
         s.work_packages[wp.id] = wp
         s.next_id += 1
+        self.webhooks.journal(wp.id, initial=True)
         response = hal.hal(201, hal.work_package(s, wp))
         response.headers["Location"] = f"{API}/work_packages/{wp.id}"
         return response
@@ -298,6 +342,7 @@ class OpenProjectApp(App):
         changed.lock_version += 1
         changed.updated_at = now_iso()
         self.state.work_packages[wp.id] = changed
+        self.webhooks.journal(wp.id, initial=False)
         return hal.hal(200, hal.work_package(self.state, changed))
 
     def delete_work_package(self, request: Request) -> Response:
@@ -337,7 +382,19 @@ class OpenProjectApp(App):
         if not isinstance(raw, str) or not raw.strip():
             return hal.error(422, "PropertyConstraintViolation", "Comment can't be blank.", "comment")
         wp.comments.append({"raw": raw, "createdAt": now_iso(), "userId": self.state.api_user_id})
+        self.webhooks.journal(wp.id, initial=False)
         return hal.hal(201, self._activity(wp, len(wp.comments), wp.comments[-1]))
+
+
+def _sort_order(raw: str | None) -> list[tuple[str, bool]] | Response:
+    """``sortBy=[["updatedAt","asc"],["id","asc"]]`` → (attribute, descending) pairs; the default and the
+    tie-breaker is ``id`` ascending, as API v3 documents for work packages."""
+    try:
+        pairs = json.loads(raw) if raw else []
+        order = [(SORTABLE[name], {"asc": False, "desc": True}[direction]) for name, direction in pairs]
+    except (ValueError, TypeError, KeyError):
+        return hal.error(400, "InvalidQuery", f"sortBy {raw} is not supported.")
+    return [*order, ("id", False)]
 
 
 class OpenProjectServer(SandboxServer):
@@ -358,10 +415,17 @@ class OpenProjectServer(SandboxServer):
             "OPENPROJECT_DEFAULT_PROJECT": DEFAULT_PROJECT,
         }
 
+    def stop(self) -> None:
+        super().stop()
+        self.app.webhooks.close()
 
-def start(port: int = 0, *, host: str = "127.0.0.1", api_key: str = API_KEY) -> OpenProjectServer:
-    """Serve a fresh fake in a background thread (port 0 = a free port)."""
-    server = OpenProjectServer(OpenProjectApp(OpenProjectState(), api_key), host, port)
+
+def start(port: int = 0, *, host: str = "127.0.0.1", api_key: str = API_KEY, webhooks: tuple[Webhook, ...] = (),
+          aggregation_s: float = 0.0) -> OpenProjectServer:
+    """Serve a fresh fake in a background thread (port 0 = a free port); ``webhooks`` as an administrator
+    configured them, ``aggregation_s`` the journal aggregation time before a webhook fires (real default 300)."""
+    app = OpenProjectApp(OpenProjectState(), api_key, webhooks=webhooks, aggregation_s=aggregation_s)
+    server = OpenProjectServer(app, host, port)
     server.start()
     return server
 
@@ -371,6 +435,15 @@ def cli(argv: list[str]) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--api-key", default=API_KEY, help="the token the fake accepts")
+    parser.add_argument("--webhook-url", default="", help="payload URL of a webhook (Administration → Webhooks)")
+    parser.add_argument("--webhook-secret", default="", help="its signature secret (X-OP-Signature)")
+    parser.add_argument("--webhook-events", default=",".join(WORK_PACKAGE_EVENTS), help="comma-separated events")
+    parser.add_argument("--webhook-projects", default="", help="comma-separated project ids (default: all)")
+    parser.add_argument("--aggregation-s", type=float, default=0.0,
+                        help="journal aggregation time before a webhook fires (OpenProject's default: 300)")
     args = parser.parse_args(argv)
-    server = start(args.port, host=args.host, api_key=args.api_key)
+    hooks = () if not args.webhook_url else (Webhook(
+        url=args.webhook_url, secret=args.webhook_secret, events=tuple(args.webhook_events.split(",")),
+        projects=tuple(int(p) for p in args.webhook_projects.split(",")) if args.webhook_projects else None),)
+    server = start(args.port, host=args.host, api_key=args.api_key, webhooks=hooks, aggregation_s=args.aggregation_s)
     return _serve_until_signal(server, json.dumps(server.settings_env))
