@@ -187,6 +187,23 @@ class SentRecord(Contract):
     failed_checks: int = 0  # checks in a row that raised something other than a transient error
 
 
+class ItemEvent(Contract):
+    """event receiver or change sweep → ``<system>.events.queue``: this item changed, look at it now.
+
+    Carries only the item id: the consumer reads the item's state from the system itself (an event's
+    own fields are never trusted for the outcome), so a forged or stale event can at most cause a read.
+    """
+
+    SCHEMA: ClassVar[str] = "exchanger.item-event/1"
+
+    system: str
+    item_id: str
+    source: str = "event"  # "event" (pushed by the system) or "sweep" (found by a change sweep)
+    received_at: datetime = Field(default_factory=utcnow)
+
+    _ids = field_validator("item_id")(check_id)
+
+
 class ResponseStatus(StrEnum):
     COMPLETE = "complete"
     FAILURE = "failure"

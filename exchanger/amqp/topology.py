@@ -7,6 +7,9 @@ Declared idempotently by every daemon at start (declaring twice changes nothing)
     camunda.unrouted.tasks  (fanout)           → default.queue   tasks whose system has no queue
     camunda.task.responses  (direct)           → camunda.responses.queue
     <system>.sent.queue                                     tracking records
+    <system>.events.queue                                   "item changed" events of a system whose tracker
+                                                            takes pushed events or sweeps (single active
+                                                            consumer, see exchanger.creator.item_events)
     errors.camunda_tasks.queue                              the parking lot
     exchanger.delay         (topic)  <s>s.#    → exchanger.delay.<s>s   (quorum, TTL <s> seconds, expires
                                                                       when unused, dead-letters to ↓ at
@@ -67,12 +70,17 @@ def sent_queue(system: str) -> str:
     return f"{system}.sent.queue"
 
 
+def events_queue(system: str) -> str:
+    return f"{system}.events.queue"
+
+
 @dataclass
 class Topology:
     settings: TopologySettings
     systems: list[str]
     queue_type: str = "classic"
     virtual_host: str = "/"
+    event_systems: list[str] = field(default_factory=list)  # systems with an <system>.events.queue
     _declared_delays: dict[int, float] = field(default_factory=dict)  # ladder step → monotonic time of declare
 
     @property
@@ -81,6 +89,7 @@ class Topology:
         queues = [self.settings.responses_queue]
         for system in self.systems:
             queues += [system_queue(system), sent_queue(system)]
+        queues += [events_queue(system) for system in self.event_systems]
         return queues
 
     def delay_queue(self, step_s: int) -> str:
@@ -107,6 +116,10 @@ class Topology:
                 d.queue(system_queue(system), self._queue_arguments())
                 d.bind(system_queue(system), s.tasks_exchange, f"{system}.#")
                 d.queue(sent_queue(system), self._queue_arguments())
+            for system in self.event_systems:
+                # one consumer at a time across every task-creator: it alone answers from events, so it
+                # can tell a duplicate event from a new one (exchanger.creator.item_events)
+                d.queue(events_queue(system), self._queue_arguments({"x-single-active-consumer": True}))
             d.queue(system_queue(DEFAULT_SYSTEM), self._queue_arguments())
             d.bind(system_queue(DEFAULT_SYSTEM), s.unrouted_exchange, "")
             d.queue(s.responses_queue, self._queue_arguments())

@@ -67,6 +67,14 @@ batches (:class:`~exchanger.amqp.consumer.Batching`, up to ``CREATOR_CHECK_BATCH
 one) and each record still gets its own outcome, its own next message and its own ack. An item
 missing from the batched answer is checked alone, so a deletion still needs ``confirm_gone``.
 
+**Pushed events and change sweeps** (optional, :mod:`exchanger.creator.item_events`). A tracker that
+can rebuild, from the item alone, which Camunda task it belongs to implements ``finished(item_ids)``
+(the finished ones among them, each with its rebuilt record and outcome). Then ``parse_event`` lets the
+task-creator's event receiver take the system's pushed calls (authenticated by the tracker, answering
+the item ids), and ``changed_since`` with ``sweep_interval_s`` > 0 makes it sweep for changed items;
+both only put item ids into ``<system>.events.queue``. The tracking records stay the safety net:
+``check_interval_s`` can then be long.
+
 **Deleted items.** A ``NotFound`` from ``check_task_status`` takes the deleted path
 (``deleted_outcome``: a BPMN error or a failure, per system) only when ``confirm_gone`` verifies with a
 second, independent query that the item is really gone (or ``check_task_status`` itself saw it marked
@@ -83,8 +91,9 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from loguru import logger
@@ -140,8 +149,28 @@ class CheckFailed(ExchangerError):
     """A check could not tell the item's state (e.g. an unverified "not found"); retried, then an incident."""
 
 
+class EventRefused(ExchangerError):
+    """A pushed call the receiver must not act on: ``status`` 403 (not authenticated), 404 (events are off for
+    this system), 400 (not a call it understands)."""
+
+    def __init__(self, message: str, status: int = 403) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 HandlerOutcome = ExternalItem | Done | Failed | BpmnErrorOutcome
 TrackerOutcome = Done | Failed | BpmnErrorOutcome | StillOpen
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A finished item found from an event or a sweep: its tracking ``record`` rebuilt from what the system
+    stores (the Camunda task id, the process instance, the activity) and what it means for Camunda."""
+
+    record: SentRecord
+    outcome: Done | Failed | BpmnErrorOutcome
+
+
 _OUTCOME_STAT = {Done: "done", Failed: "failed", BpmnErrorOutcome: "bpmn_errors", StillOpen: "still_open"}
 
 
@@ -258,6 +287,8 @@ class BaseTracker(ABC):
         self.check_interval_s: float = float(default) if default else DEFAULT_CHECK_INTERVAL_S
         # records one check_many call can answer; above 1 the creator collects due records into batches
         self.batch_size: int = 1
+        # seconds between change sweeps (changed_since); 0 = no sweeps
+        self.sweep_interval_s: float = 0.0
 
     @abstractmethod
     def check_task_status(self, record: SentRecord) -> TrackerOutcome:
@@ -336,6 +367,27 @@ class BaseTracker(ABC):
         reason = f"{item.system} item {item.id} was deleted (or is out of the integration user's reach)"
         logger.warning("{}; Camunda task {}", reason, record.task.task_id)
         return self.deleted_outcome(record, reason)
+
+    # --- pushed events and change sweeps (optional; module docstring) ---------------------------------
+
+    @property
+    def item_events(self) -> bool:
+        """True when this tracker can answer from an item id alone (it implements :meth:`finished`)."""
+        return type(self).finished is not BaseTracker.finished
+
+    def parse_event(self, headers: Mapping[str, str], body: bytes) -> list[str]:
+        """The ids of the items a pushed call of the system is about; raise :class:`EventRefused` for a call
+        that is not authenticated (or not understood). ``headers`` have lower-case names."""
+        raise EventRefused(f"{self.context.system} does not push events to Exchanger", 404)
+
+    def finished(self, item_ids: Sequence[str]) -> list[Finished]:
+        """Of ``item_ids``, the items that are finished, read from the system (never from an event's own
+        fields); an item that is open, unknown or not created by Exchanger is left out."""
+        raise NotImplementedError(f"{type(self).__name__} cannot answer from an item id alone")
+
+    def changed_since(self, since: datetime) -> list[str]:
+        """Ids of the items changed at or after ``since`` (a change sweep; ``sweep_interval_s`` > 0)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot sweep for changes")
 
     def get_stats(self) -> dict[str, int]:
         return self.stats.snapshot()

@@ -58,6 +58,11 @@ class Components:
     def queues(self) -> list[str]:
         return [*self.handlers, *self.trackers]
 
+    @property
+    def event_systems(self) -> list[str]:
+        """Systems whose tracker takes item events (pushed or swept): each gets ``<system>.events.queue``."""
+        return [t.system for t in self.trackers.values() if t.tracker.item_events]
+
     def cleanup(self) -> None:
         """Call every handler's and tracker's ``cleanup``; one failing does not stop the others."""
         components: list[BaseMessageHandler | BaseTracker] = [*(h.handler for h in self.handlers.values()),

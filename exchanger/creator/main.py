@@ -9,6 +9,7 @@ from loguru import logger
 
 from env_loader import Environment
 from exchanger.amqp.topology import Topology, system_queue
+from exchanger.creator.event_receiver import EventReceiver
 from exchanger.creator.loader import Components, load_components
 from exchanger.creator.routing_config import CreatorRouting
 from exchanger.creator.service import CreatorService
@@ -36,7 +37,8 @@ def check_declared(components: Components, topology: Topology) -> None:
 def main(environment: Environment) -> int:
     settings = load(CreatorSettings)
     settings = settings.model_copy(
-        update={"health_port": health_port(settings.health_port, environment, "CREATOR_HEALTH_PORT")})
+        update={"health_port": health_port(settings.health_port, environment, "CREATOR_HEALTH_PORT"),
+                "events_port": health_port(settings.events_port, environment, "CREATOR_EVENTS_PORT")})
     rabbit = load(RabbitMQSettings)
     topology_settings = load(TopologySettings)
     table = load_routing(load(RoutingSettings))
@@ -57,10 +59,10 @@ def main(environment: Environment) -> int:
         return EXIT_LOCKED
     try:
         stop = stop_on_signals()
-        topology = Topology(topology_settings, table.systems, queue_type=rabbit.queue_type,
-                            virtual_host=rabbit.virtual_host)
         routing = CreatorRouting.from_settings(settings)
         components = load_components(settings, routing, topology_settings.responses_queue)
+        topology = Topology(topology_settings, table.systems, queue_type=rabbit.queue_type,
+                            virtual_host=rabbit.virtual_host, event_systems=components.event_systems)
         try:
             if not components.queues:
                 raise ConfigError("task-creator has nothing to serve: no handler or tracker could be loaded "
@@ -75,8 +77,15 @@ def main(environment: Environment) -> int:
             health = HealthServer(settings.health_port, service.registry, {"consumers": service.readiness},
                                   host=settings.health_host, setting="CREATOR_HEALTH_PORT").start()
         service.start()
+        events = None
+        if settings.events_port:
+            trackers = {t.system: t.tracker for t in components.trackers.values()}
+            events = EventReceiver(trackers, rabbit, topology, port=settings.events_port, host=settings.events_host,
+                                   max_bytes=settings.events_max_bytes, registry=service.registry).start()
         stop.wait()
         logger.info("stopping: draining in-flight messages (up to {:g}s)", settings.drain_s)
+        if events is not None:
+            events.stop()
         service.stop()
         if health is not None:
             health.stop()

@@ -20,17 +20,19 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from exchanger.amqp.consumer import Batching, Consumer, Delivery, ParkMessage, RetryLater
 from exchanger.amqp.publisher import Publisher
-from exchanger.amqp.topology import Topology
+from exchanger.amqp.topology import Topology, events_queue
 from exchanger.contracts import (
     SCHEMA_HEADER,
     ContractError,
+    ItemEvent,
     ResponseMessage,
     ResponseStatus,
     SentRecord,
     TaskMessage,
 )
 from exchanger.creator import outcomes
-from exchanger.creator.base import HandlerOutcome, TrackerOutcome
+from exchanger.creator.base import Finished, HandlerOutcome, TrackerOutcome
+from exchanger.creator.item_events import AnsweredLedger, Sweeper, ledger_ttl_s
 from exchanger.creator.loader import Components, LoadedHandler, LoadedTracker
 from exchanger.creator.retry_policy import RetryPolicy
 from exchanger.creator.settings import CreatorSettings
@@ -47,6 +49,9 @@ class CreatorMetrics:
                               registry=registry)
         self.handler_seconds = Histogram("exchanger_creator_handler_seconds", "time in a handler or tracker call",
                                          ["queue"], registry=registry)
+        self.events = Counter("exchanger_creator_item_events",
+                              "item events (pushed or swept), by system and result", ["system", "result"],
+                              registry=registry)
         self.task_age_seconds = Histogram(
             "exchanger_creator_task_age_seconds", "fetch to final response", ["queue"], registry=registry,
             buckets=(0.1, 0.5, 1, 5, 30, 60, 300, 1800, 3600, 4 * 3600, 86400, 7 * 86400))
@@ -79,6 +84,8 @@ class CreatorService:
         self.metrics = CreatorMetrics(self.registry)
         self.consumers: list[Consumer] = []
         self._threads: list[threading.Thread] = []
+        self.ledgers: dict[str, AnsweredLedger] = {}  # sent queue → Camunda task ids answered lately
+        self.sweepers: list[Sweeper] = []
         for loaded in components.handlers.values():
             self.consumers.append(self._consumer(loaded.queue, functools.partial(self._on_task, loaded)))
         for tracked in components.trackers.values():
@@ -88,6 +95,22 @@ class CreatorService:
                                     settings.check_batch_window_s)
             self.consumers.append(self._consumer(tracked.queue, functools.partial(self._on_record, tracked),
                                                  batching))
+            if tracked.tracker.item_events:
+                self._serve_events(tracked)
+
+    def _serve_events(self, tracked: LoadedTracker) -> None:
+        """The consumer of ``<system>.events.queue``, the ledger it shares with the sent queue, the sweeper."""
+        tracker = tracked.tracker
+        if tracked.system not in self.topology.event_systems:  # declared by the consumer before it consumes
+            self.topology.event_systems.append(tracked.system)
+        self.ledgers[tracked.queue] = AnsweredLedger(ledger_ttl_s(tracker))
+        batching = Batching(functools.partial(self._on_events, tracked), max(tracker.batch_size, 1),
+                            self.settings.check_batch_window_s)
+        self.consumers.append(self._consumer(events_queue(tracked.system), functools.partial(self._on_event, tracked),
+                                             batching))
+        if tracker.sweep_interval_s > 0:
+            self.sweepers.append(Sweeper(tracked.system, tracker, self.rabbit, self.topology,
+                                         self.settings.sweep_overlap_s))
 
     def _consumer(self, queue: str, handler: functools.partial[None], batching: Batching | None = None) -> Consumer:
         """A consumer of ``queue``; with ``batching`` (a tracker that checks many items per request) its
@@ -103,6 +126,8 @@ class CreatorService:
                                       name=consumer.name, daemon=True)
             thread.start()
             self._threads.append(thread)
+        for sweeper in self.sweepers:
+            sweeper.start()
         logger.info("task-creator serving {}", ", ".join(c.queue for c in self.consumers))
         return self
 
@@ -121,6 +146,8 @@ class CreatorService:
 
     def stop(self) -> None:
         """Stop consuming, let in-flight messages finish within ``CREATOR_DRAIN_S``, clean up handlers."""
+        for sweeper in self.sweepers:
+            sweeper.stop()
         for consumer in self.consumers:
             consumer.stop()
         deadline = time.monotonic() + self.settings.drain_s + 5
@@ -178,6 +205,8 @@ class CreatorService:
 
     def _on_record(self, tracked: LoadedTracker, delivery: Delivery, publisher: Publisher) -> None:
         record = SentRecord.from_bytes(delivery.body, delivery.headers)
+        if self._answered(tracked, record):
+            return
         started = time.perf_counter()
         result: TrackerOutcome | Exception
         try:
@@ -196,9 +225,12 @@ class CreatorService:
         errors: list[Exception | None] = [None] * len(deliveries)
         for n, delivery in enumerate(deliveries):
             try:
-                records[n] = SentRecord.from_bytes(delivery.body, delivery.headers)
+                record = SentRecord.from_bytes(delivery.body, delivery.headers)
             except ContractError as exc:
                 errors[n] = exc  # parked by the consumer
+                continue
+            if not self._answered(tracked, record):
+                records[n] = record
         started = time.perf_counter()
         results = tracked.tracker.check_batch(list(records.values())) if records else []
         self.metrics.handler_seconds.labels(tracked.queue).observe(time.perf_counter() - started)
@@ -219,8 +251,77 @@ class CreatorService:
         action = outcomes.for_check(record, result, now=datetime.now(UTC),
                                     max_age_s=self.settings.max_tracking_age_s,
                                     max_check_errors=self.settings.max_check_errors)
+        ledger = self.ledgers.get(tracked.queue)
+        if ledger is not None and isinstance(action, outcomes.Respond) and record.task.task_id in ledger:
+            self.metrics.checks.labels(tracked.queue, "answered_by_event").inc()
+            return  # an event answered it while this check ran
         self.metrics.checks.labels(tracked.queue, _result_label(action)).inc()
         self._execute(action, delivery, publisher, sent_queue=tracked.queue, target_queue=tracked.target_queue)
+        if ledger is not None and isinstance(action, outcomes.Respond):
+            ledger.add(record.task.task_id)  # a later event (or sweep) of the item finds it answered
+
+    # --- item events (exchanger.creator.item_events) ------------------------------------------------
+
+    def _answered(self, tracked: LoadedTracker, record: SentRecord) -> bool:
+        """True when an event answered ``record``'s task lately: its tracking ends here, unchecked."""
+        ledger = self.ledgers.get(tracked.queue)
+        if ledger is None or record.task.task_id not in ledger:
+            return False
+        self.metrics.checks.labels(tracked.queue, "answered_by_event").inc()
+        logger.debug("{}: task {} was answered from an event; its tracking record ends", tracked.queue,
+                     record.task.task_id)
+        return True
+
+    def _on_event(self, tracked: LoadedTracker, delivery: Delivery, publisher: Publisher) -> None:
+        error = self._on_events(tracked, [delivery], publisher)[0]
+        if error is not None:
+            raise error
+
+    def _on_events(self, tracked: LoadedTracker, deliveries: list[Delivery],
+                   publisher: Publisher) -> list[Exception | None]:
+        """Events of ``<system>.events.queue``: one ``finished`` for their items, one response per finished
+        task not answered yet. A failed read drops the events (logged): the next sweep or the tracking record
+        finds those items. Result per delivery as in :meth:`_on_records`."""
+        system = tracked.system
+        errors: list[Exception | None] = [None] * len(deliveries)
+        by_item: dict[str, list[int]] = {}
+        for n, delivery in enumerate(deliveries):
+            try:
+                event = ItemEvent.from_bytes(delivery.body, delivery.headers)
+            except ContractError as exc:
+                errors[n] = exc  # parked by the consumer
+                continue
+            by_item.setdefault(event.item_id, []).append(n)
+        if not by_item:
+            return errors
+        try:
+            found = tracked.tracker.finished(list(by_item))
+        except Exception as exc:  # noqa: BLE001 - the sweep and the safety net cover a dropped event
+            logger.warning("{}: could not look at item(s) {} after an event ({}: {}); the sweep or the next check "
+                           "will", system, ", ".join(by_item), type(exc).__name__, exc)
+            self.metrics.events.labels(system, "read_failed").inc(len(by_item))
+            return errors
+        self.metrics.events.labels(system, "still_open").inc(max(0, len(by_item) - len(found)))
+        for done in found:
+            where = by_item.get(done.record.item.id, [])
+            try:
+                self._answer_event(tracked, done, deliveries[where[0]] if where else deliveries[0], publisher)
+            except Exception as exc:  # noqa: BLE001 - settled by the consumer per delivery
+                for n in where:
+                    errors[n] = exc
+        return errors
+
+    def _answer_event(self, tracked: LoadedTracker, done: Finished, delivery: Delivery, publisher: Publisher) -> None:
+        """Respond for a finished item unless its task was answered lately (a duplicate event)."""
+        task_id = done.record.task.task_id
+        ledger = self.ledgers[tracked.queue]
+        if task_id in ledger:
+            self.metrics.events.labels(tracked.system, "already_answered").inc()
+            return
+        self._execute(outcomes.respond(done.record.task, done.outcome, done.record.item), delivery, publisher,
+                      sent_queue=None, target_queue=tracked.target_queue)
+        ledger.add(task_id)
+        self.metrics.events.labels(tracked.system, "answered").inc()
 
     def _on_oversized(self, delivery: Delivery, publisher: Publisher, reason: str) -> None:
         """A task or record too large to read: its task (the correlation id) becomes an incident.

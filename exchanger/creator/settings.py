@@ -6,6 +6,8 @@ from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from exchanger.creator.base import DEFAULT_CHECK_INTERVAL_S
+from exchanger.creator.event_receiver import DEFAULT_MAX_BYTES as DEFAULT_EVENTS_MAX_BYTES
+from exchanger.creator.item_events import DEFAULT_SWEEP_OVERLAP_S
 from exchanger.creator.outcomes import DEFAULT_MAX_CHECK_ERRORS, DEFAULT_MAX_RETRY_AFTER_S
 from exchanger.creator.retry_policy import DEFAULT_RETRY_CONFIG, RetryPolicy, policy_setting
 from exchanger.settings import ExchangerSettings
@@ -59,6 +61,15 @@ class CreatorSettings(ExchangerSettings):
     drain_s: float = Field(DEFAULT_DRAIN_S, gt=0, description="SIGTERM: deadline for in-flight messages")
     health_port: int = Field(DEFAULT_HEALTH_PORT, ge=0, le=65535, description="/healthz /readyz /metrics; 0 = off")
     health_host: str = Field("127.0.0.1", description="address the health endpoint listens on")
+    events_port: int = Field(0, ge=0, le=65535,
+                             description="POST /events/<system>: calls a system pushes when an item changes "
+                                         "(Bitrix24 OnTaskUpdate); 0 = off")
+    events_host: str = Field("127.0.0.1", description="address the event endpoint listens on (0.0.0.0 for all; "
+                                                      "put a TLS reverse proxy in front)")
+    events_max_bytes: int = Field(DEFAULT_EVENTS_MAX_BYTES, ge=1024, description="largest event call accepted")
+    sweep_overlap_s: float = Field(DEFAULT_SWEEP_OVERLAP_S, ge=0,
+                                   description="a change sweep looks back this far behind the previous one "
+                                               "(clock skew, changes committed while listing)")
     lock_dir: str = Field("", description="folder of the instance lock file; empty = run/ under the project root")
     legacy_lock_file: str = Field(
         "/tmp/exchanger-task-creator-{env}.lock",

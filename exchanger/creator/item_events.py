@@ -1,0 +1,136 @@
+"""Pushed events and change sweeps: an item that changed is looked at now, not at its next check.
+
+Both only say "item X changed": the event receiver (:mod:`exchanger.creator.event_receiver`) for a call
+the system pushed, the :class:`Sweeper` for each item a change sweep lists. Each becomes an
+:class:`~exchanger.contracts.ItemEvent` in ``<system>.events.queue``, a queue with a *single active
+consumer* across every task-creator of the environment. That consumer (``CreatorService._on_events``)
+asks the tracker which of the items are finished (``finished``: read from the system, the Camunda task
+rebuilt from what the item stores), publishes each response (confirmed) and remembers the Camunda task
+id in the :class:`AnsweredLedger`; then it acks.
+
+The tracking record of such a task still waits in its delay queue: it stays the safety net for a lost
+event. When it comes back to the creator that answered, the ledger says so and the record is acked
+without a check or a second response; a record the sent queue hands to another task-creator is checked
+as usual and answers again, which the camunda-worker acks as "task gone" (Camunda's 404). The ledger
+also drops a duplicated event, and an event for a task the safety net answered first. Why a ledger in
+memory and not in the broker: docs/tracking.md, "Events and sweeps".
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from loguru import logger
+
+from exchanger.amqp.publisher import Outgoing, Publisher
+from exchanger.amqp.topology import Topology, events_queue
+from exchanger.contracts import ItemEvent
+from exchanger.creator.base import BaseTracker
+from exchanger.settings import RabbitMQSettings
+
+DEFAULT_SWEEP_OVERLAP_S = 30.0  # a sweep looks this far behind the previous one (portal clock, commit lag)
+
+
+class AnsweredLedger:
+    """Camunda task ids answered in the last ``ttl_s`` seconds (thread-safe, oldest forgotten first).
+
+    The ttl covers a tracking record's way back from its delay queue (``ledger_ttl_s``); memory is one
+    entry per task answered within it, not per open item.
+    """
+
+    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._until: OrderedDict[str, float] = OrderedDict()  # task id → forget after (monotonic)
+
+    def add(self, task_id: str) -> None:
+        now = self._clock()
+        with self._lock:
+            self._until[task_id] = now + self.ttl_s
+            self._until.move_to_end(task_id)
+            while self._until and next(iter(self._until.values())) < now:
+                self._until.popitem(last=False)
+
+    def __contains__(self, task_id: object) -> bool:
+        with self._lock:
+            until = self._until.get(str(task_id))
+            return until is not None and until >= self._clock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._until)
+
+
+def ledger_ttl_s(tracker: BaseTracker) -> float:
+    """Long enough for a tracking record to come back twice from its delay queue (the ladder rounds up)."""
+    return 2 * tracker.check_interval_s + 120.0
+
+
+def event_messages(system: str, item_ids: list[str], source: str) -> list[Outgoing]:
+    """One :class:`ItemEvent` per id, for ``publish_many`` to ``<system>.events.queue``."""
+    queue = events_queue(system)
+    return [Publisher.outgoing(ItemEvent(system=system, item_id=item_id, source=source), "", queue)
+            for item_id in item_ids]
+
+
+def publish_events(publisher: Publisher, system: str, item_ids: list[str], source: str) -> None:
+    """Publish the events of ``item_ids``, confirmed; raise the first failure."""
+    for outcome in publisher.publish_many(event_messages(system, item_ids, source)):
+        if outcome is not None:
+            raise outcome
+
+
+class Sweeper:
+    """Every ``sweep_interval_s``, the items changed since the last sweep become events (``source`` sweep).
+
+    The first sweep looks back one check interval; each next one from where the last successful one
+    started, minus ``overlap_s`` (the portal's clock and a change committed while we listed). A failed
+    sweep is logged and the next one covers its time too. Every task-creator sweeps (no coordination):
+    what two sweeps both find is one answer, the events queue's single consumer drops the second.
+    """
+
+    def __init__(self, system: str, tracker: BaseTracker, rabbit: RabbitMQSettings, topology: Topology,
+                 overlap_s: float = DEFAULT_SWEEP_OVERLAP_S) -> None:
+        self.system = system
+        self.tracker = tracker
+        self.overlap = timedelta(seconds=overlap_s)
+        self.publisher = Publisher(rabbit, topology, name=f"creator:{system}.sweep")
+        self.since = datetime.now(UTC) - timedelta(seconds=tracker.check_interval_s)
+        self.sweeps = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"sweep:{system}", daemon=True)
+
+    def start(self) -> Sweeper:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self.publisher.close()
+
+    def sweep(self) -> list[str]:
+        """One sweep: list what changed, publish it; returns the item ids found."""
+        started = datetime.now(UTC)
+        item_ids = list(dict.fromkeys(self.tracker.changed_since(self.since - self.overlap)))
+        if item_ids:
+            publish_events(self.publisher, self.system, item_ids, "sweep")
+        self.since = started
+        self.sweeps += 1
+        return item_ids
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.tracker.sweep_interval_s):
+            try:
+                found = self.sweep()
+            except Exception as exc:  # noqa: BLE001 - the next sweep covers this one's time too
+                logger.warning("{}: change sweep failed ({}: {}); the next one looks back further",
+                               self.system, type(exc).__name__, exc)
+                continue
+            if found:
+                logger.debug("{}: change sweep found {} changed item(s)", self.system, len(found))

@@ -1,0 +1,187 @@
+"""Pushed events and change sweeps over the real broker and a real HTTP receiver, with a store-backed system.
+
+The common part every system's events use: the receiver authenticates through the tracker, item ids go
+through ``<system>.events.queue``, a finished item is answered once, and its tracking record, when it
+comes back, ends without a second response.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from broker_queues import Queues, wait_for
+from conftest import StartService
+from creator_testkit import ItemStore, StoreHandler, StoreTracker, context, make_task
+
+from exchanger.amqp.connection import connect
+from exchanger.amqp.topology import Topology, events_queue
+from exchanger.contracts import ExternalItem, SentRecord
+from exchanger.creator.base import Done, EventRefused, Finished, SystemContext
+from exchanger.creator.event_receiver import EventReceiver
+from exchanger.settings import RabbitMQSettings
+
+StartReceiver = Callable[["EventStoreTracker"], EventReceiver]
+SYSTEM = "1c"  # a system of the default routing table; its queues exist
+TOKEN = "s3cret-token"
+
+
+class EventStoreTracker(StoreTracker):
+    """The store's tracker that also takes events (JSON ``{"token", "items"}``) and sweeps (``changed``)."""
+
+    def __init__(self, context: SystemContext, *, store: ItemStore, interval_s: float, sweep_s: float = 0.0) -> None:
+        super().__init__(context, store=store, interval_s=interval_s)
+        self.sweep_interval_s = sweep_s
+        self.changed: list[str] = []  # item ids the next sweep lists
+        self.finished_calls: list[list[str]] = []
+
+    def parse_event(self, headers: Mapping[str, str], body: bytes) -> list[str]:
+        call = json.loads(body)
+        if call.get("token") != TOKEN:
+            raise EventRefused("wrong token")
+        return [str(item) for item in call["items"]]
+
+    def finished(self, item_ids: Sequence[str]) -> list[Finished]:
+        self.finished_calls.append(list(item_ids))
+        found = []
+        for item_id in item_ids:
+            item = self.store.find(item_id.removeprefix("item-"))
+            if item and item["status"] == "done":
+                task = make_task(item_id.removeprefix("item-"), "store_task", SYSTEM)
+                record = SentRecord(task=task, item=ExternalItem(system=SYSTEM, id=item_id))
+                found.append(Finished(record, Done(variables={"from": "event"})))
+        return found
+
+    def changed_since(self, since: datetime) -> list[str]:
+        found, self.changed = self.changed, []
+        return found
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ItemStore:
+    return ItemStore(tmp_path / "items")
+
+
+@pytest.fixture
+def events_purged(rabbit_settings: RabbitMQSettings, topology: Topology) -> Iterator[None]:
+    """The events queue of the test system empty before and after (the session vhost outlives tests)."""
+    def purge() -> None:
+        connection = connect(rabbit_settings, name="test-events", attempts=3)
+        channel = connection.channel()
+        channel.queue_declare(events_queue(SYSTEM), durable=True, arguments={"x-single-active-consumer": True})
+        channel.queue_purge(events_queue(SYSTEM))
+        connection.close()
+    purge()
+    yield
+    purge()
+
+
+def started(start_service: StartService, store: ItemStore, *, interval_s: float = 60.0,
+            sweep_s: float = 0.0) -> tuple[EventStoreTracker, StoreHandler]:
+    ctx = context(SYSTEM)
+    tracker = EventStoreTracker(ctx, store=store, interval_s=interval_s, sweep_s=sweep_s)
+    handler = StoreHandler(ctx, store=store)
+    assert ctx.sent_queue is not None
+    start_service(handlers={ctx.queue: handler}, trackers={ctx.sent_queue: tracker})
+    return tracker, handler
+
+
+@pytest.fixture
+def receiver(rabbit_settings: RabbitMQSettings, topology: Topology) -> Iterator[StartReceiver]:
+    running: list[EventReceiver] = []
+
+    def start(tracker: EventStoreTracker) -> EventReceiver:
+        running.append(EventReceiver({SYSTEM: tracker}, rabbit_settings, topology, port=0).start())
+        return running[-1]
+
+    yield start
+    for server in running:
+        server.stop()
+
+
+def post(server: EventReceiver, body: dict[str, object], system: str = SYSTEM) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(f"http://127.0.0.1:{server.port}/events/{system}", data=json.dumps(body).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def create(queues: Queues, store: ItemStore, task_id: str) -> None:
+    """A task through the creator: its item exists and its tracking record waits in a delay queue."""
+    queues.publish_task(make_task(task_id, "store_task", SYSTEM))
+    wait_for(lambda: store.find(task_id), 10, f"item of {task_id} created")
+
+
+pytestmark = pytest.mark.usefixtures("events_purged")
+
+
+def test_an_event_answers_at_once_and_the_returning_record_ends_without_a_second_response(
+        start_service: StartService, receiver: StartReceiver, queues: Queues,
+        store: ItemStore) -> None:
+    tracker, _ = started(start_service, store, interval_s=3)
+    server = receiver(tracker)
+    create(queues, store, "t-ev-1")
+    store.finish("t-ev-1", answer="yes")
+    assert post(server, {"token": TOKEN, "items": ["item-t-ev-1"]}) == (200, {"accepted": ["item-t-ev-1"]})
+    response = queues.responses(1, timeout_s=2.5)[0]  # before the record's first check at 3 s
+    assert (response.task_id, response.status.value) == ("t-ev-1", "complete")
+    assert response.variables["from"]["value"] == "event"
+    second = queues.poll(queues.topology.settings.responses_queue, 7)  # the record came back at 3 s
+    assert second is None, "a second response after the tracking record came back"
+    assert tracker.checks["t-ev-1"] == 0, "the record was checked although an event had answered its task"
+
+
+def test_a_duplicated_event_gives_one_response(
+        start_service: StartService, receiver: StartReceiver, queues: Queues, store: ItemStore) -> None:
+    tracker, _ = started(start_service, store)
+    server = receiver(tracker)
+    create(queues, store, "t-ev-2")
+    store.finish("t-ev-2")
+    for _ in range(2):
+        assert post(server, {"token": TOKEN, "items": ["item-t-ev-2"]})[0] == 200
+    assert [r.task_id for r in queues.responses(1)] == ["t-ev-2"]
+    wait_for(lambda: sum(len(c) for c in tracker.finished_calls) >= 2, 10, "both events looked at")
+    assert queues.poll(queues.topology.settings.responses_queue, 2) is None, "the duplicated event answered twice"
+
+
+def test_a_forged_event_is_refused_and_changes_nothing(
+        start_service: StartService, receiver: StartReceiver, queues: Queues, store: ItemStore) -> None:
+    tracker, _ = started(start_service, store)
+    server = receiver(tracker)
+    create(queues, store, "t-ev-3")
+    store.finish("t-ev-3")
+    assert post(server, {"token": "guessed", "items": ["item-t-ev-3"]})[0] == 403
+    assert post(server, {"token": TOKEN, "items": ["x"]}, system="nosuch")[0] == 404
+    assert queues.poll(queues.topology.settings.responses_queue, 2) is None
+    assert tracker.finished_calls == []
+
+
+def test_an_event_for_an_unknown_or_open_item_is_ignored(
+        start_service: StartService, receiver: StartReceiver, queues: Queues, store: ItemStore) -> None:
+    tracker, _ = started(start_service, store)
+    server = receiver(tracker)
+    create(queues, store, "t-ev-4")  # open
+    assert post(server, {"token": TOKEN, "items": ["item-nobody", "item-t-ev-4"]})[0] == 200
+    wait_for(lambda: tracker.finished_calls, 10, "the events looked at")
+    assert queues.poll(queues.topology.settings.responses_queue, 1) is None
+    store.finish("t-ev-4")  # finished later: the next event answers it
+    assert post(server, {"token": TOKEN, "items": ["item-t-ev-4"]})[0] == 200
+    assert [r.task_id for r in queues.responses(1)] == ["t-ev-4"]
+
+
+def test_a_change_sweep_answers_without_an_event(start_service: StartService, queues: Queues,
+                                                  store: ItemStore) -> None:
+    tracker, _ = started(start_service, store, sweep_s=0.5)
+    create(queues, store, "t-ev-5")
+    store.finish("t-ev-5")
+    tracker.changed = ["item-t-ev-5", "item-t-ev-5"]
+    assert [r.task_id for r in queues.responses(1, timeout_s=10)] == ["t-ev-5"]
+    assert queues.poll(queues.topology.settings.responses_queue, 2) is None
