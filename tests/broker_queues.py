@@ -28,6 +28,7 @@ from exchanger.creator.base import BaseMessageHandler, BaseTracker
 from exchanger.creator.loader import Components, LoadedHandler, LoadedTracker
 from exchanger.creator.service import CreatorService
 from exchanger.creator.settings import CreatorSettings
+from exchanger.instances import PORT_STEP
 from exchanger.settings import RabbitMQSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,11 +167,15 @@ def free_port() -> int:
 
 
 class Daemon:
-    """``task-creator/main.py`` as a real process with ``env``; its output goes to a file in ``home``."""
+    """``task-creator/main.py`` as a real process with ``env``; its output goes to a file in ``home``.
+
+    ``EXCHANGER_INSTANCE=n`` in ``env`` makes it the n-th instance, which listens PORT_STEP·(n−1) above
+    ``CREATOR_HEALTH_PORT``: the setting is chosen so that :attr:`port` is where it answers."""
 
     def __init__(self, env: dict[str, str], home: Path) -> None:
         self.port = free_port()
-        env = {**env, "CREATOR_HEALTH_PORT": str(self.port)}
+        offset = (int(env.get("EXCHANGER_INSTANCE", "1")) - 1) * PORT_STEP
+        env = {**env, "CREATOR_HEALTH_PORT": str(self.port - offset)}
         self.log = open(home / f"creator-{self.port}.out", "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen([sys.executable, "main.py"], cwd=ROOT / "task-creator", env=env,
                                         stdout=self.log, stderr=subprocess.STDOUT)

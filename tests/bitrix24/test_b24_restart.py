@@ -2,8 +2,9 @@
 
 Real processes (``task-creator/main.py``) against the fake portal with an injected slow add. The first
 process leaves (SIGTERM past its drain deadline, or SIGKILL) while the add is running; the broker
-redelivers the task to the next process at once. Looking the task up then finds nothing (the add is
-still running) and a second add made a duplicate; the redelivery must wait ``BITRIX_WRITE_SETTLE_S``.
+redelivers the task to the next process at once — a restarted one, or a second instance that was
+running all along (two task-creators on one environment). Looking the task up then finds nothing (the
+add is still running) and a second add made a duplicate; the redelivery must wait ``BITRIX_WRITE_SETTLE_S``.
 """
 
 from __future__ import annotations
@@ -67,15 +68,21 @@ def _add_running(portal: PortalServer) -> bool:
     return portal.app.faults_pending() == 0
 
 
-def _restart_during_slow_add(portal: PortalServer, creators, task_id: str, stop: Callable[[Daemon], None]) -> None:
+def _restart_during_slow_add(portal: PortalServer, creators, task_id: str, stop: Callable[[Daemon], None],
+                             *, other_instance: bool = False) -> None:
+    """``other_instance``: the redelivery goes to a second instance already running, not to a restart."""
     start, queues = creators
     first = start(CREATOR_DRAIN_S="2")  # leaves before the add is answered
     inject(portal, delay_s=SLOW_ADD_S, count=1, path_contains="tasks.task.add")
     queues.publish_task(make_task(task_id))
     wait_for(lambda: _add_running(portal), 10, "the slow add to start")
     time.sleep(0.5)
-    stop(first)
-    second = start()
+    if other_instance:
+        second = start(EXCHANGER_INSTANCE="2")  # runs next to the first: its own lock file and port
+        stop(first)
+    else:
+        stop(first)
+        second = start()
     time.sleep(SLOW_ADD_S + SETTLE_S + 6)  # the slow add landed and the redelivery has looked it up by now
     assert _tasks_for(portal, task_id) == 1, second.output()
     assert "may still be running on bitrix24" in second.output()
@@ -100,6 +107,15 @@ def test_sigkill_during_a_slow_add_leaves_one_task(portal, creators) -> None:
         daemon.process.wait(10)
 
     _restart_during_slow_add(portal, creators, "restart-kill", sigkill)
+
+
+def test_sigkill_during_a_slow_add_leaves_one_task_when_the_other_instance_takes_the_redelivery(portal,
+                                                                                              creators) -> None:
+    def sigkill(daemon: Daemon) -> None:
+        daemon.process.send_signal(signal.SIGKILL)
+        daemon.process.wait(10)
+
+    _restart_during_slow_add(portal, creators, "other-kill", sigkill, other_instance=True)
 
 
 def test_sigterm_waits_for_a_write_that_finishes_within_the_drain(portal, creators) -> None:
