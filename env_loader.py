@@ -104,9 +104,13 @@ class Environment:
         return f"[{self.name.upper()}]"
 
     def process_name(self, component: str) -> str:
-        """``task-creator`` for the first instance, ``task-creator-2`` for the second: the name of its log
-        files, its lock file and its log lines."""
-        return component if self.instance == 1 else f"{component}-{self.instance}"
+        return process_name(component, self.instance)
+
+
+def process_name(component: str, instance: int) -> str:
+    """``task-creator`` for the first instance, ``task-creator-2`` for the second: the name of its log
+    files, its lock file and its log lines."""
+    return component if instance == 1 else f"{component}-{instance}"
 
 
 def project_root() -> Path:

@@ -7,7 +7,9 @@ subprocesses, starts the process instances, lets the simulated people finish the
 live progress, and prints a summary.
 Exit code 0 only when every instance finished exactly once, no work item was duplicated, nothing is
 parked, locked or in an incident. ``--chaos`` adds SIGKILLs of both daemons, a broker restart, Camunda
-away for longer than the worker's retry budget, and faults injected into the fakes.
+away for longer than the worker's retry budget, and faults injected into the fakes. ``--replicas 2``
+runs two camunda-workers and two task-creators (``EXCHANGER_INSTANCE`` 1 and 2) as competing consumers
+of the same queues and engine; with ``--chaos`` every one of them is killed at least once.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 import requests
 from loguru import logger
 
+from env_loader import process_name
 from exchanger.amqp.connection import connect
 from exchanger.camunda.client import CamundaClient
 from exchanger.camunda.operations import EngineOps, duration_s
@@ -45,6 +48,7 @@ DEPARTMENTS = ["Sales", "Engineering", "Finance", "Support"]
 NAMES = ["Анна Иванова", "Boris Petrov", "Chen Wei", "Dana Smith", "Эмиль Гарипов", "Fatima Khan"]
 
 
+DAEMONS = ("camunda-worker", "task-creator")
 CAMUNDA_AWAY_S = 20.0  # longer than the chaos run's response retry budget (1 + 2 + 4 s): they must wait, not park
 SLOW_WRITE_S = 35.0  # chaos: a Bitrix24 add this slow while task-creator is restarted (< the 45 s settle)
 
@@ -115,6 +119,8 @@ class Demo:
         self.fakes: dict[str, str] = {}
         self.chaos_log: list[str] = []
         self.model_line = ""  # what camunda-sync said about the onboarding model
+        # every daemon process by name: camunda-worker, camunda-worker-2, task-creator, task-creator-2, …
+        self.daemons = {unit: [process_name(unit, n) for n in range(1, args.replicas + 1)] for unit in DAEMONS}
 
     # --- set-up -----------------------------------------------------------------------------
 
@@ -132,8 +138,9 @@ class Demo:
         camunda = CamundaClient(CamundaSettings(base_url=self.stack.settings["CAMUNDA_BASE_URL"], tenant_id=TENANT))
         self.ops = EngineOps(camunda, TENANT)
         self.deploy_through_camunda_sync(storm)
-        self.stack.start_daemon("camunda-worker")
-        self.stack.start_daemon("task-creator")
+        for unit in DAEMONS:
+            for instance in range(1, self.args.replicas + 1):
+                self.stack.start_daemon(unit, {"EXCHANGER_INSTANCE": str(instance)})
         self.people = People(self.stack.settings, seed=self.args.seed,
                              delete_ratio=0.0 if self.args.chaos else 0.1)
         self.people.start()
@@ -210,8 +217,8 @@ class Demo:
 
         The events come in random order, a few seconds apart, while the instances are in flight.
         """
-        plan = ["camunda-worker", "task-creator", "camunda-worker", "task-creator", "broker", "camunda-away", "fault",
-                "fault", "fault", "slow-write-term", "slow-write-kill"]
+        plan = [*self.kills(), "broker", "camunda-away", "fault", "fault", "fault", "slow-write-term",
+                "slow-write-kill"]
         self.random.shuffle(plan)
         for event in plan:
             if stop.wait(self.random.uniform(1.5, 4.0)):
@@ -238,24 +245,46 @@ class Demo:
                 self.chaos_log.append(f"SIGKILL {event}")
                 stop.wait(self.random.uniform(0.5, 2.0))
                 self.stack.restart(event)
-        for name in ("camunda-worker", "task-creator"):
-            if not self.stack.processes[name].running:
-                self.stack.restart(name)
+        for names in self.daemons.values():
+            for name in names:
+                if not self.stack.processes[name].running:
+                    self.stack.restart(name)
+
+    def kills(self) -> list[str]:
+        """The SIGKILLs of the plan: each daemon twice with one of each; with replicas, every instance once
+        and one more of each daemon at random."""
+        if self.args.replicas == 1:
+            return [*DAEMONS, *DAEMONS]
+        return [*(name for names in self.daemons.values() for name in names),
+                *(self.random.choice(names) for names in self.daemons.values())]
 
     def restart_during_slow_write(self, *, graceful: bool, stop: threading.Event) -> None:
-        """The portal takes SLOW_WRITE_S over the next add; task-creator goes away while it runs (a SIGTERM
-        whose drain ends first, or a SIGKILL) and comes back at once: the redelivered task must wait the
-        write out instead of adding a second task."""
+        """The portal takes SLOW_WRITE_S over the next add; a task-creator goes away while it runs (a SIGTERM
+        whose drain ends first, or a SIGKILL) and comes back at once: the redelivered task (to it, or to the
+        other instance with replicas) must wait the write out instead of adding a second task."""
         fault = {"delay_s": SLOW_WRITE_S, "count": 1, "path_contains": "tasks.task.add"}
         requests.post(f"{_origin(self.fakes['bitrix24'])}/_admin/faults", json=fault, timeout=5)
         stop.wait(self.random.uniform(2.0, 4.0))  # tasks keep coming: an add is under way by now
+        creator = self.random.choice(self.daemons["task-creator"])  # with replicas: the one doing the add, or not
         if graceful:
-            self.stack.restart("task-creator")  # SIGTERM; CREATOR_DRAIN_S (10 s) ends before the add does
+            self.stack.restart(creator)  # SIGTERM; CREATOR_DRAIN_S (10 s) ends before the add does
         else:
-            self.stack.kill("task-creator")
-            self.stack.restart("task-creator")
-        self.chaos_log.append(f"{'SIGTERM' if graceful else 'SIGKILL'} task-creator during a {SLOW_WRITE_S:g}s "
+            self.stack.kill(creator)
+            self.stack.restart(creator)
+        self.chaos_log.append(f"{'SIGTERM' if graceful else 'SIGKILL'} {creator} during a {SLOW_WRITE_S:g}s "
                               f"Bitrix24 add")
+
+    def work_split(self) -> dict[str, int]:
+        """Per daemon process, from its own log: batches fetched and responses applied (camunda-worker),
+        results published (task-creator); every instance doing a share shows they compete for the work."""
+        marks = {"camunda-worker": ("fetched ", " applied"), "task-creator": (" → ",)}
+        split = {}
+        for unit, names in self.daemons.items():
+            for name in names:
+                log = self.stack.workdir / "logs" / "dev" / f"{name}.log"
+                text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+                split[name] = sum(1 for line in text.splitlines() if any(mark in line for mark in marks[unit]))
+        return split
 
     # --- ledger -----------------------------------------------------------------------------
 
@@ -297,9 +326,17 @@ class Demo:
             ("task latency p50 (s)", f"{_percentile(latencies, 50):.2f}"),
             ("task latency p95 (s)", f"{_percentile(latencies, 95):.2f}"),
         ]
+        if self.args.replicas > 1:
+            split = self.work_split()
+            rows += [(f"  work done by {name}", count) for name, count in split.items()]
+            idle = [name for name, count in split.items() if not count]
+            if idle:
+                problems.append(f"{', '.join(idle)} did no work: the instances do not share the queues")
         if self.args.chaos:
             rows.append(("chaos events", len(self.chaos_log)))
-        print("\nExchanger demo summary" + (" (chaos)" if self.args.chaos else ""))
+        kind = [*(["chaos"] if self.args.chaos else []),
+                *([f"{self.args.replicas} of each daemon"] if self.args.replicas > 1 else [])]
+        print("\nExchanger demo summary" + (f" ({', '.join(kind)})" if kind else ""))
         print(f"  model from StormBPMN via camunda-sync: {self.model_line}")
         for label, value in rows:
             print(f"  {label:<36} {value:>10}")
@@ -336,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m exchanger.demo", description=__doc__)
     parser.add_argument("--instances", type=int, default=20)
     parser.add_argument("--chaos", action="store_true", help="kill daemons, restart the broker, inject faults")
+    parser.add_argument("--replicas", type=int, default=1, choices=range(1, 10), metavar="N",
+                        help="camunda-workers and task-creators each (EXCHANGER_INSTANCE 1..N); default 1")
     parser.add_argument("--timeout", type=float, default=900.0, help="overall limit in seconds")
     parser.add_argument("--stall-timeout", type=float, default=120.0, help="limit without any progress")
     parser.add_argument("--seed", type=int, default=None)
@@ -346,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="exchanger-demo-"))
     demo = Demo(args, workdir)
     try:
-        print(f"Exchanger demo: {args.instances} onboarding instances{' with chaos' if args.chaos else ''}; "
+        replicas = f", {args.replicas} camunda-workers and task-creators" if args.replicas > 1 else ""
+        print(f"Exchanger demo: {args.instances} onboarding instances{' with chaos' if args.chaos else ''}{replicas}; "
               f"work folder {workdir}", flush=True)
         demo.start()
         ids = demo.start_instances()

@@ -27,6 +27,8 @@ from urllib.parse import urlsplit
 
 from loguru import logger
 
+from env_loader import process_name
+
 ROOT = Path(__file__).resolve().parents[2]
 SANDBOX_START_TIMEOUT_S = 20.0  # a sandbox prints its settings line within a second or two
 STOP_TIMEOUT_S = 30.0  # a daemon's graceful shutdown deadline plus a margin
@@ -184,12 +186,14 @@ class Stack:
         return path
 
     def start_daemon(self, unit: str, env: dict[str, str] | None = None) -> Process:
-        """Start ``<unit>/main.py`` (camunda-worker or task-creator) in the dev environment."""
+        """Start ``<unit>/main.py`` (camunda-worker or task-creator) in the dev environment; with
+        ``EXCHANGER_INSTANCE=n`` in ``env`` it is the n-th instance, named ``<unit>-n``."""
         daemon_env = {**self._base_env(), "EXCHANGER_ENV": "dev", "EXCHANGER_HOME": str(self.workdir),
                       **(env or {})}
-        process = Process(unit, [sys.executable, "main.py"], ROOT / unit, daemon_env,
-                          self.workdir / "logs" / f"{unit}.stdout.log").start()
-        self.processes[unit] = process
+        name = process_name(unit, int(daemon_env.get("EXCHANGER_INSTANCE", "1")))
+        process = Process(name, [sys.executable, "main.py"], ROOT / unit, daemon_env,
+                          self.workdir / "logs" / f"{name}.stdout.log").start()
+        self.processes[name] = process
         return process
 
     def run_once(self, unit: str, *args: str, timeout_s: float = 300.0) -> subprocess.CompletedProcess[str]:
@@ -202,7 +206,7 @@ class Stack:
         old = self.processes[name]
         if old.running:
             old.stop()
-        return self.start_daemon(name, {k: v for k, v in old.env.items() if k not in self._base_env()})
+        return self.start_daemon(old.cwd.name, {k: v for k, v in old.env.items() if k not in self._base_env()})
 
     def kill(self, name: str) -> None:
         self.processes[name].signal(signal.SIGKILL)

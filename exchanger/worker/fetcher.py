@@ -134,6 +134,8 @@ class Fetcher:
             self.stop.wait(wait)
             return failures + 1
         self.dispatch(tasks)
+        if tasks:  # one line per batch: with several instances the logs show how the fetching is shared
+            logger.info("fetched {} task(s)", len(tasks))
         if self.refusals:  # an unlocked task comes straight back: do not spin on a broker that refuses it
             self.stop.wait(self.backoff.delay(self.refusals))
         if not tasks and time.monotonic() - started < EMPTY_POLL_GUARD_S:
