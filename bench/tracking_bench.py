@@ -6,7 +6,8 @@ on (Bitrix24: the 2 requests/s leaky bucket of 50, which refuses with 503 ``QUER
 
 - ``--items`` open work items are created in the fake and their tracking records put into
   ``<system>.sent.queue``, as a task-creator restarted with that many open items finds them;
-- a real ``task-creator`` process (its handler and tracker for the system) runs for ``--minutes``;
+- a real ``task-creator`` process (its handler and tracker for the system) runs for ``--minutes``
+  (``--creators 2``: two of them, ``EXCHANGER_INSTANCE`` 1 and 2, sharing the queues and the portal);
 - people finish about ``--complete-per-min`` percent of the open items per minute, at random;
   **detection latency** is from the moment a person finishes an item to the moment its response is
   in ``camunda.responses.queue`` (the worker's completion adds milliseconds, see ``make bench``);
@@ -228,7 +229,8 @@ def run_system(side: Side, args: argparse.Namespace, workdir: Path) -> dict[str,
         responses = Tap(rabbit)  # a copy of every response, by process instance (pi-<task id>)
         responses.start()
         calls_before = side.calls()
-        creator = stack.start_daemon("task-creator")
+        creators = [stack.start_daemon("task-creator", {"EXCHANGER_INSTANCE": str(n)})
+                    for n in range(1, args.creators + 1)]
         finished: dict[str, float] = {}  # task id → when the person finished it
         published: dict[str, float] = {}  # new task id → when it was published
         created: dict[str, float] = {}
@@ -253,7 +255,9 @@ def run_system(side: Side, args: argparse.Namespace, workdir: Path) -> dict[str,
                     created[task_id] = time.time()
             time.sleep(0.1)  # the create latency's resolution
         elapsed_min = (time.time() - began) / 60
-        usage = proc_usage(creator.popen.pid)
+        usages = [proc_usage(creator.popen.pid) for creator in creators if creator.popen is not None]
+        usage = {"cpu_s": round(sum(u["cpu_s"] for u in usages), 1),
+                 "peak_rss_mb": max(u["peak_rss_mb"] for u in usages)}
         calls = side.calls() - calls_before
         stack.stop_all()
         responses.stop()
@@ -265,6 +269,7 @@ def run_system(side: Side, args: argparse.Namespace, workdir: Path) -> dict[str,
         create = percentiles(waits)
         return {
             "open_items": args.items,
+            "creators": args.creators,
             "minutes": round(elapsed_min, 1),
             "completed_by_people": len(finished),
             "detected": len(detected),
@@ -295,6 +300,8 @@ def main() -> int:
     parser.add_argument("--settle-s", type=float, default=90.0,
                         help="people stop finishing this long before the end, so that every completion can be seen")
     parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument("--creators", type=int, default=1, choices=range(1, 10), metavar="N",
+                        help="task-creator processes sharing the queues and the portal (CPU summed, peak RSS of one)")
     parser.add_argument("--env", action="append", default=[], type=lambda s: tuple(s.split("=", 1)),
                         help="extra daemon setting NAME=value (repeatable), e.g. BITRIX_CHECK_INTERVAL_S=30")
     args = parser.parse_args()

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install Exchanger's systemd units for the given environments (default: prod dev), run by a dedicated
 # system user, create their RabbitMQ virtual hosts, and enable the services. Run as root from a checkout:
-#   services-management/install.sh [--user exchanger] [--no-start] [prod] [dev]
+#   services-management/install.sh [--user exchanger] [--no-start] [--instances N] [prod] [dev]
+# --instances N (1..9, default 1): N camunda-workers and N task-creators per environment on this host,
+# exchanger-worker@<env>, exchanger-worker-2@<env>, … (EXCHANGER_INSTANCE=n; README, "Two of each").
 # Idempotent: a second run changes nothing. Never runs the services as root.
 # EXCHANGER_SYSROOT (tests) puts /etc under another folder and skips the root check.
 set -euo pipefail
@@ -11,15 +13,23 @@ UNIT_DIR="$SYSROOT/etc/systemd/system"
 CONF_DIR="$SYSROOT/etc/exchanger"
 SERVICE_USER=exchanger
 START=yes
+INSTANCES=1
 ENVIRONMENTS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --user) SERVICE_USER="$2"; shift 2 ;;
     --no-start) START=no; shift ;;
+    --instances) INSTANCES="${2:-}"; shift 2 ;;
     prod|dev) ENVIRONMENTS+=("$1"); shift ;;
-    *) echo "install.sh: unknown argument $1 (usage: install.sh [--user NAME] [--no-start] [prod] [dev])"; exit 2 ;;
+    *) echo "install.sh: unknown argument $1 (usage: install.sh [--user NAME] [--no-start] [--instances N] [prod]" \
+            "[dev])"; exit 2 ;;
   esac
 done
+case "$INSTANCES" in
+  [1-9]) ;;
+  *) echo "install.sh: --instances takes 1..9 (camunda-workers and task-creators per environment), not '$INSTANCES'"
+     exit 2 ;;
+esac
 [ ${#ENVIRONMENTS[@]} -gt 0 ] || ENVIRONMENTS=(prod dev)
 
 [ -n "$SYSROOT" ] || [ "$(id -u)" -eq 0 ] || { echo "install.sh: run as root (it writes /etc/systemd/system)"; exit 1; }
@@ -55,17 +65,31 @@ case "$ROOT/" in
   *) PROTECT_HOME=yes ;;
 esac
 
+instance_unit() {  # <daemon> <n>: the template unit of instance n (exchanger-worker@, exchanger-worker-2@, …)
+  if [ "$2" = 1 ]; then echo "exchanger-$1@.service"; else echo "exchanger-$1-$2@.service"; fi
+}
+component() {
+  case "$1" in worker) echo camunda-worker ;; creator) echo task-creator ;; sync) echo camunda-sync ;; esac
+}
+
 mkdir -p "$UNIT_DIR"
 changed=no
 for daemon in worker creator sync; do
-  unit="exchanger-$daemon@.service"
-  rendered="$(sed -e "s#@ROOT@#$ROOT#g" -e "s#@USER@#$SERVICE_USER#g" -e "s#@GROUP@#$SERVICE_GROUP#g" \
-                  -e "s#@PROTECT_HOME@#$PROTECT_HOME#g" "$ROOT/services-management/$unit")"
-  if [ ! -f "$UNIT_DIR/$unit" ] || [ "$(cat "$UNIT_DIR/$unit")" != "$rendered" ]; then
-    printf '%s\n' "$rendered" > "$UNIT_DIR/$unit"
-    chmod 644 "$UNIT_DIR/$unit"
-    changed=yes
-  fi
+  count=$INSTANCES
+  [ "$daemon" != sync ] || count=1  # camunda-sync runs once per environment
+  for n in $(seq 1 "$count"); do
+    unit="$(instance_unit "$daemon" "$n")"
+    name="$(component "$daemon")"
+    [ "$n" = 1 ] || name="$name-$n"
+    rendered="$(sed -e "s#@ROOT@#$ROOT#g" -e "s#@USER@#$SERVICE_USER#g" -e "s#@GROUP@#$SERVICE_GROUP#g" \
+                    -e "s#@PROTECT_HOME@#$PROTECT_HOME#g" -e "s#@NAME@#$name#g" -e "s#@INSTANCE@#$n#g" \
+                    "$ROOT/services-management/exchanger-$daemon@.service")"
+    if [ ! -f "$UNIT_DIR/$unit" ] || [ "$(cat "$UNIT_DIR/$unit")" != "$rendered" ]; then
+      printf '%s\n' "$rendered" > "$UNIT_DIR/$unit"
+      chmod 644 "$UNIT_DIR/$unit"
+      changed=yes
+    fi
+  done
 done
 [ "$changed" = no ] || [ -n "$SYSROOT" ] || systemctl daemon-reload
 
@@ -105,7 +129,12 @@ for env in "${ENVIRONMENTS[@]}"; do
   fi
   [ -f "$CONF_DIR/$env.env" ] || install -m 600 /dev/null "$CONF_DIR/$env.env"
   units=()
-  for daemon in "${daemons[@]}"; do units+=("exchanger-$daemon@$env"); done
+  for daemon in "${daemons[@]}"; do
+    units+=("exchanger-$daemon@$env")
+    if [ "$daemon" != sync ]; then
+      for n in $(seq 2 "$INSTANCES"); do units+=("exchanger-$daemon-$n@$env"); done
+    fi
+  done
   if [ "$START" = yes ]; then
     systemctl enable --now "${units[@]}"
   else

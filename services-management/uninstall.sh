@@ -20,17 +20,19 @@ done
 [ -n "$SYSROOT" ] || [ "$(id -u)" -eq 0 ] || { echo "uninstall.sh: run as root"; exit 1; }
 
 removed=no
-for daemon in worker creator sync; do
+for template in "$UNIT_DIR"/exchanger-worker@.service "$UNIT_DIR"/exchanger-worker-[2-9]@.service \
+                "$UNIT_DIR"/exchanger-creator@.service "$UNIT_DIR"/exchanger-creator-[2-9]@.service \
+                "$UNIT_DIR"/exchanger-sync@.service; do
+  [ -f "$template" ] || continue
+  prefix="$(basename "$template" .service)"  # exchanger-worker@, exchanger-worker-2@, …
   for env in prod dev; do
-    unit="exchanger-$daemon@$env.service"
+    unit="$prefix$env.service"
     if [ -e "$UNIT_DIR/multi-user.target.wants/$unit" ]; then
       systemctl disable --now "$unit" || true
     fi
   done
-  if [ -f "$UNIT_DIR/exchanger-$daemon@.service" ]; then
-    rm -f "$UNIT_DIR/exchanger-$daemon@.service"
-    removed=yes
-  fi
+  rm -f "$template"
+  removed=yes
 done
 [ "$removed" = no ] || [ -n "$SYSROOT" ] || systemctl daemon-reload
 [ "$removed" = no ] || echo "removed the Exchanger units"

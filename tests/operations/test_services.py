@@ -29,6 +29,8 @@ case "$(basename "$0")" in
     if [ "$1" = show ]; then
       unit="${{@: -1}}"; prop="$3"
       case "$unit:$prop" in
+        exchanger-*-[2-9]@*:LoadState)  # a further instance: loaded when install.sh wrote its template
+          [ -f "{unit_dir}/${{unit%%@*}}@.service" ] && echo loaded || echo not-found ;;
         *:LoadState) echo loaded ;;
         exchanger-sync@*:UnitFileState) echo disabled ;;
         *:UnitFileState) echo enabled ;;
@@ -63,7 +65,8 @@ class Installation:
         for command in ("systemctl", "useradd", "userdel", "getent", "chown", "make", "rabbitmqctl", "curl",
                         "journalctl"):
             shim = self.bin / command
-            shim.write_text(SHIM.format(log=self.log, users=tmp_path / "users"))
+            shim.write_text(SHIM.format(log=self.log, users=tmp_path / "users",
+                                        unit_dir=self.sysroot / "etc" / "systemd" / "system"))
             shim.chmod(0o755)
 
     def run(self, script: str, *args: str, expect: int = 0) -> subprocess.CompletedProcess:
@@ -81,8 +84,9 @@ class Installation:
                                                    stat.S_IMODE(p.stat().st_mode))
                 for p in sorted(self.sysroot.rglob("*"))}
 
-    def unit(self, daemon: str) -> Path:
-        return self.sysroot / "etc" / "systemd" / "system" / f"exchanger-{daemon}@.service"
+    def unit(self, daemon: str, instance: int = 1) -> Path:
+        name = f"exchanger-{daemon}@.service" if instance == 1 else f"exchanger-{daemon}-{instance}@.service"
+        return self.sysroot / "etc" / "systemd" / "system" / name
 
 
 @pytest.fixture
@@ -159,6 +163,33 @@ def test_uninstall_keeps_logs_and_state_unless_purged(installation: Installation
     assert not (installation.root / "logs").exists() and not (installation.sysroot / "etc" / "exchanger").exists()
 
 
+def test_a_second_instance_of_worker_and_creator_is_a_unit_of_its_own(installation: Installation) -> None:
+    installation.run("install.sh", "--user", USER, "--instances", "2", "prod")
+    for daemon, component in (("worker", "camunda-worker"), ("creator", "task-creator")):
+        first, second = installation.unit(daemon).read_text(), installation.unit(daemon, 2).read_text()
+        assert "Environment=EXCHANGER_INSTANCE=1\n" in first and f"Description=Exchanger {component} (%i)" in first
+        assert "Environment=EXCHANGER_INSTANCE=2\n" in second and f"Description=Exchanger {component}-2 (%i)" in second
+        assert second.replace("Environment=EXCHANGER_INSTANCE=2", "Environment=EXCHANGER_INSTANCE=1").replace(
+            f"Exchanger {component}-2", f"Exchanger {component}") == first  # nothing else differs
+    assert not installation.unit("sync", 2).exists()  # camunda-sync runs once per environment
+    assert "systemctl enable --now exchanger-worker@prod exchanger-worker-2@prod exchanger-creator@prod " \
+           "exchanger-creator-2@prod exchanger-sync@prod" in installation.calls()
+
+    installation.log.unlink()
+    result = installation.run("exchangerctl", "status", "prod")
+    units = [line.split()[0] for line in result.stdout.splitlines()[1:]]
+    assert units == ["exchanger-worker@prod.service", "exchanger-worker-2@prod.service", "exchanger-creator@prod.service",
+                     "exchanger-creator-2@prod.service", "exchanger-sync@prod.service"]
+    ports = [call.split("/readyz")[0].rsplit(":", 1)[1] for call in installation.calls() if "/readyz" in call]
+    assert ports == ["9101", "9201", "9102", "9202"]  # instance 2 answers 100 higher (the .env sets 9101)
+    installation.run("exchangerctl", "restart", "prod", "creator")
+    assert "systemctl restart exchanger-creator@prod.service exchanger-creator-2@prod.service" in installation.calls()
+
+    installation.run("install.sh", "--user", USER, "--instances", "ten", "prod", expect=2)
+    installation.run("uninstall.sh", "--user", USER)
+    assert not installation.unit("worker", 2).exists() and not installation.unit("creator", 2).exists()
+
+
 def test_exchangerctl_status_summarises_every_unit(installation: Installation) -> None:
     result = installation.run("exchangerctl", "status", expect=2)
     lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
@@ -175,15 +206,15 @@ def test_exchangerctl_status_summarises_every_unit(installation: Installation) -
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed "
                     "(.ci/run installs the systemd package)")
 def test_the_units_pass_systemd_analyze_verify(installation: Installation, tmp_path: Path) -> None:
-    installation.run("install.sh", "--user", "nobody", "dev")
-    for daemon in DAEMONS:
-        instance = tmp_path / f"exchanger-{daemon}@dev.service"
-        shutil.copy(installation.unit(daemon), instance)
+    installation.run("install.sh", "--user", "nobody", "--instances", "2", "dev")
+    for daemon, number in [*((d, 1) for d in DAEMONS), ("worker", 2), ("creator", 2)]:
+        instance = tmp_path / installation.unit(daemon, number).name.replace("@.", "@dev.")
+        shutil.copy(installation.unit(daemon, number), instance)
         result = subprocess.run(["systemd-analyze", "verify", str(instance)], capture_output=True, text=True,
                                 timeout=60)
         assert result.returncode == 0, result.stdout + result.stderr
         security = subprocess.run(["systemd-analyze", "security", "--offline=true", str(instance)],
                                   capture_output=True, text=True, timeout=60)
         exposure = float(security.stdout.split("Overall exposure level for")[1].split(":")[1].split()[0])
-        print(f"exchanger-{daemon}@dev exposure {exposure}")
+        print(f"{instance.name} exposure {exposure}")
         assert exposure < 3.0, security.stdout
