@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTANCES ?= 20
 ENV ?= dev
 
-.PHONY: venv js test lint docs demo bench bench-tracking chaos worker creator clean
+.PHONY: venv js test lint docs demo bench bench-tracking chaos chaos-two worker creator clean
 
 $(BIN)/activate: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,9 @@ bench-tracking: venv ## tracking at scale: open items per system vs the fakes' l
 
 chaos: venv ## the fault test: kills, broker restart, injected faults; asserts with a ledger
 	$(BIN)/python -m exchanger.demo --chaos --instances $(or $(CHAOS_INSTANCES),300)
+
+chaos-two: venv ## the fault test with two camunda-workers and two task-creators (EXCHANGER_INSTANCE 1, 2), each killed
+	$(BIN)/python -m exchanger.demo --chaos --replicas 2 --instances $(or $(CHAOS_INSTANCES),300)
 
 worker: venv ## run camunda-worker in the foreground (ENV=dev|prod)
 	cd camunda-worker && EXCHANGER_ENV=$(ENV) ../$(BIN)/python main.py

@@ -166,8 +166,24 @@ def daemon_checks(context: Context) -> list[Check]:
 
     worker = context.settings(WorkerSettings)
     creator = context.settings(CreatorSettings)
-    return [readyz("camunda-worker", worker.health_host, worker.health_port, "WORKER_HEALTH_PORT"),
-            readyz("task-creator", creator.health_host, creator.health_port, "CREATOR_HEALTH_PORT")]
+    return [*instances("camunda-worker", worker.health_host, worker.health_port, "WORKER_HEALTH_PORT"),
+            *instances("task-creator", creator.health_host, creator.health_port, "CREATOR_HEALTH_PORT")]
+
+
+def instances(name: str, host: str, port: int, variable: str) -> list[Check]:
+    """The first instance's ``/readyz``, and those of further instances on this host that answer
+    (``EXCHANGER_INSTANCE`` n listens PORT_STEP·(n−1) higher; one that is not running is not an error)."""
+    from env_loader import MAX_INSTANCE, process_name
+    from exchanger.instances import PORT_STEP
+
+    checks = [readyz(name, host, port, variable)]
+    for n in range(2, MAX_INSTANCE + 1):
+        if not port or port + (n - 1) * PORT_STEP > 65535:
+            break
+        check = readyz(process_name(name, n), host, port + (n - 1) * PORT_STEP, variable)
+        if not check.detail.startswith("not running"):
+            checks.append(check)
+    return checks
 
 
 def readyz(name: str, host: str, port: int, variable: str) -> Check:

@@ -31,3 +31,23 @@ def test_the_demo_finishes_every_instance_exactly_once() -> None:
     assert "OK: every instance finished exactly once" in summary
     assert "model from StormBPMN via camunda-sync: «Employee onboarding»" in summary
     assert "→ deployed exchanger_demo_onboarding version 1 (tenant demo)" in summary
+
+
+@pytest.mark.slow
+def test_two_workers_and_two_creators_share_the_work_exactly_once() -> None:
+    """Two of each daemon (EXCHANGER_INSTANCE 1 and 2) on one vhost and engine: every instance of the process
+    finishes once, nothing is duplicated, and each of the four processes did a share of the work (the demo
+    fails when one did none)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "exchanger.demo", "--instances", "12", "--replicas", "2", "--seed", "5",
+         "--stall-timeout", "90"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = result.stdout
+    assert "Exchanger demo summary (2 of each daemon)" in summary
+    assert "instances completed                          12" in summary
+    assert "duplicates in the fakes                       0" in summary
+    for name in ("camunda-worker", "camunda-worker-2", "task-creator", "task-creator-2"):
+        assert f"work done by {name} " in summary
+    assert "OK: every instance finished exactly once" in summary

@@ -16,6 +16,7 @@ from exchanger.amqp.connection import connect
 from exchanger.amqp.inspect import list_queues, peek
 from exchanger.contracts import ExternalItem, ParkedRecord, ResponseMessage, ResponseStatus, SentRecord, TaskMessage
 from exchanger.health import HealthServer
+from exchanger.instances import PORT_STEP
 
 
 def _task_message(task: dict, system: str = "bitrix24") -> TaskMessage:
@@ -117,6 +118,22 @@ def test_status_names_an_unready_daemon_and_an_unreachable_camunda(cli, topology
         creator.stop()
     assert "not ready: consumers: bitrix24.queue: reconnecting" in result.stdout
     assert "RED     camunda" in result.stdout
+
+
+def test_status_shows_a_second_instance_that_runs_and_not_those_that_do_not(cli, topology) -> None:
+    first = _health({"consumers": lambda: (True, "5 consumers")})
+    second = HealthServer(first.port + PORT_STEP, CollectorRegistry(),  # EXCHANGER_INSTANCE=2's port
+                          {"consumers": lambda: (False, "python.queue: reconnecting")}).start()
+    cli.settings.update(CREATOR_HEALTH_PORT=str(first.port))
+    try:
+        result = cli("status", "--sample", "0", "--json", expect=2)
+    finally:
+        first.stop()
+        second.stop()
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["task-creator"]["level"] == "green"
+    assert checks["task-creator-2"]["detail"] == "not ready: consumers: python.queue: reconnecting"
+    assert not {f"task-creator-{n}" for n in range(3, 10)} & set(checks)  # not running: not listed
 
 
 # --- tasks -------------------------------------------------------------------------------------------

@@ -178,8 +178,7 @@ def test_a_second_instance_of_worker_and_creator_is_a_unit_of_its_own(installati
     installation.log.unlink()
     result = installation.run("exchangerctl", "status", "prod")
     units = [line.split()[0] for line in result.stdout.splitlines()[1:]]
-    assert units == ["exchanger-worker@prod.service", "exchanger-worker-2@prod.service", "exchanger-creator@prod.service",
-                     "exchanger-creator-2@prod.service", "exchanger-sync@prod.service"]
+    assert units == [f"exchanger-{u}@prod.service" for u in ("worker", "worker-2", "creator", "creator-2", "sync")]
     ports = [call.split("/readyz")[0].rsplit(":", 1)[1] for call in installation.calls() if "/readyz" in call]
     assert ports == ["9101", "9201", "9102", "9202"]  # instance 2 answers 100 higher (the .env sets 9101)
     installation.run("exchangerctl", "restart", "prod", "creator")
