@@ -60,7 +60,9 @@ def rabbit_settings(session_vhost: str) -> RabbitMQSettings:
 @pytest.fixture
 def topology(rabbit_settings: RabbitMQSettings) -> Iterator[Topology]:
     """The default topology declared in the session vhost, every queue empty at the start of the test."""
-    topo = Topology(TopologySettings(), RoutingTable().systems, virtual_host=rabbit_settings.virtual_host)
+    systems = RoutingTable().systems
+    topo = Topology(TopologySettings(), systems, virtual_host=rabbit_settings.virtual_host,
+                    event_systems=list(systems))  # every <system>.events.queue exists and is purged
     connection = connect(rabbit_settings, name="test-setup", attempts=3)
     topo.declare(connection)
     channel = connection.channel()

@@ -9,6 +9,7 @@ first, which :meth:`OpenProjectClient.find_work_package_by_custom_field` does in
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -30,7 +31,9 @@ from exchanger.secrets import mask, register_secret
 SYSTEM = "openproject"
 API = "/api/v3"
 PAGE_SIZE = 100  # work packages per page when listing; a search by external id finds one or two
+MAX_PAGE_SIZE = 1000  # Setting.apiv3_max_page_size by default; larger pageSize values are clamped to it
 ANY_STATUS = {"status": {"operator": "*", "values": []}}  # without it the API lists open ones only
+CLOSED = {"status": {"operator": "c", "values": []}}  # work packages in a status with isClosed
 
 # errorIdentifier (last part of the URN) → error class, where the HTTP status alone is not enough
 _BY_IDENTIFIER: dict[str, type[IntegrationError]] = {
@@ -157,19 +160,34 @@ class OpenProjectClient:
 
     # --- work packages ----------------------------------------------------------------------------
 
-    def find_work_packages(self, filters: list[dict[str, Any]], *, project: str | int | None = None) -> list[dict]:
+    def find_work_packages(self, filters: list[dict[str, Any]], *, project: str | int | None = None,
+                           sort_by: list[tuple[str, str]] | None = None, page_size: int = PAGE_SIZE) -> list[dict]:
         """Every work package matching ``filters`` (ANDed); add :data:`ANY_STATUS` to include closed ones."""
         path = f"{API}/projects/{segment(project)}/work_packages" if project else f"{API}/work_packages"
         found: list[dict[str, Any]] = []
         page = 1
         while True:
-            params = {"filters": json.dumps(filters), "offset": page, "pageSize": PAGE_SIZE}
+            params = {"filters": json.dumps(filters), "offset": page, "pageSize": page_size}
+            if sort_by:
+                params["sortBy"] = json.dumps(sort_by)
             body = self._get(path, params)
             elements = body["_embedded"]["elements"]
             found.extend(elements)
             if not elements or len(found) >= int(body.get("total", 0)):
                 return found
             page += 1
+
+    def closed_since(self, since: datetime, field: str) -> list[dict[str, Any]]:
+        """Work packages with ``field`` set that were changed at or after ``since`` and are closed now.
+
+        One ``updatedAt`` ``<>d`` filter with an open end (inclusive, as OpenProject compares), oldest change
+        first, pages of :data:`MAX_PAGE_SIZE`: a sweep's window usually fits one page, so a change made while
+        it pages cannot shift an item past it (the next sweep's overlap would catch that one anyway).
+        """
+        moment = since.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        filters = [{"updatedAt": {"operator": "<>d", "values": [moment, ""]}}, CLOSED,
+                   {field: {"operator": "*", "values": []}}]
+        return self.find_work_packages(filters, sort_by=[("updatedAt", "asc"), ("id", "asc")], page_size=MAX_PAGE_SIZE)
 
     def find_work_package_by_custom_field(
         self, field: str, value: str, *, project: str | int | None = None

@@ -20,7 +20,18 @@ class OpenProjectSettings(ExternalSystemSettings):
     )
     default_project: str = Field("", description="project id or identifier when the activity names none")
     deleted_error_code: str = Field("OP_WORK_PACKAGE_DELETED", min_length=1, description="BPMN error code")
-    check_interval_s: float = Field(30.0, gt=0, description="how often the tracker reads an open work package")
+    check_interval_s: float = Field(
+        300.0, gt=0,
+        description="how often the tracker reads every open work package (batched): the safety net behind the "
+                    "change sweep and the webhooks, so it can be slow")
+    sweep_interval_s: float = Field(
+        10.0, ge=0,
+        description="how often the tracker lists the work packages closed since its last sweep (updatedAt); "
+                    "0 = no sweeps, every open work package is read each check interval")
+    webhook_secret: SecretStr = Field(
+        SecretStr(""),
+        description="signature secret of the OpenProject webhook that calls POST /events/openproject "
+                    "(X-OP-Signature); empty = webhooks refused")
     conflict_retries: int = Field(2, ge=0, description="re-reads of lockVersion after a 409 on update")
 
     @field_validator("base_url")

@@ -7,17 +7,39 @@ once a filtered list confirms it is gone (a 404 from something else, a proxy say
 
 Open work packages are checked :data:`CHECK_BATCH` at a time: one ``GET /api/v3/work_packages`` with
 an ``id`` filter over their ids and any status (one page). One the list does not show is read alone.
+
+Those checks are the slow safety net (``OPENPROJECT_CHECK_INTERVAL_S``). What makes a closure seen
+within seconds are the item events of :mod:`exchanger.creator.item_events`: every
+``OPENPROJECT_SWEEP_INTERVAL_S`` a **change sweep** (:meth:`changed_since`) lists the work packages closed
+since the previous sweep (one request for any number of open ones), and an OpenProject **webhook**
+(:meth:`parse_event`, :mod:`exchanger.consumers.openproject.webhooks`) says at once which one changed.
+Both only name work packages; :meth:`finished` reads them and rebuilds each one's Camunda task from the
+external-id field.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from exchanger.consumers.openproject.client import ANY_STATUS, PAGE_SIZE, OpenProjectClient
+from loguru import logger
+
+from exchanger.consumers.openproject import webhooks
+from exchanger.consumers.openproject.client import ANY_STATUS, PAGE_SIZE, SYSTEM, OpenProjectClient
+from exchanger.consumers.openproject.handler import CREATE_TOPIC, work_package_item
 from exchanger.consumers.openproject.settings import OpenProjectSettings
-from exchanger.contracts import SentRecord
-from exchanger.creator.base import BaseTracker, BpmnErrorOutcome, Done, StillOpen, SystemContext, TrackerOutcome
+from exchanger.contracts import SentRecord, TaskMessage
+from exchanger.creator.base import (
+    BaseTracker,
+    BpmnErrorOutcome,
+    Done,
+    Finished,
+    StillOpen,
+    SystemContext,
+    TrackerOutcome,
+)
+from exchanger.secrets import register_secret
 from exchanger.settings import load
 
 CHECK_BATCH = PAGE_SIZE  # work packages per check request: one page of the id-filtered list
@@ -31,6 +53,10 @@ class OpenProjectTracker(BaseTracker):
         self.client = client or OpenProjectClient(self.settings)
         self.check_interval_s = self.settings.check_interval_s
         self.batch_size = CHECK_BATCH
+        self.sweep_interval_s = self.settings.sweep_interval_s
+        self.webhook_secret = self.settings.webhook_secret.get_secret_value()
+        if self.webhook_secret:
+            register_secret(self.webhook_secret)  # also when settings were built without load()
 
     def cleanup(self) -> None:
         self.client.close()
@@ -48,14 +74,56 @@ class OpenProjectTracker(BaseTracker):
 
     def check_many(self, records: Sequence[SentRecord]) -> list[TrackerOutcome | None]:
         """One id-filtered list for all ``records``; ``None`` for one it does not show (or a malformed id)."""
-        ids = sorted({r.item.id for r in records if r.item.id.isdigit() and r.item.id.isascii()}, key=int)
-        listed = {str(wp.get("id")): wp for wp in self.client.find_work_packages(
-            [{"id": {"operator": "=", "values": ids}}, ANY_STATUS])} if ids else {}
+        listed = self._listed([r.item.id for r in records])
         answers: list[TrackerOutcome | None] = []
         for record in records:
             wp = listed.get(record.item.id)
             answers.append(self._outcome(wp) if wp and "status" in wp.get("_embedded", {}) else None)
         return answers
+
+    def _listed(self, item_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The work packages of ``item_ids`` (any status) by id, pages of :data:`CHECK_BATCH` ids each."""
+        ids = sorted({i for i in item_ids if i.isdigit() and i.isascii()}, key=int)
+        listed: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), CHECK_BATCH):
+            chunk = ids[start:start + CHECK_BATCH]
+            listed.update((str(wp.get("id")), wp) for wp in self.client.find_work_packages(
+                [{"id": {"operator": "=", "values": chunk}}, ANY_STATUS]))
+        return listed
+
+    # --- item events: change sweeps and webhooks (exchanger.creator.item_events) ------------------
+
+    def changed_since(self, since: datetime) -> list[str]:
+        """Ids of the work packages Exchanger created that were closed at or after ``since`` (one request)."""
+        return [str(wp["id"]) for wp in self.client.closed_since(since, self.settings.external_id_field)]
+
+    def parse_event(self, headers: Mapping[str, str], body: bytes) -> list[str]:
+        """The work package of a webhook call whose ``X-OP-Signature`` matches ``OPENPROJECT_WEBHOOK_SECRET``."""
+        webhooks.verify(self.webhook_secret, headers, body)
+        return webhooks.work_package_ids(body)
+
+    def finished(self, item_ids: Sequence[str]) -> list[Finished]:
+        """The closed ones among ``item_ids``, read now, each with its Camunda task rebuilt from the
+        external-id field (the task id is all the worker needs to complete it). A work package that is open,
+        gone, listed without its status or not created by Exchanger is left out: its tracking record (or
+        nothing, if it has none) takes care of it."""
+        found: list[Finished] = []
+        for wp in self._listed(item_ids).values():
+            if "status" not in wp.get("_embedded", {}):
+                continue
+            outcome = self._outcome(wp)
+            task_id = wp.get(self.settings.external_id_field)
+            if isinstance(outcome, StillOpen) or not task_id:
+                continue
+            try:
+                task = TaskMessage(task_id=str(task_id), topic_name=CREATE_TOPIC, system=SYSTEM, worker_id="",
+                                   process_instance_id="")
+            except ValueError as exc:  # pydantic's ValidationError: not an id
+                logger.warning("OpenProject: work package {} holds {!r} as its Camunda task id ({})", wp["id"],
+                               task_id, exc)
+                continue
+            found.append(Finished(SentRecord(task=task, item=work_package_item(self.client, wp)), outcome))
+        return found
 
     def _outcome(self, wp: dict[str, Any]) -> TrackerOutcome:
         wp_id = int(wp["id"])
