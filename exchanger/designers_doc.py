@@ -2,9 +2,10 @@
 
 What a process designer needs per system — its topics, the extension properties and variables it
 reads, the result variables it sets, the BPMN errors it raises — taken from where the code keeps it:
-the routing table (topics), the handler and tracker modules' docstrings (the prose contract), and,
-read from their source, the variables each ``Done``/``BpmnErrorOutcome`` sets, the names read with
-``prop``/``value``, the ``BpmnError`` codes raised and the configurable error codes' defaults.
+the routing table (topics), the handler and tracker modules' docstrings (the prose contract), the
+settings classes (the configurable error codes' defaults), and, read from their source, the variables
+each ``Done``/``BpmnErrorOutcome`` sets, the names read with ``prop``/``value`` and the ``BpmnError``
+codes raised.
 tests/foundation/test_designers_doc.py fails when a fact found in the code is missing from the page.
 """
 
@@ -22,6 +23,7 @@ from exchanger.amqp.topology import sent_queue, system_queue
 from exchanger.creator.retry_policy import RETRY_PROPERTY
 from exchanger.creator.routing_config import queue_handlers, tracker_handlers
 from exchanger.routing import DEFAULT_SYSTEM, default_routes
+from exchanger.systems import registered_systems
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "process-designers.md"
 PYTHON_TASK_MODULE = "exchanger.consumers.python.examples"
@@ -117,23 +119,17 @@ def _error_code(text: str, code: ast.expr) -> str:
     return f"<value of {names[0]}>" if names else "<computed>"
 
 
-def _error_settings(facts: Facts, package: str) -> None:
-    """``deleted_error_code`` and its kind: the configurable BPMN error codes, with env names and defaults."""
-    found = _source(f"{package}.settings")
-    if found is None:
+def _error_settings(facts: Facts, system: str) -> None:
+    """``deleted_error_code`` and its kind: the configurable BPMN error codes, with env names and defaults,
+    from the system's settings class (the one place a default is declared, inherited ones included)."""
+    spec = registered_systems().get(system)
+    cls = spec.settings_class() if spec is not None else None
+    if cls is None:
         return
-    _, tree = found
-    for cls in (node for node in tree.body if isinstance(node, ast.ClassDef)):
-        prefix = ""
-        for node in ast.walk(cls):
-            if isinstance(node, ast.Call) and _name(node.func) == "SettingsConfigDict":
-                prefix = next((str(kw.value.value) for kw in node.keywords
-                               if kw.arg == "env_prefix" and isinstance(kw.value, ast.Constant)), "")
-        for node in cls.body:
-            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) \
-                    and node.target.id.endswith("error_code") and isinstance(node.value, ast.Call) \
-                    and node.value.args and isinstance(node.value.args[0], ast.Constant):
-                facts.error_settings[prefix + node.target.id.upper()] = str(node.value.args[0].value)
+    prefix = (cls.model_config.get("env_prefix") or "").upper()
+    for name, info in cls.model_fields.items():
+        if name.endswith("error_code") and isinstance(info.default, str):
+            facts.error_settings[(info.alias or prefix + name).upper()] = info.default
 
 
 def system_facts(system: str) -> Facts:
@@ -149,8 +145,7 @@ def system_facts(system: str) -> Facts:
         modules.append(PYTHON_TASK_MODULE)
     for module in modules:
         _collect(facts, module)
-    if handler is not None:
-        _error_settings(facts, handler.module.rsplit(".", 1)[0])
+    _error_settings(facts, system)
     return facts
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Mapping
-from typing import ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from exchanger.errors import ConfigError
@@ -36,6 +37,13 @@ class ExchangerSettings(BaseSettings):
         for name, field in cls.model_fields.items():
             names.append((field.alias or f"{prefix}{name}").upper())
         return names
+
+    @classmethod
+    def field_with(cls, name: str, **changes: Any) -> Any:
+        """This class's field ``name`` with another ``default`` (or ``description``), its checks kept:
+        a subclass changes a default by ``x: int = Base.field_with("x", default=5)`` without restating
+        (and drifting from) the rest of the declaration."""
+        return FieldInfo.merge_field_infos(cls.model_fields[name], **changes)
 
 
 def load(cls: type[S]) -> S:
@@ -114,6 +122,48 @@ class ExternalSystemSettings(ExchangerSettings):
         description="after a create/update whose answer timed out, wait this long before looking it up and "
                     "trying again: longer than the server may still take to finish the original request",
     )
+
+
+class TrackedSystemSettings(ExternalSystemSettings):
+    """What every system whose work items are tracked has: how often and how many at a time an open item
+    is checked, and what a deleted item means for the process. Under the system's own prefix, so the
+    variables stay ``BITRIX_CHECK_INTERVAL_S``, ``OPENPROJECT_DELETED_ERROR_CODE``, … as users have them.
+
+    A subclass sets its own ``deleted_error_code`` default with :meth:`field_with`, and
+    ``max_check_batch`` when its tracker can check many items in one request.
+    """
+
+    abstract_settings: ClassVar[bool] = True
+    max_check_batch: ClassVar[int] = 1  # items one check request can answer about; 1 = no check_many
+
+    check_interval_s: float = Field(30.0, gt=0, description="how often the tracker looks at an open item, seconds")
+    check_batch_size: int = Field(1, ge=1, description="open items checked per request; 1 = one request per item")
+    deleted_error_code: str = Field("ITEM_DELETED", min_length=1,
+                                    description="BPMN error code sent when the tracked item was deleted")
+    deleted_as_failure: bool = Field(False, description="report a deleted item as a failure (an incident) instead "
+                                                        "of the BPMN error")
+
+    @model_validator(mode="after")
+    def _batch_fits(self) -> TrackedSystemSettings:
+        if self.check_batch_size > self.max_check_batch:
+            raise ValueError(f"check_batch_size: at most {self.max_check_batch} items per check request")
+        return self
+
+
+class WebServiceSettings(TrackedSystemSettings):
+    """A tracked system reached at one base URL (``<PREFIX>BASE_URL``)."""
+
+    abstract_settings: ClassVar[bool] = True
+
+    base_url: str = Field(..., description="root URL of the system's API")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_root(cls, value: str) -> str:
+        """http(s), no trailing slash (paths are appended with a leading one)."""
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
 
 
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"]

@@ -18,6 +18,9 @@ so keep it thread-safe: a pooled HTTP client, no per-message state on ``self``):
     find_existing(task) -> ExternalItem | None        # idempotency: called first, on every delivery
     create(task) -> HandlerOutcome                    # create the work item (or do the work), when none exists
 
+A handler that sets ``supported_topics`` gets an :class:`~exchanger.errors.Incident` for any other
+topic routed to it (a routing file's mistake) before either is called.
+
 **Ambiguous writes.** A handler whose create may still be running on the server after we stopped
 waiting (a read timeout, a crash, a restart) sets ``write_settle_s``. A timed-out create retries after
 that wait (the client's ``Unreachable.retry_after_s``); a task the broker *redelivers* (the process that
@@ -49,8 +52,15 @@ the retry (the external task client convention).
 
 **Tracker** (one instance serves ``<system>.sent.queue``; same threading rule)::
 
-    check_task_status(record: SentRecord) -> Done | Failed | BpmnErrorOutcome | StillOpen
+    check(record: SentRecord) -> Done | Failed | BpmnErrorOutcome | StillOpen
     check_many(records) -> list[outcome | None]        # optional: many items per request (batch_size > 1)
+
+(``check`` was called ``check_task_status``; a tracker that still overrides the old name works, with a
+``DeprecationWarning``.) The creator calls :meth:`BaseTracker.track` / :meth:`BaseTracker.track_many`,
+which add the statistics and the deletion check around them.
+
+A system whose items are tracked builds on :mod:`exchanger.creator.tracked`, which holds the common
+settings, the shared client, the topic check and the deleted-item outcome once.
 
 ``StillOpen`` → the record is checked again after ``check_interval_s`` (a delay queue, so any number
 of items can be tracked and none blocks another); ``Done`` / ``Failed`` / ``BpmnErrorOutcome`` → the
@@ -75,9 +85,9 @@ the item ids), and ``changed_since`` with ``sweep_interval_s`` > 0 makes it swee
 both only put item ids into ``<system>.events.queue``. The tracking records stay the safety net:
 ``check_interval_s`` can then be long.
 
-**Deleted items.** A ``NotFound`` from ``check_task_status`` takes the deleted path
+**Deleted items.** A ``NotFound`` from ``check`` takes the deleted path
 (``deleted_outcome``: a BPMN error or a failure, per system) only when ``confirm_gone`` verifies with a
-second, independent query that the item is really gone (or ``check_task_status`` itself saw it marked
+second, independent query that the item is really gone (or ``check`` itself saw it marked
 deleted). An error that merely looks like "not found" (Bitrix24 answers "Action not allowed" for a
 missing task and for a missing right alike) while the item is still there is a :class:`CheckFailed`:
 checked again, then an incident.
@@ -89,6 +99,7 @@ Variables in outcomes are plain Python values (str, int, float, bool, None, dict
 from __future__ import annotations
 
 import threading
+import warnings
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -100,7 +111,7 @@ from loguru import logger
 
 from exchanger.contracts import ExternalItem, SentRecord, TaskMessage
 from exchanger.creator.retry_policy import RetryPolicy
-from exchanger.errors import ExchangerError, NotFound
+from exchanger.errors import ExchangerError, Incident, NotFound
 
 if TYPE_CHECKING:  # creator.settings imports this module
     from exchanger.creator.settings import CreatorSettings
@@ -218,11 +229,16 @@ class BaseMessageHandler(ABC):
         # how long the system may still be working on a create we stopped waiting for (its
         # <SYSTEM>_WRITE_SETTLE_S); > 0 makes a redelivered task wait that long before find_existing
         self.write_settle_s: float = 0.0
+        # the topics this handler knows; None takes whatever the routing sends here
+        self.supported_topics: tuple[str, ...] | None = None
 
     def process_message(self, task: TaskMessage) -> HandlerOutcome:
         """Look the item up, else run the business logic; count what happened. Exceptions propagate."""
         self.stats.add("total_messages")
         try:
+            if self.supported_topics is not None and task.topic_name not in self.supported_topics:
+                raise Incident(f"topic {task.topic_name} is not supported by the {self.context.system} handler; "
+                               f"supported: {', '.join(self.supported_topics)}")
             existing = self.find_existing(task)
             if existing is not None:
                 self.stats.add("found_existing")
@@ -272,7 +288,7 @@ class BaseMessageHandler(ABC):
 # --- tracker ----------------------------------------------------------------------------------------
 
 
-class BaseTracker(ABC):
+class BaseTracker:
     """Watches created work items until they are done. See the module docstring for the contract.
 
     ``check_interval_s`` is how long an open item waits before its next check; a subclass sets it from
@@ -290,21 +306,40 @@ class BaseTracker(ABC):
         # seconds between change sweeps (changed_since); 0 = no sweeps
         self.sweep_interval_s: float = 0.0
 
-    @abstractmethod
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "check_task_status" in cls.__dict__:
+            warnings.warn(f"{cls.__module__}.{cls.__qualname__}: the tracker method check_task_status is now "
+                          f"called check; the old name keeps working for now", DeprecationWarning, stacklevel=2)
+
+    def check(self, record: SentRecord) -> TrackerOutcome:
+        """Ask the system about ``record.item``; return its state (module docstring). Every tracker
+        implements it (a tracker written before the rename implements ``check_task_status`` instead)."""
+        legacy = type(self).check_task_status
+        if legacy is BaseTracker.check_task_status:
+            raise NotImplementedError(f"{type(self).__name__} implements no check(record)")
+        return legacy(self, record)
+
     def check_task_status(self, record: SentRecord) -> TrackerOutcome:
-        """Ask the system about ``record.item``; return its state (module docstring)."""
+        """The old name of :meth:`check`, for code that still calls it."""
+        return self.check(record)
+
+    @classmethod
+    def implements_check(cls) -> bool:
+        """Whether the class has its ``check`` (under the new name or the old one); the loader asks."""
+        return cls.check is not BaseTracker.check or cls.check_task_status is not BaseTracker.check_task_status
 
     def check_many(self, records: Sequence[SentRecord]) -> list[TrackerOutcome | None]:
         """The state of several items in as few requests as the system allows (``batch_size`` at most).
 
         One answer per record, in order: an outcome, or ``None`` for an item the answer did not contain
-        (deleted, out of reach, or a lagging listing), which :meth:`check` then asks about on its own so
+        (deleted, out of reach, or a lagging listing), which :meth:`track` then asks about on its own so
         that a deletion still needs proof. A system that cannot ask about many keeps ``batch_size`` 1.
         """
         raise NotImplementedError(f"{type(self).__name__} checks one item at a time (batch_size 1)")
 
-    def check_batch(self, records: Sequence[SentRecord]) -> list[TrackerOutcome | Exception]:
-        """``check_many`` with stats; what it could not tell goes through :meth:`check` one by one.
+    def track_many(self, records: Sequence[SentRecord]) -> list[TrackerOutcome | Exception]:
+        """``check_many`` with stats; what it could not tell goes through :meth:`track` one by one.
 
         An exception of the batched call is every record's result (each takes the error path of
         ``outcomes.for_check``: a transient error re-checks later, others count as failed checks).
@@ -330,7 +365,7 @@ class BaseTracker(ABC):
 
     def _checked(self, record: SentRecord) -> TrackerOutcome | Exception:
         try:
-            return self.check(record)
+            return self.track(record)
         except Exception as exc:  # noqa: BLE001 - the caller maps it
             return exc
 
@@ -345,12 +380,12 @@ class BaseTracker(ABC):
         """What a verified deletion means for the Camunda task; systems send their BPMN error."""
         return Failed(reason=reason)
 
-    def check(self, record: SentRecord) -> TrackerOutcome:
-        """``check_task_status`` with stats and the deletion check; exceptions propagate."""
+    def track(self, record: SentRecord) -> TrackerOutcome:
+        """:meth:`check` with stats and the deletion check; exceptions propagate."""
         self.stats.add("checks")
         try:
             try:
-                outcome = self.check_task_status(record)
+                outcome = self.check(record)
             except NotFound as exc:
                 outcome = self._not_found(record, exc)
         except Exception as exc:

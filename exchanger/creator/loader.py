@@ -91,9 +91,11 @@ def load_class(module_name: str, class_name: str, base: type[C], what: str) -> t
     if not (inspect.isclass(cls) and issubclass(cls, base)):
         raise ConfigError(f"{where} does not implement the contract: it must subclass "
                           f"{base.__module__}.{base.__name__}")
-    if inspect.isabstract(cls):
-        missing = ", ".join(sorted(cls.__abstractmethods__))
-        raise ConfigError(f"{where} does not implement the contract: missing {missing}")
+    missing = sorted(getattr(cls, "__abstractmethods__", ()))
+    if issubclass(cls, BaseTracker) and not cls.implements_check():
+        missing.append("check")
+    if missing:
+        raise ConfigError(f"{where} does not implement the contract: missing {', '.join(missing)}")
     return cls
 
 
@@ -129,7 +131,7 @@ def load_components(settings: CreatorSettings, routing: CreatorRouting, response
             else:
                 tspec = routing.tracker_handlers[queue]
                 what = f"sent queue {queue}"
-                tcls = load_class(tspec.module, tspec.tracker_class, BaseTracker, what)  # type: ignore[type-abstract]
+                tcls = load_class(tspec.module, tspec.tracker_class, BaseTracker, what)
                 context = SystemContext(system=system, queue=queue.replace(".sent.queue", ".queue"),
                                         sent_queue=queue, settings=settings)
                 components.trackers[queue] = LoadedTracker(queue, system, _build(tcls, context, what),

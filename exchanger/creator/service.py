@@ -210,7 +210,7 @@ class CreatorService:
         started = time.perf_counter()
         result: TrackerOutcome | Exception
         try:
-            result = tracked.tracker.check(record)
+            result = tracked.tracker.track(record)
         except Exception as exc:  # noqa: BLE001 - mapped by outcomes.for_check; transient ones re-check later
             result = exc
         finally:
@@ -219,7 +219,7 @@ class CreatorService:
 
     def _on_records(self, tracked: LoadedTracker, deliveries: list[Delivery],
                     publisher: Publisher) -> list[Exception | None]:
-        """A batch of the sent queue: one ``check_batch`` for the readable records, then each record's own
+        """A batch of the sent queue: one ``track_many`` for the readable records, then each record's own
         next message; the result per delivery is what :meth:`_on_record` would have raised (None: ack)."""
         records: dict[int, SentRecord] = {}
         errors: list[Exception | None] = [None] * len(deliveries)
@@ -232,7 +232,7 @@ class CreatorService:
             if not self._answered(tracked, record):
                 records[n] = record
         started = time.perf_counter()
-        results = tracked.tracker.check_batch(list(records.values())) if records else []
+        results = tracked.tracker.track_many(list(records.values())) if records else []
         self.metrics.handler_seconds.labels(tracked.queue).observe(time.perf_counter() - started)
         for (n, record), result in zip(records.items(), results, strict=True):
             try:

@@ -44,7 +44,7 @@ def test_one_request_answers_for_120_open_tasks_and_the_done_ones_cost_one_more(
     tracker = Bitrix24Tracker(CONTEXT, settings=client.settings, client=client)
     tracker.answer_xml_id("0")  # the answer field's values, read once and cached
     before = requests_of(portal)
-    results = tracker.check_batch(records)
+    results = tracker.track_many(records)
     assert requests_of(portal) - before == 2  # one batch of three tasks.task.list, one batch of result lists
     done = {n: r for n, r in enumerate(results) if isinstance(r, Done)}
     assert set(done) == {7, 64}
@@ -52,7 +52,7 @@ def test_one_request_answers_for_120_open_tasks_and_the_done_ones_cost_one_more(
     assert done[64].variables["Activity_Approve"] == "no" and done[64].variables["bitrix_closed_by"] == PERSON
     assert results[99] == StillOpen(note="status 3 (in progress)")
     assert all(isinstance(r, StillOpen) for n, r in enumerate(results) if n not in (7, 64))
-    single = tracker.check_task_status(records[7])
+    single = tracker.check(records[7])
     assert isinstance(single, Done) and single.variables == done[7].variables  # the same answer as alone
     assert tracker.get_stats()["checks"] == 120 and tracker.get_stats()["done"] == 2
 
@@ -61,7 +61,7 @@ def test_a_task_missing_from_the_list_is_checked_alone_and_only_a_verified_delet
         client: Bitrix24Client, portal: PortalServer) -> None:
     records = open_records(portal, 5)
     person(portal, "tasks.task.delete", {"taskId": int(records[2].item.id)})
-    results = Bitrix24Tracker(CONTEXT, settings=client.settings, client=client).check_batch(records)
+    results = Bitrix24Tracker(CONTEXT, settings=client.settings, client=client).track_many(records)
     assert isinstance(results[2], BpmnErrorOutcome) and results[2].code == "BITRIX_TASK_DELETED"
     assert [type(r) for n, r in enumerate(results) if n != 2] == [StillOpen] * 4
 
@@ -69,7 +69,7 @@ def test_a_task_missing_from_the_list_is_checked_alone_and_only_a_verified_delet
 def test_a_failed_batch_is_each_records_error(client: Bitrix24Client, portal: PortalServer) -> None:
     records = open_records(portal, 3)
     inject(portal, status=401, count=10, body={"error": "NO_AUTH_FOUND", "error_description": "Wrong auth"})
-    results = Bitrix24Tracker(CONTEXT, settings=client.settings, client=client).check_batch(records)
+    results = Bitrix24Tracker(CONTEXT, settings=client.settings, client=client).track_many(records)
     assert len(results) == 3 and all(isinstance(r, Exception) for r in results)
 
 
@@ -109,7 +109,7 @@ def test_the_answer_enum_is_mapped_in_a_batch_as_alone(client: Bitrix24Client, p
     person(portal, "tasks.task.update", {"taskId": int(records[0].item.id),
                                          "fields": {"UF_RESULT_ANSWER": enum_id(portal, answer)}})
     person(portal, "tasks.task.complete", {"taskId": int(records[0].item.id)})
-    results = Bitrix24Tracker(CONTEXT, settings=client.settings, client=client).check_batch(records)
+    results = Bitrix24Tracker(CONTEXT, settings=client.settings, client=client).track_many(records)
     assert isinstance(results[0], Done) and results[0].variables["Activity_Approve"] == answer
 
 
@@ -117,6 +117,6 @@ def test_a_malformed_item_id_in_a_batch_is_that_records_error_only(client: Bitri
                                                                     portal: PortalServer) -> None:
     records = open_records(portal, 3)
     bad = SentRecord(task=make_task("bad-id"), item=ExternalItem(system="bitrix24", id="../../crm.deal.add"))
-    results = Bitrix24Tracker(CONTEXT, settings=client.settings, client=client).check_batch([*records, bad])
+    results = Bitrix24Tracker(CONTEXT, settings=client.settings, client=client).track_many([*records, bad])
     assert [type(r) for r in results[:3]] == [StillOpen] * 3
     assert isinstance(results[3], Exception)

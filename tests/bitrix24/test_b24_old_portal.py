@@ -62,7 +62,7 @@ def test_an_old_model_asks_and_its_old_answer_routes(old_portal: PortalServer, c
     rows = [row for row in old_portal.portal.checklist.values() if row["TASK_ID"] == item.id]
     assert sorted(row["TITLE"] for row in rows) == ["Документы", "Паспорт", "СНИЛС"]
     answer_and_complete(old_portal, int(item.id), enum_id)
-    outcome = tracker_for(client).check_task_status(SentRecord(task=make_task(properties=properties), item=item))
+    outcome = tracker_for(client).check(SentRecord(task=make_task(properties=properties), item=item))
     assert isinstance(outcome, Done) and outcome.variables["Activity_Approve"] == expected
 
 
@@ -74,7 +74,7 @@ def test_a_task_the_old_tool_created_is_read_by_its_own_flag(old_portal: PortalS
     task_id = int(response.json()["result"]["task"]["id"])
     answer_and_complete(old_portal, task_id, "26")  # «ДА»
     record = SentRecord(task=make_task("old-1"), item=ExternalItem(system="bitrix24", id=str(task_id)))
-    outcome = tracker_for(client).check_task_status(record)
+    outcome = tracker_for(client).check(record)
     assert isinstance(outcome, Done) and outcome.variables["Activity_Approve"] == "ok"
 
 

@@ -61,11 +61,11 @@ QUESTION = {"resultExpected": "true", "resultQuestion": "Approve?", "RESPONSIBLE
 def test_open_and_deferred_tasks_keep_waiting(client: Bitrix24Client, portal: PortalServer) -> None:
     record = created(client, make_task())
     tracker = tracker_for(client)
-    assert tracker.check_task_status(record) == StillOpen(note="status 2 (pending)")
+    assert tracker.check(record) == StillOpen(note="status 2 (pending)")
     person(portal, "tasks.task.start", {"taskId": int(record.item.id)})
-    assert tracker.check_task_status(record) == StillOpen(note="status 3 (in progress)")
+    assert tracker.check(record) == StillOpen(note="status 3 (in progress)")
     person(portal, "tasks.task.defer", {"taskId": int(record.item.id)})
-    assert tracker.check_task_status(record) == StillOpen(note="status 6 (deferred)")
+    assert tracker.check(record) == StillOpen(note="status 6 (deferred)")
     assert tracker.check_interval_s == client.settings.check_interval_s
 
 
@@ -73,7 +73,7 @@ def test_open_and_deferred_tasks_keep_waiting(client: Bitrix24Client, portal: Po
 def test_a_completed_task_with_an_answer(client: Bitrix24Client, portal: PortalServer, answer: str) -> None:
     record = created(client, make_task(properties=QUESTION))
     finish(portal, record, answer=answer, result="Checked the papers")
-    outcome = tracker_for(client).check_task_status(record)
+    outcome = tracker_for(client).check(record)
     assert isinstance(outcome, Done)
     variables = outcome.variables
     assert variables["Activity_Approve"] == answer
@@ -86,7 +86,7 @@ def test_a_completed_task_with_an_answer(client: Bitrix24Client, portal: PortalS
 def test_completed_without_the_expected_answer_counts_as_no(client: Bitrix24Client, portal: PortalServer) -> None:
     record = created(client, make_task(properties=QUESTION))
     finish(portal, record)
-    outcome = tracker_for(client).check_task_status(record)
+    outcome = tracker_for(client).check(record)
     assert isinstance(outcome, Done) and outcome.variables["Activity_Approve"] == "no"
     assert outcome.variables["bitrix_result"] == ""
 
@@ -94,7 +94,7 @@ def test_completed_without_the_expected_answer_counts_as_no(client: Bitrix24Clie
 def test_no_question_no_answer_variable(client: Bitrix24Client, portal: PortalServer) -> None:
     record = created(client, make_task())
     finish(portal, record, result="first")
-    outcome = tracker_for(client).check_task_status(record)
+    outcome = tracker_for(client).check(record)
     assert isinstance(outcome, Done) and "Activity_Approve" not in outcome.variables
 
 
@@ -108,14 +108,14 @@ def test_answer_values_are_cached_and_read_again_for_an_unknown_id(
     monkeypatch.setattr(client, "user_fields", lambda: reads.append(1) or read())
     finish(portal, first, answer="ok")
     finish(portal, second, answer="no")
-    assert tracker.check_task_status(first).variables["Activity_Approve"] == "ok"
-    assert tracker.check_task_status(second).variables["Activity_Approve"] == "no"
+    assert tracker.check(first).variables["Activity_Approve"] == "ok"
+    assert tracker.check(second).variables["Activity_Approve"] == "no"
     assert len(reads) == 1  # cached
     later = {"ID": "99", "SORT": "300", "VALUE": "Later", "DEF": "N", "XML_ID": "later"}
     portal.portal.user_fields["UF_RESULT_ANSWER"]["LIST"].append(later)  # an admin adds a value meanwhile
     person(portal, "tasks.task.update", {"taskId": int(third.item.id), "fields": {"UF_RESULT_ANSWER": "99"}})
     person(portal, "tasks.task.complete", {"taskId": int(third.item.id)})
-    assert tracker.check_task_status(third).variables["Activity_Approve"] == "no"  # neither ok nor no
+    assert tracker.check(third).variables["Activity_Approve"] == "no"  # neither ok nor no
     assert len(reads) == 2 and tracker.answer_xml_id("99") == "later"  # read again for the unknown value
 
 
@@ -124,8 +124,8 @@ def test_awaiting_control_counts_only_when_configured(portal: PortalServer) -> N
     record = created(strict, make_task(properties={"RESPONSIBLE_ID": str(PERSON)}))
     rest(portal.webhook_url, "tasks.task.update", {"taskId": int(record.item.id), "fields": {"TASK_CONTROL": "Y"}})
     person(portal, "tasks.task.complete", {"taskId": int(record.item.id)})
-    assert tracker_for(strict).check_task_status(record) == StillOpen(note="status 4 (awaiting control)")
-    outcome = tracker_for(lenient).check_task_status(record)
+    assert tracker_for(strict).check(record) == StillOpen(note="status 4 (awaiting control)")
+    outcome = tracker_for(lenient).check(record)
     assert isinstance(outcome, Done) and outcome.variables["bitrix_task_status"] == 4
     strict.close()
     lenient.close()
@@ -134,11 +134,11 @@ def test_awaiting_control_counts_only_when_configured(portal: PortalServer) -> N
 def test_a_deleted_task_is_the_bpmn_error_or_a_failure(client: Bitrix24Client, portal: PortalServer) -> None:
     record = created(client, make_task())
     rest(portal.webhook_url, "tasks.task.delete", {"taskId": int(record.item.id)}).raise_for_status()
-    outcome = tracker_for(client).check(record)
+    outcome = tracker_for(client).track(record)
     assert isinstance(outcome, BpmnErrorOutcome)
     assert outcome.code == "BITRIX_TASK_DELETED" and outcome.variables == {"bitrix_task_id": int(record.item.id)}
     as_failure = client_for(portal, deleted_as_failure=True, deleted_error_code="GONE")
-    failed = tracker_for(as_failure).check(record)
+    failed = tracker_for(as_failure).track(record)
     assert isinstance(failed, Failed) and "deleted" in failed.reason and failed.retries == 0
     as_failure.close()
 
@@ -150,7 +150,7 @@ def test_action_not_allowed_on_a_task_that_is_still_there_is_not_a_deletion(clie
     inject(portal, status=400, count=1, path_contains="tasks.task.get",
            body={"error": "ERROR_CORE", "error_description": "TASKS_ERROR_EXCEPTION_#8; Action not allowed"})
     with pytest.raises(CheckFailed, match="still there"):
-        tracker_for(client).check(record)
+        tracker_for(client).track(record)
 
 
 def test_the_webhook_token_is_in_no_error_and_no_log_line(client: Bitrix24Client, portal: PortalServer) -> None:
@@ -161,12 +161,12 @@ def test_the_webhook_token_is_in_no_error_and_no_log_line(client: Bitrix24Client
         record = created(client, make_task(properties=QUESTION))
         inject(portal, status=502, count=3, path_contains="tasks.task.get")
         with pytest.raises(TransientError) as caught:
-            tracker_for(client).check_task_status(record)
+            tracker_for(client).check(record)
         inject(portal, status=None, delay_s=1.0, count=3, path_contains="tasks.task.get")  # timeouts
         with pytest.raises(TransientError) as timed_out:
-            tracker_for(client).check_task_status(record)
+            tracker_for(client).check(record)
         rest(portal.webhook_url, "tasks.task.delete", {"taskId": int(record.item.id)})
-        tracker_for(client).check(record)
+        tracker_for(client).track(record)
     finally:
         logger.remove(sink)
     for exc in (caught.value, timed_out.value):

@@ -134,7 +134,7 @@ class StoreTracker(BaseTracker):
         self.checks: Counter[str] = Counter()
         self._lock = threading.Lock()
 
-    def check_task_status(self, record: SentRecord) -> TrackerOutcome:
+    def check(self, record: SentRecord) -> TrackerOutcome:
         with self._lock:
             self.checks[record.task.task_id] += 1
         found = self.store.find(record.task.task_id)
@@ -171,7 +171,7 @@ class SecondCheckTracker(BaseTracker):
         self.checks: Counter[str] = Counter()
         self._lock = threading.Lock()
 
-    def check_task_status(self, record: SentRecord) -> TrackerOutcome:
+    def check(self, record: SentRecord) -> TrackerOutcome:
         with self._lock:
             self.checks[record.task.task_id] += 1
         return Done(variables={"n": record.checks}) if record.checks >= 1 else StillOpen()
@@ -185,6 +185,10 @@ class HalfAHandler(BaseMessageHandler):  # type: ignore[abstract]
     """Subclasses the base but forgets create."""
 
     create = BaseMessageHandler.create
+
+
+class NoCheckTracker(BaseTracker):
+    """Subclasses the base but has no check (under either name)."""
 
 
 # --- python task functions, in a registry of their own ----------------------------------------------

@@ -51,7 +51,7 @@ class RateLimitedForever(BaseMessageHandler):
 class NeverChecked(BaseTracker):
     """Malformed records must never reach a tracker."""
 
-    def check_task_status(self, record: SentRecord) -> TrackerOutcome:
+    def check(self, record: SentRecord) -> TrackerOutcome:
         raise AssertionError(f"a hostile record reached the tracker: {record}")
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from test_onec_handler import CONTEXT, handler, onec_task, resource  # noqa: F401 - handler is a fixture
 
-from exchanger.consumers.onec.tracker import CHECK_BATCH, OneCTracker
+from exchanger.consumers.onec.settings import CHECK_BATCH
+from exchanger.consumers.onec.tracker import OneCTracker
 from exchanger.contracts import ExternalItem, SentRecord
 from exchanger.creator.base import BpmnErrorOutcome, Done, StillOpen
 from exchanger.sandbox.onec.state import COUNTERPARTIES, PAYMENT_REQUEST
@@ -27,13 +28,13 @@ def test_one_request_per_entity_answers_for_many_documents(handler, onec, odata,
     tracker = OneCTracker(CONTEXT, settings=onec_settings, client=make_client(onec_settings))
     assert tracker.batch_size == CHECK_BATCH
     before = onec.app.api_calls
-    results = tracker.check_batch([*records, bad])
+    results = tracker.track_many([*records, bad])
     # one list per entity (2); the deleted one read alone (404) and its absence confirmed (2); the bad key: none
     assert onec.app.api_calls - before == 4
     assert results[2] == Done(variables={"onec_ref_key": records[2].item.id, "onec_number": "000000003",
                                          "onec_posted": True})
     assert results[2] == OneCTracker(CONTEXT, settings=onec_settings,
-                                     client=make_client(onec_settings)).check(records[2])
+                                     client=make_client(onec_settings)).track(records[2])
     assert isinstance(results[3], BpmnErrorOutcome) and "marked for deletion" in results[3].message
     assert isinstance(results[4], BpmnErrorOutcome) and results[4].code == "ONEC_DOCUMENT_DELETED"
     assert isinstance(results[12], Done)  # a catalog item is done once it exists

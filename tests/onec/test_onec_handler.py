@@ -138,16 +138,16 @@ def test_a_wrong_password_is_an_auth_error_without_the_password(onec_settings, m
 def test_tracker_open_posted_and_deleted(handler, tracker, odata, onec_settings):
     item = handler.process_message(onec_task())
     record = SentRecord(task=onec_task(), item=item)
-    assert tracker.check(record) == StillOpen("posted=False")
+    assert tracker.track(record) == StillOpen("posted=False")
     odata("POST", resource(PAYMENT_REQUEST, item.id, "Post")).raise_for_status()  # a person posts it
-    assert tracker.check(record) == Done(variables={"onec_ref_key": item.id, "onec_number": "000000001",
+    assert tracker.track(record) == Done(variables={"onec_ref_key": item.id, "onec_number": "000000001",
                                                     "onec_posted": True})
     odata("PATCH", resource(PAYMENT_REQUEST, item.id), json={"DeletionMark": True}).raise_for_status()
-    outcome = tracker.check(record)
+    outcome = tracker.track(record)
     assert isinstance(outcome, BpmnErrorOutcome) and outcome.code == "ONEC_DOCUMENT_DELETED"
     assert "marked for deletion" in outcome.message
     odata("DELETE", resource(PAYMENT_REQUEST, item.id)).raise_for_status()
-    assert tracker.check(record).code == "ONEC_DOCUMENT_DELETED"  # type: ignore[union-attr]
+    assert tracker.track(record).code == "ONEC_DOCUMENT_DELETED"  # type: ignore[union-attr]
     assert tracker.check_interval_s == onec_settings.check_interval_s
 
 
@@ -157,11 +157,11 @@ def test_tracker_status_attribute_and_catalog_items(handler, onec_settings, make
     tracker = OneCTracker(CONTEXT, settings=by_status, client=make_client(by_status))
     item = handler.process_message(onec_task(props={**EXPENSE, "post": "true"}))
     record = SentRecord(task=onec_task(), item=item)
-    assert tracker.check(record) == StillOpen(f"posted=True, {STATUS_ATTRIBUTE}=''")  # posted, not approved
+    assert tracker.track(record) == StillOpen(f"posted=True, {STATUS_ATTRIBUTE}=''")  # posted, not approved
     odata("PATCH", resource(PAYMENT_REQUEST, item.id), json={STATUS_ATTRIBUTE: STATUS_DONE_VALUE}).raise_for_status()
-    assert isinstance(tracker.check(record), Done)
+    assert isinstance(tracker.track(record), Done)
     catalog = handler.process_message(onec_task("task-2", props={"entity": COUNTERPARTIES, "field.ИНН": "7700000000"}))
-    done = tracker.check(SentRecord(task=onec_task("task-2"), item=catalog))
+    done = tracker.track(SentRecord(task=onec_task("task-2"), item=catalog))
     assert done == Done(variables={"onec_ref_key": catalog.id, "onec_number": "000000003", "onec_posted": False})
 
 
@@ -171,5 +171,5 @@ def test_a_404_for_a_document_that_is_still_listed_is_not_a_deletion(handler, tr
     admin("faults", status=404, count=1, path_contains=item.id,
           body={"odata.error": {"code": "", "message": {"lang": "ru", "value": "not found"}}})
     with pytest.raises(CheckFailed, match="still there"):
-        tracker.check(record)
-    assert tracker.check(record) == StillOpen("posted=False")
+        tracker.track(record)
+    assert tracker.track(record) == StillOpen("posted=False")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from test_openproject_handler import CONTEXT, handler, op_task, set_status  # noqa: F401 - handler is a fixture
 
-from exchanger.consumers.openproject.tracker import CHECK_BATCH, OpenProjectTracker
+from exchanger.consumers.openproject.settings import PAGE_SIZE
+from exchanger.consumers.openproject.tracker import OpenProjectTracker
 from exchanger.contracts import ExternalItem, SentRecord
 from exchanger.creator.base import BpmnErrorOutcome, Done, StillOpen
 
@@ -21,16 +22,16 @@ def test_one_request_answers_for_a_page_of_work_packages(handler, op, api, op_se
     api.delete(f"{op.url}/api/v3/work_packages/{records[5].item.id}").raise_for_status()
     bad = SentRecord(task=op_task("bad"), item=ExternalItem(system="openproject", id="1/../2"))
     tracker = OpenProjectTracker(CONTEXT, settings=op_settings, client=make_client(op_settings))
-    assert tracker.batch_size == CHECK_BATCH
+    assert tracker.batch_size == PAGE_SIZE
     before = op.app.api_calls
-    results = tracker.check_batch([*records, bad])
+    results = tracker.track_many([*records, bad])
     # one list; the deleted one is read alone (404) and its deletion confirmed by a list; the bad id is
     # refused before any call
     assert op.app.api_calls - before == 3
     assert results[3] == Done(variables={"op_work_package_id": int(records[3].item.id), "op_status": "Closed",
                                          "op_url": records[3].item.url, "op_percentage_done": 100})
     assert results[3] == OpenProjectTracker(CONTEXT, settings=op_settings,
-                                            client=make_client(op_settings)).check(records[3])
+                                            client=make_client(op_settings)).track(records[3])
     assert results[4] == StillOpen("status In progress")
     assert isinstance(results[5], BpmnErrorOutcome) and results[5].code == "OP_WORK_PACKAGE_DELETED"
     assert isinstance(results[30], Exception)

@@ -190,14 +190,14 @@ def test_a_wrong_api_key_is_an_auth_error_without_the_key(op_settings, make_clie
 def test_tracker_open_closed_and_deleted(handler, tracker, op, api, op_settings):
     item = handler.process_message(op_task())
     record = SentRecord(task=op_task(), item=item)
-    assert tracker.check(record) == StillOpen("status New")
+    assert tracker.track(record) == StillOpen("status New")
     set_status(op, api, int(item.id), 2)
-    assert tracker.check(record) == StillOpen("status In progress")
+    assert tracker.track(record) == StillOpen("status In progress")
     set_status(op, api, int(item.id), 5, percentageDone=100)
-    assert tracker.check(record) == Done(variables={"op_work_package_id": int(item.id), "op_status": "Closed",
+    assert tracker.track(record) == Done(variables={"op_work_package_id": int(item.id), "op_status": "Closed",
                                                     "op_url": item.url, "op_percentage_done": 100})
     api.delete(f"{op.url}/api/v3/work_packages/{item.id}").raise_for_status()
-    outcome = tracker.check(record)
+    outcome = tracker.track(record)
     assert isinstance(outcome, BpmnErrorOutcome) and outcome.code == "OP_WORK_PACKAGE_DELETED"
     assert tracker.check_interval_s == op_settings.check_interval_s
     assert tracker.get_stats() == {"checks": 4, "still_open": 2, "done": 1, "bpmn_errors": 1}
@@ -210,5 +210,5 @@ def test_a_404_for_a_work_package_that_is_still_listed_is_not_a_deletion(handler
     fault(status=404, count=1, path_contains=f"/work_packages/{item.id}",
           body={"_type": "Error", "errorIdentifier": "urn:openproject-org:api:v3:errors:NotFound", "message": "gone?"})
     with pytest.raises(CheckFailed, match="still there"):
-        tracker.check(record)
-    assert tracker.check(record) == StillOpen("status New")
+        tracker.track(record)
+    assert tracker.track(record) == StillOpen("status New")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -438,17 +437,3 @@ class Bitrix24Client:
         return self.settings.task_url_template.format(
             portal=self.portal_url, user_id=segment(user_id or self.webhook_user_id), task_id=segment(task_id)
         )
-
-
-_shared: dict[str, Bitrix24Client] = {}
-_shared_lock = threading.Lock()
-
-
-def shared_client(settings: Bitrix24Settings) -> Bitrix24Client:
-    """The process's one client for ``settings``: the handler and the tracker must share its rate
-    limiter, because the portal meters every request of the webhook in one bucket."""
-    key = settings.webhook_url.get_secret_value() + settings.model_dump_json()
-    with _shared_lock:
-        if key not in _shared:
-            _shared[key] = Bitrix24Client(settings)
-        return _shared[key]

@@ -59,20 +59,19 @@ from typing import Any
 from loguru import logger
 
 from exchanger.consumers.bitrix24 import SYSTEM as SPEC
-from exchanger.consumers.bitrix24.client import BATCH_LIMIT, Bitrix24Client, shared_client
+from exchanger.consumers.bitrix24.client import BATCH_LIMIT, Bitrix24Client
 from exchanger.consumers.bitrix24.settings import Bitrix24Settings
 from exchanger.contracts import ExternalItem, TaskMessage
-from exchanger.creator.base import BaseMessageHandler, BpmnErrorOutcome, Done, Failed, HandlerOutcome, SystemContext
+from exchanger.creator.base import Done, HandlerOutcome, SystemContext
 from exchanger.creator.retry_policy import parse_duration_ms
+from exchanger.creator.tracked import TrackedHandler
 from exchanger.errors import AuthError, ConfigError, Incident, NotFound, TransientError
-from exchanger.settings import load
 from exchanger.templates import description, render, render_value
 from exchanger.variables import parse_date
 
 SYSTEM = "bitrix24"
 CREATE_TOPIC = "bitrix_create_task"
 UPDATE_TOPIC = "bitrix_update_task"
-TOPICS = SPEC.topics  # CREATE_TOPIC and UPDATE_TOPIC
 RESPONSIBLE_PROPERTIES = ("RESPONSIBLE_ID", "assigneeId", "responsibleId")
 RESPONSIBLE_VARIABLES = ("assigneeId", "responsibleId")
 PLAIN_PROPERTIES = ("PRIORITY", "GROUP_ID", "PARENT_ID")
@@ -143,16 +142,17 @@ def checklist_groups(task: TaskMessage, values: dict[str, Any]) -> list[tuple[st
     return [(title, [item for item in items if item.strip()]) for title, items in groups if title.strip()]
 
 
-class Bitrix24TaskHandler(BaseMessageHandler):
+class Bitrix24TaskHandler(TrackedHandler[Bitrix24Settings, Bitrix24Client]):
     """Creates (or updates) Bitrix24 tasks; see the module docstring for the properties it reads."""
+
+    spec = SPEC
+    settings_class = Bitrix24Settings
+    client_factory = Bitrix24Client  # shared with the tracker: the portal meters the webhook in one bucket
 
     def __init__(
         self, context: SystemContext, *, settings: Bitrix24Settings | None = None, client: Bitrix24Client | None = None
     ) -> None:
-        super().__init__(context)
-        self.settings = settings or load(Bitrix24Settings)
-        self.write_settle_s = self.settings.write_settle_s
-        self.client = client or shared_client(self.settings)
+        super().__init__(context, settings=settings, client=client)
         self._fields_checked = False
         self._check_lock = threading.Lock()
         try:
@@ -186,10 +186,7 @@ class Bitrix24TaskHandler(BaseMessageHandler):
             self._fields_checked = True
 
     def _ready(self, task: TaskMessage) -> None:
-        """Refuse unsupported topics; make sure the start check has passed (a later retry if unreachable)."""
-        if task.topic_name not in TOPICS:
-            raise Incident(f"topic {task.topic_name!r} is not supported by the Bitrix24 handler; "
-                           f"supported: {', '.join(TOPICS)}")
+        """Make sure the start check has passed (a later retry if unreachable)."""
         try:
             self.check_user_fields()
         except ConfigError as exc:
@@ -351,10 +348,8 @@ class Bitrix24TaskHandler(BaseMessageHandler):
             else:
                 updated = self.client.get_task(target, select=["ID", "STATUS"])
         except NotFound:
-            reason = f"Bitrix24 task {target} to update does not exist (deleted?)"
-            if self.settings.deleted_as_failure:
-                return Failed(reason=reason)
-            return BpmnErrorOutcome(self.settings.deleted_error_code, reason, {"bitrix_task_id": target})
+            return self.deleted(f"Bitrix24 task {target} to update does not exist (deleted?)",
+                                {"bitrix_task_id": target})
         logger.info("Bitrix24 task {} updated for Camunda task {}: {}", target, task.task_id, ", ".join(fields))
         return Done(variables={"bitrix_task_id": target, "bitrix_task_url": self.client.task_url(target),
                                "bitrix_task_status": int(updated.get("status") or 0)})
@@ -373,6 +368,3 @@ class Bitrix24TaskHandler(BaseMessageHandler):
             return numeric_id(values["bitrix_task_id"], "variable bitrix_task_id")
         raise Incident("bitrix_update_task needs its task: property TASK_ID or taskActivity, or variable "
                        "bitrix_task_id")
-
-    def cleanup(self) -> None:
-        self.client.close()

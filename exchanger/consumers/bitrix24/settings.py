@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from exchanger.consumers.bitrix24.ratelimit import DEFAULT_BURST, DEFAULT_RATE_PER_S
-from exchanger.settings import ExternalSystemSettings
+from exchanger.settings import TrackedSystemSettings
 
 # https://<portal>/rest/<user id>/<webhook code>/  (the trailing slash is optional)
 WEBHOOK_URL = re.compile(r"^https?://[^/\s]+(/[^\s]*)?/rest/\d+/[A-Za-z0-9_]+/?$")
 
 
-class Bitrix24Settings(ExternalSystemSettings):
+class Bitrix24Settings(TrackedSystemSettings):
     model_config = SettingsConfigDict(env_prefix="BITRIX_")
+    max_check_batch: ClassVar[int] = 2500  # one batch of 50 tasks.task.list commands of 50 IDs each
 
     webhook_url: SecretStr = Field(description="inbound webhook https://<portal>/rest/<user id>/<code>/")
     default_responsible_id: int = Field(1, ge=1, description="RESPONSIBLE_ID when the process names nobody")
@@ -23,9 +25,11 @@ class Bitrix24Settings(ExternalSystemSettings):
 
     rate_per_s: float = Field(DEFAULT_RATE_PER_S, gt=0, description="portal leaky-bucket drain, requests/s")
     burst: int = Field(DEFAULT_BURST, ge=1, description="portal leaky-bucket size, requests")
-    write_settle_s: float = Field(70.0, ge=0, description="the portal stops a request after 60 s; wait past that "
-                                                           "before looking up a timed-out write")
-    attempts: int = Field(5, ge=1, description="tries per call for retryable errors (writes: limits only)")
+    write_settle_s: float = TrackedSystemSettings.field_with(
+        "write_settle_s", default=70.0, description="the portal stops a request after 60 s; wait past that before "
+                                                    "looking up a timed-out write")
+    attempts: int = TrackedSystemSettings.field_with(
+        "attempts", default=5, description="tries per call for retryable errors (writes: limits only)")
 
     external_id_field: str = Field("UF_CAMUNDA_ID_EXTERNAL_TASK", description="string UF holding the Camunda task id")
     answer_field: str = Field("UF_RESULT_ANSWER", description="enumeration UF the person answers yes/no in")
@@ -39,11 +43,9 @@ class Bitrix24Settings(ExternalSystemSettings):
     user_fields_cache_s: float = Field(300.0, gt=0, description="how long the user-field list is cached")
 
     complete_on_awaiting_control: bool = Field(False, description="status 4 (awaiting control) counts as done")
-    deleted_error_code: str = Field("BITRIX_TASK_DELETED", description="BPMN error raised for a deleted task")
-    deleted_as_failure: bool = Field(False, description="report a deleted task as a failure, not a BPMN error")
-    check_interval_s: float = Field(30.0, gt=0, description="how often the tracker looks at an open task")
-    check_batch_size: int = Field(
-        1000, ge=1, le=2500,
+    deleted_error_code: str = TrackedSystemSettings.field_with("deleted_error_code", default="BITRIX_TASK_DELETED")
+    check_batch_size: int = TrackedSystemSettings.field_with(
+        "check_batch_size", default=1000,
         description="open tasks checked per request (a batch of tasks.task.list commands of 50 IDs each); 1 = "
                     "one tasks.task.get per task")
     task_url_template: str = Field(

@@ -33,11 +33,12 @@ from typing import Any
 
 from loguru import logger
 
-from exchanger.consumers.bitrix24.client import BATCH_LIMIT, Bitrix24Client, camel_key, shared_client
+from exchanger.consumers.bitrix24 import SYSTEM as SPEC
+from exchanger.consumers.bitrix24.client import BATCH_LIMIT, Bitrix24Client, camel_key
 from exchanger.consumers.bitrix24.settings import Bitrix24Settings
 from exchanger.contracts import SentRecord
-from exchanger.creator.base import BaseTracker, BpmnErrorOutcome, Done, Failed, StillOpen, SystemContext, TrackerOutcome
-from exchanger.settings import load
+from exchanger.creator.base import Done, StillOpen, SystemContext, TrackerOutcome
+from exchanger.creator.tracked import TrackedTracker
 from exchanger.variables import parse_date
 
 COMPLETED = "5"
@@ -49,8 +50,12 @@ OK, NO = "ok", "no"
 TRUE_FLAGS = ("1", "y", "true")  # a boolean user field as tasks.task.get returns it
 
 
-class Bitrix24Tracker(BaseTracker):
+class Bitrix24Tracker(TrackedTracker[Bitrix24Settings, Bitrix24Client]):
     """Checks a Bitrix24 task created by :class:`~exchanger.consumers.bitrix24.handler.Bitrix24TaskHandler`."""
+
+    spec = SPEC
+    settings_class = Bitrix24Settings
+    client_factory = Bitrix24Client
 
     def __init__(
         self,
@@ -60,11 +65,7 @@ class Bitrix24Tracker(BaseTracker):
         client: Bitrix24Client | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(context)
-        self.settings = settings or load(Bitrix24Settings)
-        self.client = client or shared_client(self.settings)
-        self.check_interval_s = self.settings.check_interval_s
-        self.batch_size = self.settings.check_batch_size
+        super().__init__(context, settings=settings, client=client)
         self.done_statuses = {COMPLETED}
         if self.settings.complete_on_awaiting_control:
             self.done_statuses.add(AWAITING_CONTROL)
@@ -73,7 +74,7 @@ class Bitrix24Tracker(BaseTracker):
         self._answers_read_at: float | None = None
         self._answers_lock = threading.Lock()
 
-    def check_task_status(self, record: SentRecord) -> TrackerOutcome:
+    def check(self, record: SentRecord) -> TrackerOutcome:
         task = self.client.get_task(record.item.id, select=self._select())
         if str(task.get("status")) not in self.done_statuses:
             return self._outcome(record, task, [])
@@ -134,10 +135,8 @@ class Bitrix24Tracker(BaseTracker):
     def confirm_gone(self, record: SentRecord) -> bool:
         return not self.client.task_listed(record.item.id)
 
-    def deleted_outcome(self, record: SentRecord, reason: str) -> Failed | BpmnErrorOutcome:
-        if self.settings.deleted_as_failure:
-            return Failed(reason=reason)
-        return BpmnErrorOutcome(self.settings.deleted_error_code, reason, {"bitrix_task_id": int(record.item.id)})
+    def deleted_variables(self, record: SentRecord) -> dict[str, Any]:
+        return {"bitrix_task_id": int(record.item.id)}
 
     # --- the yes/no answer --------------------------------------------------------------------------
 
@@ -178,6 +177,3 @@ class Bitrix24Tracker(BaseTracker):
                         for v in definition.get("LIST") or []}
         logger.warning("Bitrix24 has no task user field {}; answers cannot be read", wanted)
         return {}
-
-    def cleanup(self) -> None:
-        self.client.close()

@@ -23,32 +23,23 @@ from exchanger.consumers.onec import SYSTEM as SPEC
 from exchanger.consumers.onec.client import SYSTEM, OneCClient
 from exchanger.consumers.onec.settings import OneCSettings
 from exchanger.contracts import ExternalItem, TaskMessage
-from exchanger.creator.base import BaseMessageHandler, HandlerOutcome, SystemContext
+from exchanger.creator.base import HandlerOutcome
+from exchanger.creator.tracked import TrackedHandler
 from exchanger.errors import Incident
-from exchanger.settings import load
 from exchanger.templates import render_value
 
-SUPPORTED_TOPICS = SPEC.topics
 ENTITY_PREFIXES = ("Document_", "Catalog_")
 FIELD_PREFIX = "field."  # extension properties field.<Attribute>
 
 
-class OneCTaskHandler(BaseMessageHandler):
-    def __init__(self, context: SystemContext, *, settings: OneCSettings | None = None,
-                 client: OneCClient | None = None) -> None:
-        super().__init__(context)
-        self.settings = settings or load(OneCSettings)
-        self.write_settle_s = self.settings.write_settle_s
-        self.client = client or OneCClient(self.settings)
-
-    def cleanup(self) -> None:
-        self.client.close()
+class OneCTaskHandler(TrackedHandler[OneCSettings, OneCClient]):
+    spec = SPEC
+    settings_class = OneCSettings
+    client_factory = OneCClient
 
     # --- the contract -----------------------------------------------------------------------------
 
     def find_existing(self, task: TaskMessage) -> ExternalItem | None:
-        if task.topic_name not in SUPPORTED_TOPICS:
-            return None  # create reports it
         entity = self._entity(task)
         found = self.client.find_by_external_id(entity, self.settings.external_id_attribute, task.task_id)
         if found is None:
@@ -60,9 +51,6 @@ class OneCTaskHandler(BaseMessageHandler):
         return self._item(entity, found)
 
     def create(self, task: TaskMessage) -> HandlerOutcome:
-        if task.topic_name not in SUPPORTED_TOPICS:
-            raise Incident(f"topic {task.topic_name} is not supported by the 1C handler; "
-                           f"supported: {', '.join(SUPPORTED_TOPICS)}")
         entity = self._entity(task)
         post = self._wants_posting(task, entity)
         created = self.client.create(entity, self._fields(task))

@@ -3,9 +3,9 @@
 The status rule applies when ``ONEC_STATUS_ATTRIBUTE`` and ``ONEC_STATUS_DONE_VALUE`` are set and the
 object has that attribute (an approval status, say); otherwise posting decides, and a catalog item,
 which cannot be posted, is done once it exists. A deletion mark or a physically deleted object sends
-the process down its error path (``ONEC_DELETED_ERROR_CODE``).
+the process down its error path (``ONEC_DELETED_ERROR_CODE``, or a failure with ``ONEC_DELETED_AS_FAILURE``).
 
-Open objects are checked :data:`CHECK_BATCH` at a time: one list per entity with a ``$filter`` of
+Open objects are checked ``ONEC_CHECK_BATCH_SIZE`` (at most 40) at a time: one list per entity with a ``$filter`` of
 ``Ref_Key eq guid'…' or …`` (short enough for any web server's URL limit). One the list does not show
 is read alone, so a physical deletion is still verified.
 """
@@ -17,35 +17,27 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from exchanger.consumers.onec import SYSTEM as SPEC
 from exchanger.consumers.onec.client import OneCClient
 from exchanger.consumers.onec.settings import OneCSettings
 from exchanger.contracts import SentRecord
-from exchanger.creator.base import BaseTracker, BpmnErrorOutcome, Done, StillOpen, SystemContext, TrackerOutcome
-from exchanger.settings import load
-
-CHECK_BATCH = 40  # objects per check request: 40 Ref_Key clauses are a URL of about 2.5 kB
+from exchanger.creator.base import Done, StillOpen, TrackerOutcome
+from exchanger.creator.tracked import TrackedTracker
 
 
-class OneCTracker(BaseTracker):
-    def __init__(self, context: SystemContext, *, settings: OneCSettings | None = None,
-                 client: OneCClient | None = None) -> None:
-        super().__init__(context)
-        self.settings = settings or load(OneCSettings)
-        self.client = client or OneCClient(self.settings)
-        self.check_interval_s = self.settings.check_interval_s
-        self.batch_size = CHECK_BATCH
-
-    def cleanup(self) -> None:
-        self.client.close()
+class OneCTracker(TrackedTracker[OneCSettings, OneCClient]):
+    spec = SPEC
+    settings_class = OneCSettings
+    client_factory = OneCClient
 
     def confirm_gone(self, record: SentRecord) -> bool:
         ref_key = str(uuid.UUID(record.item.id))  # a malformed key is a failed check, never a filter injection
         return not self.client.find(record.item.data["entity"], f"Ref_Key eq guid'{ref_key}'", select="Ref_Key")
 
-    def deleted_outcome(self, record: SentRecord, reason: str) -> BpmnErrorOutcome:
-        return BpmnErrorOutcome(self.settings.deleted_error_code, reason, variables={"onec_ref_key": record.item.id})
+    def deleted_variables(self, record: SentRecord) -> dict[str, Any]:
+        return {"onec_ref_key": record.item.id}
 
-    def check_task_status(self, record: SentRecord) -> TrackerOutcome:
+    def check(self, record: SentRecord) -> TrackerOutcome:
         return self._outcome(record, self.client.get(record.item.data["entity"], record.item.id))
 
     def check_many(self, records: Sequence[SentRecord]) -> list[TrackerOutcome | None]:

@@ -16,7 +16,7 @@ import requests
 from loguru import logger
 
 from exchanger.backoff import Backoff
-from exchanger.consumers.openproject.settings import OpenProjectSettings
+from exchanger.consumers.openproject.settings import PAGE_SIZE, OpenProjectSettings
 from exchanger.errors import (
     AuthError,
     Conflict,
@@ -30,7 +30,6 @@ from exchanger.secrets import mask, register_secret
 
 SYSTEM = "openproject"
 API = "/api/v3"
-PAGE_SIZE = 100  # work packages per page when listing; a search by external id finds one or two
 MAX_PAGE_SIZE = 1000  # Setting.apiv3_max_page_size by default; larger pageSize values are clamped to it
 ANY_STATUS = {"status": {"operator": "*", "values": []}}  # without it the API lists open ones only
 CLOSED = {"status": {"operator": "c", "values": []}}  # work packages in a status with isClosed

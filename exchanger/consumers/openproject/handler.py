@@ -40,13 +40,12 @@ from exchanger.consumers.openproject import SYSTEM as SPEC
 from exchanger.consumers.openproject.client import SYSTEM, OpenProjectClient, link
 from exchanger.consumers.openproject.settings import OpenProjectSettings
 from exchanger.contracts import ExternalItem, TaskMessage
-from exchanger.creator.base import BaseMessageHandler, BpmnErrorOutcome, Done, HandlerOutcome, SystemContext
+from exchanger.creator.base import Done, HandlerOutcome, SystemContext
 from exchanger.creator.retry_policy import parse_duration_ms
+from exchanger.creator.tracked import TrackedHandler
 from exchanger.errors import ConfigError, Incident, NotFound, PermanentError, TransientError
-from exchanger.settings import load
 from exchanger.templates import description, render, render_value
 
-SUPPORTED_TOPICS = SPEC.topics
 CREATE_TOPIC, UPDATE_TOPIC = "op_create_task", "op_update_task"
 SUBJECT_MAX = 255  # OpenProject refuses longer subjects (422)
 _CUSTOM_FIELD = re.compile(r"^customField\d+$")
@@ -58,18 +57,16 @@ def work_package_item(client: OpenProjectClient, wp: dict[str, Any]) -> External
                         data={"subject": wp.get("subject", "")})
 
 
-class OpenProjectTaskHandler(BaseMessageHandler):
+class OpenProjectTaskHandler(TrackedHandler[OpenProjectSettings, OpenProjectClient]):
+    spec = SPEC
+    settings_class = OpenProjectSettings
+    client_factory = OpenProjectClient
+
     def __init__(self, context: SystemContext, *, settings: OpenProjectSettings | None = None,
                  client: OpenProjectClient | None = None) -> None:
-        super().__init__(context)
-        self.settings = settings or load(OpenProjectSettings)
-        self.write_settle_s = self.settings.write_settle_s
-        self.client = client or OpenProjectClient(self.settings)
+        super().__init__(context, settings=settings, client=client)
         self._checked: set[tuple[int, int]] = set()  # (project, type) schemas known to have the field
         self._check_default_project()
-
-    def cleanup(self) -> None:
-        self.client.close()
 
     # --- the external-id field ------------------------------------------------------------------
 
@@ -126,9 +123,6 @@ class OpenProjectTaskHandler(BaseMessageHandler):
         return work_package_item(self.client, wp) if wp else None
 
     def create(self, task: TaskMessage) -> HandlerOutcome:
-        if task.topic_name not in SUPPORTED_TOPICS:
-            raise Incident(f"topic {task.topic_name} is not supported by the OpenProject handler; "
-                           f"supported: {', '.join(SUPPORTED_TOPICS)}")
         if task.topic_name == UPDATE_TOPIC:
             return self._update(task)
         project = self._project(task)
@@ -144,9 +138,8 @@ class OpenProjectTaskHandler(BaseMessageHandler):
         try:
             wp = self.client.update_work_package(wp_id, changes) if changes else self.client.get_work_package(wp_id)
         except NotFound:
-            return BpmnErrorOutcome(self.settings.deleted_error_code,
-                                    f"OpenProject work package {wp_id} to update does not exist (deleted?)",
-                                    {"op_work_package_id": wp_id})
+            return self.deleted(f"OpenProject work package {wp_id} to update does not exist (deleted?)",
+                                {"op_work_package_id": wp_id})
         logger.info("OpenProject: work package {} updated for task {}: {}", wp_id, task.task_id,
                     ", ".join([k for k in changes if k != "_links"] + list(changes.get("_links", {}))))
         status = (wp.get("_embedded") or {}).get("status") or {}

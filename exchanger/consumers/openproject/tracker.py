@@ -5,8 +5,9 @@ Done, ...) needs no setting. A work package that is gone (deleted, or hidden fro
 API answers 404 for both) sends the process down its error path (``OPENPROJECT_DELETED_ERROR_CODE``),
 once a filtered list confirms it is gone (a 404 from something else, a proxy say, is a failed check).
 
-Open work packages are checked :data:`CHECK_BATCH` at a time: one ``GET /api/v3/work_packages`` with
-an ``id`` filter over their ids and any status (one page). One the list does not show is read alone.
+Open work packages are checked ``OPENPROJECT_CHECK_BATCH_SIZE`` (at most one page, 100) at a time: one
+``GET /api/v3/work_packages`` with an ``id`` filter over their ids and any status. One the list does not
+show is read alone.
 
 Those checks are the slow safety net (``OPENPROJECT_CHECK_INTERVAL_S``). What makes a closure seen
 within seconds are the item events of :mod:`exchanger.creator.item_events`: every
@@ -25,51 +26,38 @@ from typing import Any
 
 from loguru import logger
 
+from exchanger.consumers.openproject import SYSTEM as SPEC
 from exchanger.consumers.openproject import webhooks
-from exchanger.consumers.openproject.client import ANY_STATUS, PAGE_SIZE, SYSTEM, OpenProjectClient
+from exchanger.consumers.openproject.client import ANY_STATUS, SYSTEM, OpenProjectClient
 from exchanger.consumers.openproject.handler import CREATE_TOPIC, work_package_item
-from exchanger.consumers.openproject.settings import OpenProjectSettings
+from exchanger.consumers.openproject.settings import PAGE_SIZE, OpenProjectSettings
 from exchanger.contracts import SentRecord, TaskMessage
-from exchanger.creator.base import (
-    BaseTracker,
-    BpmnErrorOutcome,
-    Done,
-    Finished,
-    StillOpen,
-    SystemContext,
-    TrackerOutcome,
-)
+from exchanger.creator.base import Done, Finished, StillOpen, SystemContext, TrackerOutcome
+from exchanger.creator.tracked import TrackedTracker
 from exchanger.secrets import register_secret
-from exchanger.settings import load
-
-CHECK_BATCH = PAGE_SIZE  # work packages per check request: one page of the id-filtered list
 
 
-class OpenProjectTracker(BaseTracker):
+class OpenProjectTracker(TrackedTracker[OpenProjectSettings, OpenProjectClient]):
+    spec = SPEC
+    settings_class = OpenProjectSettings
+    client_factory = OpenProjectClient
+
     def __init__(self, context: SystemContext, *, settings: OpenProjectSettings | None = None,
                  client: OpenProjectClient | None = None) -> None:
-        super().__init__(context)
-        self.settings = settings or load(OpenProjectSettings)
-        self.client = client or OpenProjectClient(self.settings)
-        self.check_interval_s = self.settings.check_interval_s
-        self.batch_size = CHECK_BATCH
+        super().__init__(context, settings=settings, client=client)
         self.sweep_interval_s = self.settings.sweep_interval_s
         self.webhook_secret = self.settings.webhook_secret.get_secret_value()
         if self.webhook_secret:
             register_secret(self.webhook_secret)  # also when settings were built without load()
 
-    def cleanup(self) -> None:
-        self.client.close()
-
     def confirm_gone(self, record: SentRecord) -> bool:
         return not self.client.find_work_packages([{"id": {"operator": "=", "values": [str(int(record.item.id))]}},
                                                    ANY_STATUS])
 
-    def deleted_outcome(self, record: SentRecord, reason: str) -> BpmnErrorOutcome:
-        return BpmnErrorOutcome(self.settings.deleted_error_code, reason,
-                                variables={"op_work_package_id": int(record.item.id)})
+    def deleted_variables(self, record: SentRecord) -> dict[str, Any]:
+        return {"op_work_package_id": int(record.item.id)}
 
-    def check_task_status(self, record: SentRecord) -> TrackerOutcome:
+    def check(self, record: SentRecord) -> TrackerOutcome:
         return self._outcome(self.client.get_work_package(int(record.item.id)))
 
     def check_many(self, records: Sequence[SentRecord]) -> list[TrackerOutcome | None]:
@@ -82,11 +70,11 @@ class OpenProjectTracker(BaseTracker):
         return answers
 
     def _listed(self, item_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """The work packages of ``item_ids`` (any status) by id, pages of :data:`CHECK_BATCH` ids each."""
+        """The work packages of ``item_ids`` (any status) by id, one page of :data:`PAGE_SIZE` ids a request."""
         ids = sorted({i for i in item_ids if i.isdigit() and i.isascii()}, key=int)
         listed: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(ids), CHECK_BATCH):
-            chunk = ids[start:start + CHECK_BATCH]
+        for start in range(0, len(ids), PAGE_SIZE):
+            chunk = ids[start:start + PAGE_SIZE]
             listed.update((str(wp.get("id")), wp) for wp in self.client.find_work_packages(
                 [{"id": {"operator": "=", "values": chunk}}, ANY_STATUS]))
         return listed

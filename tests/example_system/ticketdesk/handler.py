@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 from exchanger.contracts import ExternalItem, TaskMessage
-from exchanger.creator.base import BaseMessageHandler, HandlerOutcome, SystemContext
-from exchanger.settings import load
+from exchanger.creator.base import HandlerOutcome
+from exchanger.creator.tracked import TrackedHandler
+from exchanger.http_client import HttpClient
+from ticketdesk import SYSTEM
 from ticketdesk.client import connect
 from ticketdesk.settings import TicketDeskSettings
 
 
-class TicketHandler(BaseMessageHandler):
-    def __init__(self, context: SystemContext) -> None:
-        super().__init__(context)
-        self.http = connect(load(TicketDeskSettings))
+class TicketHandler(TrackedHandler[TicketDeskSettings, HttpClient]):
+    spec = SYSTEM
+    settings_class = TicketDeskSettings
+    client_factory = connect
 
     def find_existing(self, task: TaskMessage) -> ExternalItem | None:
-        found = self.http.request("GET", "/tickets", params={"external_id": task.task_id}).json()
+        found = self.client.request("GET", "/tickets", params={"external_id": task.task_id}).json()
         return ExternalItem(system="ticketdesk", id=found[0]["id"]) if found else None
 
     def create(self, task: TaskMessage) -> HandlerOutcome:
         body = {"external_id": task.task_id, "title": task.bpmn_metadata.activity_name or task.topic_name}
-        created = self.http.request("POST", "/tickets", json=body, retry=False).json()
+        created = self.client.request("POST", "/tickets", json=body, retry=False).json()
         return ExternalItem(system="ticketdesk", id=created["id"])
-
-    def cleanup(self) -> None:
-        self.http.close()

@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 from exchanger.contracts import SentRecord
-from exchanger.creator.base import BaseTracker, Done, StillOpen, SystemContext, TrackerOutcome
-from exchanger.settings import load
+from exchanger.creator.base import Done, StillOpen, TrackerOutcome
+from exchanger.creator.tracked import TrackedTracker
+from exchanger.http_client import HttpClient
+from ticketdesk import SYSTEM
 from ticketdesk.client import connect, ticket
 from ticketdesk.settings import TicketDeskSettings
 
 
-class TicketTracker(BaseTracker):
-    def __init__(self, context: SystemContext) -> None:
-        super().__init__(context)
-        settings = load(TicketDeskSettings)
-        self.check_interval_s = settings.check_interval_s
-        self.http = connect(settings)
+class TicketTracker(TrackedTracker[TicketDeskSettings, HttpClient]):
+    spec = SYSTEM
+    settings_class = TicketDeskSettings
+    client_factory = connect
 
-    def check_task_status(self, record: SentRecord) -> TrackerOutcome:
-        found = ticket(self.http, record.item.id)
+    def check(self, record: SentRecord) -> TrackerOutcome:
+        found = ticket(self.client, record.item.id)
         if found["status"] != "closed":
             return StillOpen(found["status"])
         return Done(variables={"resolution": found["resolution"]})
-
-    def cleanup(self) -> None:
-        self.http.close()
