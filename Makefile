@@ -7,14 +7,15 @@ ENV ?= dev
 
 .PHONY: venv js test lint docs demo bench bench-tracking chaos chaos-two worker creator clean
 
-$(BIN)/activate: requirements.txt requirements-dev.txt pyproject.toml
+$(BIN)/activate: requirements.txt requirements-dev.txt pyproject.toml sandbox/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements-dev.txt
 	$(BIN)/pip install -q -e . --no-deps
+	$(BIN)/pip install -q -e sandbox --no-deps
 	touch $(BIN)/activate
 
-venv: $(BIN)/activate ## create .venv with runtime and dev dependencies
+venv: $(BIN)/activate ## create .venv with runtime and dev dependencies, the product and the sandbox (editable)
 
 tests/js/node_modules: tests/js/package.json tests/js/package-lock.json
 	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
@@ -37,7 +38,7 @@ docs: venv ## regenerate docs/process-designers.md from the code
 	$(BIN)/python -m exchanger.designers_doc --write
 
 demo: venv ## the whole pipeline against the sandbox, INSTANCES process instances
-	$(BIN)/python -m exchanger.demo --instances $(INSTANCES)
+	$(BIN)/python -m exchanger_sandbox.demo --instances $(INSTANCES)
 
 bench: venv ## benchmarks: figures printed, never pass/fail (engine, worker, whole pipeline)
 	$(BIN)/python bench/engine_bench.py
@@ -49,10 +50,10 @@ bench-tracking: venv ## tracking at scale: open items per system vs the fakes' l
 	$(BIN)/python bench/tracking_bench.py --items $(or $(TRACKING_ITEMS),10000) --minutes $(or $(TRACKING_MINUTES),10)
 
 chaos: venv ## the fault test: kills, broker restart, injected faults; asserts with a ledger
-	$(BIN)/python -m exchanger.demo --chaos --instances $(or $(CHAOS_INSTANCES),300)
+	$(BIN)/python -m exchanger_sandbox.demo --chaos --instances $(or $(CHAOS_INSTANCES),300)
 
 chaos-two: venv ## the fault test with two camunda-workers and two task-creators (EXCHANGER_INSTANCE 1, 2), each killed
-	$(BIN)/python -m exchanger.demo --chaos --replicas 2 --instances $(or $(CHAOS_INSTANCES),300)
+	$(BIN)/python -m exchanger_sandbox.demo --chaos --replicas 2 --instances $(or $(CHAOS_INSTANCES),300)
 
 worker: venv ## run camunda-worker in the foreground (ENV=dev|prod)
 	cd camunda-worker && EXCHANGER_ENV=$(ENV) ../$(BIN)/python main.py

@@ -1,6 +1,6 @@
 """Raw capacity of the sandbox Camunda engine through HTTP (a benchmark: prints figures, asserts nothing).
 
-Starts ``python -m exchanger.sandbox camunda`` as a subprocess (request logging off, so the figure is
+Starts ``python -m exchanger_sandbox camunda`` as a subprocess (request logging off, so the figure is
 the engine's), deploys a one-task process, then measures with pooled ``requests.Session`` clients,
 each in its own process (``--clients``; a Python client spends about as much CPU per call as the
 engine does, so one client process cannot saturate the engine):
@@ -46,7 +46,7 @@ def session() -> requests.Session:
 
 def start_server(db: str) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "exchanger.sandbox", "camunda", "--port", "0", "--db", db, "--log-level", "INFO"],
+        [sys.executable, "-m", "exchanger_sandbox", "camunda", "--port", "0", "--db", db, "--log-level", "INFO"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert process.stdout is not None
     settings = json.loads(process.stdout.readline())

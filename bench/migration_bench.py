@@ -30,12 +30,12 @@ from exchanger.amqp.connection import connect
 from exchanger.camunda.client import CamundaClient
 from exchanger.camunda.operations import EngineOps
 from exchanger.camunda.settings import CamundaSettings
-from exchanger.consumers.bitrix24.client import Bitrix24Client
-from exchanger.consumers.bitrix24.settings import Bitrix24Settings
-from exchanger.demo.people import person_webhook
-from exchanger.demo.stack import ROOT, Stack
-from exchanger.sandbox import exchanger_py as old
 from exchanger.settings import RabbitMQSettings
+from exchanger.systems.bitrix24.client import Bitrix24Client
+from exchanger.systems.bitrix24.settings import Bitrix24Settings
+from exchanger_sandbox import exchanger_py as old
+from exchanger_sandbox.demo.people import person_webhook
+from exchanger_sandbox.demo.stack import ROOT, Stack
 
 PERSON = 2
 DAEMONS = {

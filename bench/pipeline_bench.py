@@ -53,11 +53,11 @@ from exchanger.camunda.client import CamundaClient
 from exchanger.camunda.operations import EngineOps
 from exchanger.camunda.settings import CamundaSettings
 from exchanger.contracts import ResponseMessage, TaskMessage
-from exchanger.demo.stack import Stack
 from exchanger.settings import RabbitMQSettings
 from exchanger.worker.fetcher import PROCESS_INSTANCE_HEADER
+from exchanger_sandbox.demo.stack import Stack
 
-ECHO_BPMN = (Path(__file__).resolve().parents[1] / "exchanger" / "demo" / "echo.bpmn").read_text()
+ECHO_BPMN = (Path(__file__).resolve().parents[1] / "sandbox" / "exchanger_sandbox" / "demo" / "echo.bpmn").read_text()
 CLK_TCK = 100  # os.sysconf("SC_CLK_TCK") on Linux
 WORK_LATENCY_S = 0.1  # the external latency of one real work item
 ECHO_TASK = '<bpmn:serviceTask id="Activity_Echo" name="Echo" camunda:type="external" camunda:topic="echo" />'

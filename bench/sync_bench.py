@@ -17,13 +17,13 @@ from pathlib import Path
 from loguru import logger
 
 from exchanger.camunda.settings import CamundaSettings
-from exchanger.sandbox.camunda.server import start as start_engine
-from exchanger.sandbox.stormbpmn.seed import CONTRACT
-from exchanger.sandbox.stormbpmn.server import API_KEY, BEARER_TOKEN, StormApp, StormServer
-from exchanger.sandbox.stormbpmn.state import Quota, Team
 from exchanger.sync.daemon import Sync
 from exchanger.sync.ratelimit import StormRateLimiter
 from exchanger.sync.settings import StormSettings, SyncSettings
+from exchanger_sandbox.camunda.server import start as start_engine
+from exchanger_sandbox.stormbpmn.seed import CONTRACT
+from exchanger_sandbox.stormbpmn.server import API_KEY, BEARER_TOKEN, StormApp, StormServer
+from exchanger_sandbox.stormbpmn.state import Quota, Team
 
 DIAGRAMS = 100
 INTERVAL_S = 900.0  # the daemon's default pause between passes

@@ -40,13 +40,13 @@ from exchanger.amqp.connection import connect
 from exchanger.amqp.publisher import Publisher
 from exchanger.amqp.topology import Topology
 from exchanger.contracts import SCHEMA_HEADER, BpmnMetadata, ExternalItem, SentRecord, TaskMessage
-from exchanger.demo.stack import Stack
-from exchanger.sandbox.bitrix24 import server as b24_server
-from exchanger.sandbox.onec import server as onec_server
-from exchanger.sandbox.onec.state import EXTERNAL_ID_ATTRIBUTE, ORDER
-from exchanger.sandbox.openproject import server as op_server
-from exchanger.sandbox.openproject.state import EXTERNAL_ID_FIELD, WorkPackage, now_iso
 from exchanger.settings import RabbitMQSettings, TopologySettings
+from exchanger_sandbox.bitrix24 import server as b24_server
+from exchanger_sandbox.demo.stack import Stack
+from exchanger_sandbox.onec import server as onec_server
+from exchanger_sandbox.onec.state import EXTERNAL_ID_ATTRIBUTE, ORDER
+from exchanger_sandbox.openproject import server as op_server
+from exchanger_sandbox.openproject.state import EXTERNAL_ID_FIELD, WorkPackage, now_iso
 
 PEOPLE_TICK_S = 1.0  # how often the simulated people look at their open items
 

@@ -27,10 +27,10 @@ from loguru import logger
 from exchanger.amqp.connection import connect
 from exchanger.camunda.client import CamundaClient
 from exchanger.camunda.settings import CamundaSettings
-from exchanger.sandbox.camunda.server import start as start_engine
 from exchanger.settings import RabbitMQSettings
 from exchanger.worker.service import Worker
 from exchanger.worker.settings import WorkerSettings
+from exchanger_sandbox.camunda.server import start as start_engine
 
 MODEL = """<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"

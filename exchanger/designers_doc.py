@@ -26,7 +26,7 @@ from exchanger.routing import DEFAULT_SYSTEM, default_routes
 from exchanger.systems import registered_systems
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "process-designers.md"
-PYTHON_TASK_MODULE = "exchanger.consumers.python.examples"
+PYTHON_TASK_MODULE = "exchanger.systems.python.examples"
 _OUTCOMES = {"Done", "BpmnErrorOutcome"}
 _READERS = {"prop", "value", "_input"}
 

@@ -1,6 +1,6 @@
 """The contracts every system plugs into: a task handler, a tracker, and the outcomes they return.
 
-A system package (``exchanger/consumers/<system>/``) provides a ``handler.py`` with a subclass of
+A system package (``exchanger/systems/<system>/``) provides a ``handler.py`` with a subclass of
 :class:`BaseMessageHandler` and, when its work items take time, a ``tracker.py`` with a subclass of
 :class:`BaseTracker`. The task-creator loads them by module path from its routing table
 (:mod:`exchanger.creator.routing_config`), validates them at start and calls them from its consumers.

@@ -16,8 +16,8 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 from pika.exceptions import ChannelClosedByBroker
 
 from exchanger.camunda.client import CamundaClient
-from exchanger.consumers.bitrix24.client import Bitrix24Client, camel_key
 from exchanger.migration.legacy import classify, task_id_of
+from exchanger.systems.bitrix24.client import Bitrix24Client, camel_key
 
 Plan = Callable[[bytes, dict[str, Any]], str]  # an old message → what the migration would do with it
 PAGE = 500  # Camunda list page (the old tool's own inventory used the same)

@@ -34,8 +34,6 @@ from exchanger.amqp.publisher import Publisher
 from exchanger.amqp.topology import Topology
 from exchanger.camunda.client import CamundaClient, CamundaNotFound
 from exchanger.camunda.settings import CamundaSettings
-from exchanger.consumers.bitrix24.client import Bitrix24Client
-from exchanger.consumers.bitrix24.settings import Bitrix24Settings
 from exchanger.migration import adoption, cleanup, old_tool
 from exchanger.migration.inventory import (
     HeldTask,
@@ -52,6 +50,8 @@ from exchanger.migration.reconcile import format_table, reconcile, summary, tsv
 from exchanger.migration.transfer import LEFT, Handover, Transfer
 from exchanger.routing import RoutingSettings, RoutingTable, load_routing
 from exchanger.settings import RabbitMQSettings, TopologySettings, load
+from exchanger.systems.bitrix24.client import Bitrix24Client
+from exchanger.systems.bitrix24.settings import Bitrix24Settings
 
 EXIT_GAP = 1
 EXIT_OLD_RUNNING = 2

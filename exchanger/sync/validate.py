@@ -7,8 +7,8 @@ Camunda's rules and the converted subset is what both run.
 
 from __future__ import annotations
 
-from exchanger.sandbox.camunda.bpmn import parse
-from exchanger.sandbox.camunda.errors import ParseException
+from exchanger.bpmn.errors import ParseException
+from exchanger.bpmn.parser import parse
 from exchanger.sync.converter import ConversionError
 
 

@@ -7,9 +7,9 @@ from typing import Any
 import requests
 
 from exchanger.backoff import Backoff
-from exchanger.consumers.bitrix24.client import Bitrix24Client
-from exchanger.consumers.bitrix24.settings import Bitrix24Settings
-from exchanger.sandbox.bitrix24.server import PortalServer
+from exchanger.systems.bitrix24.client import Bitrix24Client
+from exchanger.systems.bitrix24.settings import Bitrix24Settings
+from exchanger_sandbox.bitrix24.server import PortalServer
 
 FAST_BACKOFF = Backoff(initial_s=0.01, max_s=0.05, jitter=0.0)
 TOKEN = "t0ken5ecretabc12"  # webhook code of user 1 in every test portal

@@ -8,8 +8,8 @@ import pytest
 import requests
 from b24_helpers import TOKEN, client_for
 
-from exchanger.consumers.bitrix24.client import Bitrix24Client
-from exchanger.sandbox.bitrix24.server import PortalServer, start
+from exchanger.systems.bitrix24.client import Bitrix24Client
+from exchanger_sandbox.bitrix24.server import PortalServer, start
 
 
 @pytest.fixture(scope="session")

@@ -9,12 +9,12 @@ from broker_queues import serve_system, wait_for
 from test_b24_handler import CONTEXT, handler_for, make_task
 from test_b24_tracker import PERSON, QUESTION, enum_id, finish, person
 
-from exchanger.consumers.bitrix24.client import Bitrix24Client
-from exchanger.consumers.bitrix24.ratelimit import LeakyBucket
-from exchanger.consumers.bitrix24.tracker import Bitrix24Tracker
 from exchanger.contracts import ExternalItem, SentRecord
 from exchanger.creator.base import BpmnErrorOutcome, Done, StillOpen
-from exchanger.sandbox.bitrix24.server import PortalServer
+from exchanger.systems.bitrix24.client import Bitrix24Client
+from exchanger.systems.bitrix24.ratelimit import LeakyBucket
+from exchanger.systems.bitrix24.tracker import Bitrix24Tracker
+from exchanger_sandbox.bitrix24.server import PortalServer
 
 
 def open_records(portal: PortalServer, count: int, **task_fields: str) -> list[SentRecord]:

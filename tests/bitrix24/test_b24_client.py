@@ -10,8 +10,6 @@ import pytest
 from b24_helpers import TOKEN, client_for, inject, new_task
 
 from exchanger.backoff import Backoff
-from exchanger.consumers.bitrix24.client import Bitrix24Client
-from exchanger.consumers.bitrix24.settings import Bitrix24Settings
 from exchanger.errors import (
     AuthError,
     ConfigError,
@@ -22,11 +20,13 @@ from exchanger.errors import (
     TransientError,
     Unreachable,
 )
-from exchanger.sandbox.bitrix24.server import PortalServer, start
-from exchanger.sandbox.http import App, json_response
-from exchanger.sandbox.http import start as start_app
 from exchanger.secrets import mask
 from exchanger.settings import load
+from exchanger.systems.bitrix24.client import Bitrix24Client
+from exchanger.systems.bitrix24.settings import Bitrix24Settings
+from exchanger_sandbox.bitrix24.server import PortalServer, start
+from exchanger_sandbox.http import App, json_response
+from exchanger_sandbox.http import start as start_app
 
 EXTERNAL_ID = "UF_CAMUNDA_ID_EXTERNAL_TASK"
 

@@ -17,12 +17,12 @@ from test_b24_handler import CONTEXT, handler_for, make_task
 from test_b24_tracker import PERSON, QUESTION, finish
 
 from exchanger.amqp.topology import Topology
-from exchanger.consumers.bitrix24.client import Bitrix24Client
-from exchanger.consumers.bitrix24.tracker import Bitrix24Tracker
 from exchanger.contracts import ExternalItem, ResponseStatus, SentRecord, TaskMessage
-from exchanger.sandbox.bitrix24.server import PortalServer
 from exchanger.settings import RabbitMQSettings
+from exchanger.systems.bitrix24.client import Bitrix24Client
+from exchanger.systems.bitrix24.tracker import Bitrix24Tracker
 from exchanger.variables import from_typed_map
+from exchanger_sandbox.bitrix24.server import PortalServer
 
 
 @pytest.fixture

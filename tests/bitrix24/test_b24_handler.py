@@ -12,17 +12,17 @@ from typing import Any
 import pytest
 from b24_helpers import TOKEN, client_for, inject, rest
 
-from exchanger.consumers.bitrix24.client import Bitrix24Client
-from exchanger.consumers.bitrix24.handler import Bitrix24TaskHandler
-from exchanger.consumers.bitrix24.tracker import Bitrix24Tracker
 from exchanger.contracts import BpmnMetadata, ExternalItem, TaskMessage
 from exchanger.creator.base import BpmnErrorOutcome, Done, SystemContext
 from exchanger.creator.loader import load_components
 from exchanger.creator.routing_config import CreatorRouting
 from exchanger.creator.settings import CreatorSettings
 from exchanger.errors import ConfigError, Incident, TransientError, Unreachable
-from exchanger.sandbox.bitrix24.server import PortalServer, start
+from exchanger.systems.bitrix24.client import Bitrix24Client
+from exchanger.systems.bitrix24.handler import Bitrix24TaskHandler
+from exchanger.systems.bitrix24.tracker import Bitrix24Tracker
 from exchanger.variables import to_typed_map
+from exchanger_sandbox.bitrix24.server import PortalServer, start
 
 CONTEXT = SystemContext(system="bitrix24", queue="bitrix24.queue", sent_queue="bitrix24.sent.queue")
 

@@ -15,11 +15,11 @@ from b24_helpers import client_for, rest
 from test_b24_handler import handler_for, make_task, stored
 from test_b24_tracker import PERSON, person, tracker_for
 
-from exchanger.consumers.bitrix24.client import Bitrix24Client
 from exchanger.contracts import ExternalItem, SentRecord
 from exchanger.creator.base import Done
 from exchanger.errors import ConfigError
-from exchanger.sandbox.bitrix24.server import PortalServer
+from exchanger.systems.bitrix24.client import Bitrix24Client
+from exchanger_sandbox.bitrix24.server import PortalServer
 
 OLD_ANSWERS = [  # IDs and XML_IDs as some old portal has them: only the texts are known
     {"ID": "26", "SORT": "100", "VALUE": "ДА", "DEF": "N", "XML_ID": "f1c9a2"},

@@ -13,7 +13,7 @@ from pathlib import Path
 import requests
 from b24_helpers import TOKEN, inject, new_task, rest
 
-from exchanger.sandbox.bitrix24.server import PortalServer, start
+from exchanger_sandbox.bitrix24.server import PortalServer, start
 
 
 def test_success_envelope_and_camel_case_task(portal: PortalServer) -> None:
@@ -205,7 +205,7 @@ def test_user_fields_can_be_absent_and_created() -> None:
 def test_cli_prints_the_webhook_url_first_and_stops_on_sigterm(tmp_path: Path) -> None:
     log = (tmp_path / "bitrix24.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "exchanger.sandbox", "bitrix24", "--port", "0", "--token", "clitoken1234"],
+        [sys.executable, "-m", "exchanger_sandbox", "bitrix24", "--port", "0", "--token", "clitoken1234"],
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,

@@ -22,8 +22,8 @@ from test_b24_handler import make_task
 from exchanger.amqp.topology import Topology
 from exchanger.contracts import ResponseStatus
 from exchanger.routing import RoutingTable
-from exchanger.sandbox.bitrix24.server import PortalServer
 from exchanger.settings import RabbitMQSettings, TopologySettings
+from exchanger_sandbox.bitrix24.server import PortalServer
 
 SLOW_ADD_S = 8.0  # the portal's tasks.task.add takes this long
 SETTLE_S = 6.0  # BITRIX_WRITE_SETTLE_S: a redelivery looks up only after this (rounded up to 10 s by the ladder)

@@ -11,12 +11,12 @@ from b24_helpers import TOKEN, client_for, inject, rest
 from loguru import logger
 from test_b24_handler import CONTEXT, handler_for, make_task
 
-from exchanger.consumers.bitrix24.client import Bitrix24Client
-from exchanger.consumers.bitrix24.tracker import Bitrix24Tracker
 from exchanger.contracts import ExternalItem, SentRecord, TaskMessage
 from exchanger.creator.base import BpmnErrorOutcome, CheckFailed, Done, Failed, StillOpen
 from exchanger.errors import TransientError
-from exchanger.sandbox.bitrix24.server import PortalServer
+from exchanger.systems.bitrix24.client import Bitrix24Client
+from exchanger.systems.bitrix24.tracker import Bitrix24Tracker
+from exchanger_sandbox.bitrix24.server import PortalServer
 
 PERSON = 2  # Anna, the responsible person in these tests
 
@@ -156,7 +156,7 @@ def test_action_not_allowed_on_a_task_that_is_still_there_is_not_a_deletion(clie
 def test_the_webhook_token_is_in_no_error_and_no_log_line(client: Bitrix24Client, portal: PortalServer) -> None:
     lines: list[str] = []
     sink = logger.add(lambda message: lines.append(str(message)), level="DEBUG",
-                      filter=lambda record: not record["name"].startswith("exchanger.sandbox"))  # the fake's own log
+                      filter=lambda record: not record["name"].startswith("exchanger_sandbox"))  # the fake's own log
     try:
         record = created(client, make_task(properties=QUESTION))
         inject(portal, status=502, count=3, path_contains="tasks.task.get")

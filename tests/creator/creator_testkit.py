@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from exchanger.amqp.topology import sent_queue, system_queue
-from exchanger.consumers.python.registry import Registry
 from exchanger.contracts import (
     ExternalItem,
     SentRecord,
@@ -34,6 +33,7 @@ from exchanger.creator.base import (
 )
 from exchanger.creator.settings import CreatorSettings
 from exchanger.errors import BpmnError, Incident, PermanentError, TransientError
+from exchanger.systems.python.registry import Registry
 from exchanger.variables import to_typed_map
 
 # --- messages and queues -----------------------------------------------------------------------------

@@ -17,12 +17,12 @@ from creator_testkit import ItemStore, StoreHandler, StoreTracker, context
 
 from exchanger.camunda.client import CamundaClient
 from exchanger.camunda.settings import CamundaSettings
-from exchanger.consumers.default.handler import DefaultTaskHandler
-from exchanger.consumers.python.handler import PythonTaskHandler
-from exchanger.consumers.python.settings import PythonTasksSettings
 from exchanger.contracts import TaskMessage
 from exchanger.routing import RoutingTable
 from exchanger.settings import TopologySettings
+from exchanger.systems.default.handler import DefaultTaskHandler
+from exchanger.systems.python.handler import PythonTaskHandler
+from exchanger.systems.python.settings import PythonTasksSettings
 from exchanger.variables import from_typed, to_typed_map
 from exchanger.worker.service import Worker
 from exchanger.worker.settings import WorkerSettings
@@ -96,7 +96,7 @@ class Pipeline:
 
 @pytest.fixture
 def pipeline(rabbit_settings, topology, queues, start_service, tmp_path) -> Iterator[Callable[..., Pipeline]]:
-    from exchanger.sandbox.camunda.server import start
+    from exchanger_sandbox.camunda.server import start
 
     workers: list[Worker] = []
     with start() as server:

@@ -69,7 +69,7 @@ def test_a_bad_retry_setting_stops_the_start_naming_it(monkeypatch):
 
 def test_defaults_follow_the_seeds_and_settings_override_them(monkeypatch):
     assert queue_handlers()["bitrix24.queue"].handler_class == "Bitrix24TaskHandler"
-    assert queue_handlers()["1c.queue"].module == "exchanger.consumers.onec.handler"
+    assert queue_handlers()["1c.queue"].module == "exchanger.systems.onec.handler"
     assert tracker_handlers()["openproject.sent.queue"].tracker_class == "OpenProjectTracker"
     monkeypatch.setenv("CREATOR_QUEUE_HANDLERS", '{"crm.queue": {"module": "acme.crm", "handler_class": "Crm"}}')
     monkeypatch.setenv("CREATOR_SENT_QUEUES_MAPPING", '{"crm.queue": "crm.sent.queue"}')
@@ -100,7 +100,7 @@ def test_a_handler_whose_settings_are_missing_stops_an_explicit_start_and_is_ski
     monkeypatch.delenv("TESTKIT_STORE_DIR", raising=False)  # StoreHandler reads it in its constructor
     routing = _routing(**{"x.queue": ("creator_testkit", "StoreHandler"),
                           "y.queue": ("no_such_pkg.handler", "H"),
-                          "default.queue": ("exchanger.consumers.default.handler", "DefaultTaskHandler")})
+                          "default.queue": ("exchanger.systems.default.handler", "DefaultTaskHandler")})
     with pytest.raises(ConfigError, match="queue x.queue: creator_testkit:StoreHandler cannot start: KeyError"):
         load_components(CreatorSettings(queues="x.queue"), routing, "responses")
     # a KeyError is a bug, not missing settings: it stops even the automatic start

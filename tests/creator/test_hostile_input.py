@@ -19,14 +19,14 @@ from creator_testkit import context, make_task
 from exchanger.amqp.consumer import OVERSIZE_KEEP_BYTES
 from exchanger.amqp.topology import Topology
 from exchanger.camunda.settings import CamundaSettings
-from exchanger.consumers.python.handler import PythonTaskHandler
-from exchanger.consumers.python.settings import PythonTasksSettings
 from exchanger.contracts import SentRecord, TaskMessage
 from exchanger.creator.base import BaseMessageHandler, BaseTracker, HandlerOutcome, TrackerOutcome
 from exchanger.creator.service import CreatorService
 from exchanger.errors import RateLimited
 from exchanger.routing import RoutingTable
 from exchanger.settings import RabbitMQSettings, TopologySettings
+from exchanger.systems.python.handler import PythonTaskHandler
+from exchanger.systems.python.settings import PythonTasksSettings
 from exchanger.worker.service import Worker
 from exchanger.worker.settings import WorkerSettings
 
@@ -116,7 +116,7 @@ def test_an_absurd_retry_after_is_capped_and_never_nack_loops(rabbit_settings, t
 
 @pytest.fixture
 def worker(rabbit_settings: RabbitMQSettings) -> Iterator[Worker]:
-    from exchanger.sandbox.camunda.server import start
+    from exchanger_sandbox.camunda.server import start
 
     with start() as engine:
         instance = Worker(camunda=CamundaSettings(base_url=engine.url, worker_id="hostile-worker",

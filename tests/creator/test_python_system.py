@@ -12,12 +12,12 @@ import creator_testkit
 import pytest
 from creator_testkit import context, make_task
 
-from exchanger.consumers.default.handler import DefaultTaskHandler
-from exchanger.consumers.python.handler import PythonTaskHandler
-from exchanger.consumers.python.registry import DuplicateTask, Registry
-from exchanger.consumers.python.settings import PythonTasksSettings
 from exchanger.contracts import ResponseStatus
 from exchanger.errors import ConfigError
+from exchanger.systems.default.handler import DefaultTaskHandler
+from exchanger.systems.python.handler import PythonTaskHandler
+from exchanger.systems.python.registry import DuplicateTask, Registry
+from exchanger.systems.python.settings import PythonTasksSettings
 from exchanger.variables import from_typed_map
 
 
@@ -122,7 +122,7 @@ def test_poison_is_parked_and_the_queue_keeps_flowing(start_service, queues, pyt
 
 def test_the_example_tasks_echo_and_render_notification(start_service, queues):
     handler = PythonTaskHandler(context("python", tracked=False),
-                                settings=PythonTasksSettings(modules="exchanger.consumers.python.examples"))
+                                settings=PythonTasksSettings(modules="exchanger.systems.python.examples"))
     start_service(handlers={"python.queue": handler})
     queues.publish_task(make_task("e1", "echo", "python", {"amount": 1500.5, "who": "Ada"}))
     notify = make_task("e2", "render_notification", "python", {"employee": {"name": "Ada"}}, business_key="HR-7")

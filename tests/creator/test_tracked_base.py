@@ -8,10 +8,6 @@ import warnings
 import pytest
 from creator_testkit import context, make_task
 
-from exchanger.consumers.onec.settings import OneCSettings
-from exchanger.consumers.openproject.handler import OpenProjectTaskHandler
-from exchanger.consumers.openproject.settings import OpenProjectSettings
-from exchanger.consumers.openproject.tracker import OpenProjectTracker
 from exchanger.contracts import ExternalItem, SentRecord
 from exchanger.creator.base import BaseTracker, BpmnErrorOutcome, Done, Failed, TrackerOutcome
 from exchanger.creator.loader import load_components
@@ -20,6 +16,10 @@ from exchanger.creator.settings import CreatorSettings, TrackerSpec
 from exchanger.creator.tracked import deleted, shared_clients
 from exchanger.errors import ConfigError, Incident
 from exchanger.settings import load
+from exchanger.systems.onec.settings import OneCSettings
+from exchanger.systems.openproject.handler import OpenProjectTaskHandler
+from exchanger.systems.openproject.settings import OpenProjectSettings
+from exchanger.systems.openproject.tracker import OpenProjectTracker
 
 RECORD = SentRecord(task=make_task("t-1", "x", "x"), item=ExternalItem(system="x", id="7"))
 

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_the_demo_finishes_every_instance_exactly_once() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "exchanger.demo", "--instances", "8", "--seed", "7", "--stall-timeout", "90"],
+        [sys.executable, "-m", "exchanger_sandbox.demo", "--instances", "8", "--seed", "7", "--stall-timeout", "90"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -39,7 +39,7 @@ def test_two_workers_and_two_creators_share_the_work_exactly_once() -> None:
     finishes once, nothing is duplicated, and each of the four processes did a share of the work (the demo
     fails when one did none)."""
     result = subprocess.run(
-        [sys.executable, "-m", "exchanger.demo", "--instances", "12", "--replicas", "2", "--seed", "5",
+        [sys.executable, "-m", "exchanger_sandbox.demo", "--instances", "12", "--replicas", "2", "--seed", "5",
          "--stall-timeout", "90"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )

@@ -6,7 +6,7 @@ import pytest
 
 from exchanger.errors import NotFound, Unreachable
 from exchanger.http_client import HttpClient
-from exchanger.sandbox.http import App, Fault, json_response, start
+from exchanger_sandbox.http import App, Fault, json_response, start
 
 
 @pytest.fixture

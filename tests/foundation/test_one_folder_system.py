@@ -27,10 +27,10 @@ from exchanger.creator.settings import CreatorSettings
 from exchanger.designers_doc import render
 from exchanger.errors import ConfigError
 from exchanger.routing import RoutingSettings, load_routing
-from exchanger.sandbox.__main__ import servers
 from exchanger.settings import RabbitMQSettings, TopologySettings, load
 from exchanger.settings_doc import system_block
 from exchanger.systems import ENTRY_POINT_GROUP, registered_systems
+from exchanger_sandbox.__main__ import servers
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "example_system"
 
@@ -79,7 +79,7 @@ def test_the_built_in_systems_are_unchanged_without_it() -> None:
 def test_a_second_system_of_the_same_name_is_refused(ticketdesk: None, tmp_path: Path) -> None:
     other = tmp_path / "again"
     other.mkdir()
-    install(other, "bitrix24 = exchanger.consumers.bitrix24:SYSTEM")
+    install(other, "bitrix24 = exchanger.systems.bitrix24:SYSTEM")
     importlib.invalidate_caches()
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(other))

@@ -10,16 +10,16 @@ import pytest
 
 from exchanger.camunda.client import CamundaClient
 from exchanger.camunda.settings import CamundaSettings
-from exchanger.consumers.bitrix24.client import Bitrix24Client
-from exchanger.consumers.bitrix24.settings import Bitrix24Settings
-from exchanger.consumers.onec.client import OneCClient
-from exchanger.consumers.onec.settings import OneCSettings
-from exchanger.consumers.openproject.client import OpenProjectClient, link
-from exchanger.consumers.openproject.settings import OpenProjectSettings
 from exchanger.errors import IntegrationError, PermanentError
 from exchanger.http_client import segment
-from exchanger.sandbox import http
-from exchanger.sandbox.http import App, Request, Response, json_response
+from exchanger.systems.bitrix24.client import Bitrix24Client
+from exchanger.systems.bitrix24.settings import Bitrix24Settings
+from exchanger.systems.onec.client import OneCClient
+from exchanger.systems.onec.settings import OneCSettings
+from exchanger.systems.openproject.client import OpenProjectClient, link
+from exchanger.systems.openproject.settings import OpenProjectSettings
+from exchanger_sandbox import http
+from exchanger_sandbox.http import App, Request, Response, json_response
 
 EVIL = "../process-definition/key/deal/tenant-id/acme/start?x="
 

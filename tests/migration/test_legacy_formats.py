@@ -11,7 +11,7 @@ from exchanger.contracts import SCHEMA_HEADER, ResponseStatus, SentRecord, TaskM
 from exchanger.migration import legacy
 from exchanger.migration.legacy import LegacyConversionError, classify, convert
 from exchanger.routing import RoutingTable
-from exchanger.sandbox.exchanger_py import OldTool
+from exchanger_sandbox.exchanger_py import OldTool
 
 ROUTING = RoutingTable()
 CAMUNDA_TASK = {

@@ -11,9 +11,9 @@ from loguru import logger
 
 from env_loader import load_environment
 from exchanger.camunda.settings import CamundaSettings
-from exchanger.consumers.bitrix24.settings import Bitrix24Settings
 from exchanger.logs import setup_logging
 from exchanger.settings import LoggingSettings, RabbitMQSettings, TopologySettings
+from exchanger.systems.bitrix24.settings import Bitrix24Settings
 
 OLD_FILE = """RABBITMQ_HEARTBEAT=600
 RABBITMQ_RESPONSES_QUEUE_NAME=old.responses

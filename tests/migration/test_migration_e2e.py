@@ -28,16 +28,16 @@ from exchanger.amqp.connection import connect
 from exchanger.camunda.client import CamundaClient
 from exchanger.camunda.operations import EngineOps
 from exchanger.camunda.settings import CamundaSettings
-from exchanger.consumers.bitrix24.client import Bitrix24Client
-from exchanger.consumers.bitrix24.settings import Bitrix24Settings
 from exchanger.contracts import ParkedRecord
-from exchanger.demo.people import person_webhook
-from exchanger.demo.stack import ROOT, Stack
 from exchanger.migration.inventory import queue_depth
 from exchanger.migration.legacy import ERROR_TYPE
 from exchanger.migration.old_tool import QUEUE_ORDER
-from exchanger.sandbox import exchanger_py as old
 from exchanger.settings import RabbitMQSettings
+from exchanger.systems.bitrix24.client import Bitrix24Client
+from exchanger.systems.bitrix24.settings import Bitrix24Settings
+from exchanger_sandbox import exchanger_py as old
+from exchanger_sandbox.demo.people import person_webhook
+from exchanger_sandbox.demo.stack import ROOT, Stack
 
 DAEMONS = {
     "CAMUNDA_WORKER_ID": "exchanger",

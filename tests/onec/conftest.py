@@ -8,10 +8,10 @@ import pytest
 import requests
 
 from exchanger.backoff import Backoff
-from exchanger.consumers.onec.client import OneCClient
-from exchanger.consumers.onec.settings import OneCSettings
-from exchanger.sandbox.onec import server as fake
 from exchanger.settings import load
+from exchanger.systems.onec.client import OneCClient
+from exchanger.systems.onec.settings import OneCSettings
+from exchanger_sandbox.onec import server as fake
 
 FAST = Backoff(initial_s=0.01, max_s=0.05)  # retries in milliseconds, not seconds
 

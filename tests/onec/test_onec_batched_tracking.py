@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from test_onec_handler import CONTEXT, handler, onec_task, resource  # noqa: F401 - handler is a fixture
 
-from exchanger.consumers.onec.settings import CHECK_BATCH
-from exchanger.consumers.onec.tracker import OneCTracker
 from exchanger.contracts import ExternalItem, SentRecord
 from exchanger.creator.base import BpmnErrorOutcome, Done, StillOpen
-from exchanger.sandbox.onec.state import COUNTERPARTIES, PAYMENT_REQUEST
+from exchanger.systems.onec.settings import CHECK_BATCH
+from exchanger.systems.onec.tracker import OneCTracker
+from exchanger_sandbox.onec.state import COUNTERPARTIES, PAYMENT_REQUEST
 
 
 def test_one_request_per_entity_answers_for_many_documents(handler, onec, odata, onec_settings,  # noqa: F811

@@ -10,12 +10,12 @@ import requests
 from loguru import logger
 from pydantic import SecretStr
 
-from exchanger.consumers.onec.client import OneCClient, literal
-from exchanger.consumers.onec.settings import OneCSettings
 from exchanger.errors import AuthError, ConfigError, Conflict, NotFound, PermanentError, TransientError, Unreachable
-from exchanger.sandbox.onec import server as fake
-from exchanger.sandbox.onec.state import COUNTERPARTIES, ORDER, PAYMENT_REQUEST
 from exchanger.settings import load
+from exchanger.systems.onec.client import OneCClient, literal
+from exchanger.systems.onec.settings import OneCSettings
+from exchanger_sandbox.onec import server as fake
+from exchanger_sandbox.onec.state import COUNTERPARTIES, ORDER, PAYMENT_REQUEST
 
 EXTERNAL_ID = "ВнешнийИдентификатор"
 

@@ -11,8 +11,8 @@ import uuid
 
 import requests
 
-from exchanger.sandbox.onec.state import COUNTERPARTIES, ORDER
-from exchanger.sandbox.onec.state import PAYMENT_REQUEST as PAYMENT
+from exchanger_sandbox.onec.state import COUNTERPARTIES, ORDER
+from exchanger_sandbox.onec.state import PAYMENT_REQUEST as PAYMENT
 
 
 def error_code(response: requests.Response) -> str:
@@ -136,7 +136,7 @@ def test_admin_stats_count_duplicates_and_reset_clears(odata, onec):
 
 def test_cli_prints_settings_first_and_stops_on_sigterm():
     process = subprocess.Popen(
-        [sys.executable, "-m", "exchanger.sandbox", "onec", "--port", "0"],
+        [sys.executable, "-m", "exchanger_sandbox", "onec", "--port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ},
     )
     try:

@@ -10,13 +10,13 @@ import requests
 from pydantic import SecretStr
 
 from exchanger.amqp.topology import sent_queue, system_queue
-from exchanger.consumers.onec.handler import OneCTaskHandler
-from exchanger.consumers.onec.tracker import OneCTracker
 from exchanger.contracts import BpmnMetadata, SentRecord, TaskMessage
 from exchanger.creator.base import BpmnErrorOutcome, CheckFailed, Done, StillOpen, SystemContext
 from exchanger.errors import AuthError, Incident, PermanentError, TransientError
-from exchanger.sandbox.onec.state import COUNTERPARTIES, PAYMENT_REQUEST, STATUS_ATTRIBUTE, STATUS_DONE_VALUE
+from exchanger.systems.onec.handler import OneCTaskHandler
+from exchanger.systems.onec.tracker import OneCTracker
 from exchanger.variables import to_typed_map
+from exchanger_sandbox.onec.state import COUNTERPARTIES, PAYMENT_REQUEST, STATUS_ATTRIBUTE, STATUS_DONE_VALUE
 
 CONTEXT = SystemContext(system="1c", queue=system_queue("1c"), sent_queue=sent_queue("1c"))
 EXPENSE = {  # the demo process's activity

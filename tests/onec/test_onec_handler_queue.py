@@ -11,12 +11,12 @@ import pytest
 from broker_queues import serve_system
 from test_onec_handler import CONTEXT, EXPENSE, onec_task, resource
 
-from exchanger.consumers.onec.handler import OneCTaskHandler
-from exchanger.consumers.onec.tracker import OneCTracker
 from exchanger.contracts import ResponseStatus
 from exchanger.creator.service import CreatorService
-from exchanger.sandbox.onec.state import EXTERNAL_ID_ATTRIBUTE, PAYMENT_REQUEST
+from exchanger.systems.onec.handler import OneCTaskHandler
+from exchanger.systems.onec.tracker import OneCTracker
 from exchanger.variables import from_typed_map
+from exchanger_sandbox.onec.state import EXTERNAL_ID_ATTRIBUTE, PAYMENT_REQUEST
 
 CHECK_INTERVAL_S = 0.3  # the tracker re-reads an open document this often here
 

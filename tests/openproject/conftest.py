@@ -8,10 +8,10 @@ import pytest
 import requests
 
 from exchanger.backoff import Backoff
-from exchanger.consumers.openproject.client import OpenProjectClient
-from exchanger.consumers.openproject.settings import OpenProjectSettings
-from exchanger.sandbox.openproject import server as fake
 from exchanger.settings import load
+from exchanger.systems.openproject.client import OpenProjectClient
+from exchanger.systems.openproject.settings import OpenProjectSettings
+from exchanger_sandbox.openproject import server as fake
 
 FAST = Backoff(initial_s=0.01, max_s=0.05)  # retries in milliseconds, not seconds
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from test_openproject_handler import CONTEXT, handler, op_task, set_status  # noqa: F401 - handler is a fixture
 
-from exchanger.consumers.openproject.settings import PAGE_SIZE
-from exchanger.consumers.openproject.tracker import OpenProjectTracker
 from exchanger.contracts import ExternalItem, SentRecord
 from exchanger.creator.base import BpmnErrorOutcome, Done, StillOpen
+from exchanger.systems.openproject.settings import PAGE_SIZE
+from exchanger.systems.openproject.tracker import OpenProjectTracker
 
 
 def test_one_request_answers_for_a_page_of_work_packages(handler, op, api, op_settings,  # noqa: F811

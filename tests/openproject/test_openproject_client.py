@@ -11,8 +11,6 @@ import requests
 from loguru import logger
 from pydantic import SecretStr
 
-from exchanger.consumers.openproject.client import OpenProjectClient, classify, link
-from exchanger.consumers.openproject.settings import OpenProjectSettings
 from exchanger.errors import (
     AuthError,
     ConfigError,
@@ -24,6 +22,8 @@ from exchanger.errors import (
     Unreachable,
 )
 from exchanger.settings import load
+from exchanger.systems.openproject.client import OpenProjectClient, classify, link
+from exchanger.systems.openproject.settings import OpenProjectSettings
 
 THROTTLED_BODY = {
     "_type": "Error",

@@ -17,14 +17,14 @@ from test_openproject_handler import CONTEXT, op_task, set_status
 from test_openproject_handler_queue import wait_for_work_package
 
 from exchanger.amqp.topology import Topology
-from exchanger.consumers.openproject.handler import OpenProjectTaskHandler
-from exchanger.consumers.openproject.settings import OpenProjectSettings
-from exchanger.consumers.openproject.tracker import OpenProjectTracker
 from exchanger.contracts import ResponseStatus
 from exchanger.creator.event_receiver import EventReceiver
-from exchanger.sandbox.openproject import server as fake
 from exchanger.settings import RabbitMQSettings
+from exchanger.systems.openproject.handler import OpenProjectTaskHandler
+from exchanger.systems.openproject.settings import OpenProjectSettings
+from exchanger.systems.openproject.tracker import OpenProjectTracker
 from exchanger.variables import from_typed_map
+from exchanger_sandbox.openproject import server as fake
 
 SECRET = "whsec-openproject-test"
 SLOW = 60.0  # a check interval no test waits for: what answers came from a sweep or a webhook

@@ -10,7 +10,7 @@ import sys
 
 import requests
 
-from exchanger.sandbox.openproject import server as fake
+from exchanger_sandbox.openproject import server as fake
 
 URN = "urn:openproject-org:api:v3:errors:"
 
@@ -161,7 +161,7 @@ def test_admin_stats_count_duplicates_and_reset_clears(api, op):
 
 def test_cli_prints_settings_first_and_stops_on_sigterm():
     process = subprocess.Popen(
-        [sys.executable, "-m", "exchanger.sandbox", "openproject", "--port", "0"],
+        [sys.executable, "-m", "exchanger_sandbox", "openproject", "--port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ},
     )
     try:

@@ -17,8 +17,8 @@ import requests
 from broker_queues import wait_for
 from test_openproject_fake import close, create
 
-from exchanger.sandbox.http import App, Request, Response, SandboxServer, empty_response
-from exchanger.sandbox.openproject import server as fake
+from exchanger_sandbox.http import App, Request, Response, SandboxServer, empty_response
+from exchanger_sandbox.openproject import server as fake
 
 SECRET = "s3cret-of-the-webhook"
 

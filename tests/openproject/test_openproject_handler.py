@@ -11,11 +11,11 @@ import requests
 from pydantic import SecretStr
 
 from exchanger.amqp.topology import sent_queue, system_queue
-from exchanger.consumers.openproject.handler import OpenProjectTaskHandler
-from exchanger.consumers.openproject.tracker import OpenProjectTracker
 from exchanger.contracts import BpmnMetadata, SentRecord, TaskMessage
 from exchanger.creator.base import BpmnErrorOutcome, CheckFailed, Done, StillOpen, SystemContext
 from exchanger.errors import AuthError, ConfigError, Incident, NotFound, TransientError
+from exchanger.systems.openproject.handler import OpenProjectTaskHandler
+from exchanger.systems.openproject.tracker import OpenProjectTracker
 from exchanger.variables import to_typed_map
 
 CONTEXT = SystemContext(system="openproject", queue=system_queue("openproject"), sent_queue=sent_queue("openproject"))

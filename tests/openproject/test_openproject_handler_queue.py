@@ -10,10 +10,10 @@ import pytest
 from broker_queues import serve_system
 from test_openproject_handler import CONTEXT, op_task, set_status
 
-from exchanger.consumers.openproject.handler import OpenProjectTaskHandler
-from exchanger.consumers.openproject.tracker import OpenProjectTracker
 from exchanger.contracts import ResponseStatus
 from exchanger.creator.service import CreatorService
+from exchanger.systems.openproject.handler import OpenProjectTaskHandler
+from exchanger.systems.openproject.tracker import OpenProjectTracker
 from exchanger.variables import from_typed_map
 
 CHECK_INTERVAL_S = 0.3  # the tracker re-reads an open work package this often here

@@ -23,7 +23,7 @@ from exchanger.settings import RabbitMQSettings
 
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
-    from exchanger.sandbox.camunda.server import start
+    from exchanger_sandbox.camunda.server import start
 
     with start() as server:
         client = CamundaClient(CamundaSettings(base_url=server.url))

@@ -351,9 +351,9 @@ def test_sync_says_camunda_sync_is_not_built(cli) -> None:
 
 
 def test_config_check_reaches_bitrix24_openproject_and_1c_when_configured(cli, topology) -> None:
-    from exchanger.sandbox.bitrix24.server import start as bitrix24
-    from exchanger.sandbox.onec.server import start as onec
-    from exchanger.sandbox.openproject.server import start as openproject
+    from exchanger_sandbox.bitrix24.server import start as bitrix24
+    from exchanger_sandbox.onec.server import start as onec
+    from exchanger_sandbox.openproject.server import start as openproject
 
     portal, op, ib = bitrix24(), openproject(), onec()
     try:

@@ -1,7 +1,7 @@
 """``exchanger recover`` on the running product: a tracking record lost on purpose, the task handed back,
 and no second work item (the handler's lookup by Camunda task id is the guard).
 
-The whole pipeline runs as processes (the demo's :class:`~exchanger.demo.stack.Stack`): the sandbox
+The whole pipeline runs as processes (the demo's :class:`~exchanger_sandbox.demo.stack.Stack`): the sandbox
 engine and OpenProject, camunda-worker and task-creator.
 """
 
@@ -21,7 +21,7 @@ from ops_sandbox import BPMN, EXCHANGER
 from exchanger.camunda.client import CamundaClient
 from exchanger.camunda.operations import EngineOps
 from exchanger.camunda.settings import CamundaSettings
-from exchanger.demo.stack import Stack
+from exchanger_sandbox.demo.stack import Stack
 
 pytestmark = pytest.mark.slow
 WORKER_ID = "exchanger-recover-e2e"

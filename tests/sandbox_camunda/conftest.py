@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import requests
 
-from exchanger.sandbox.camunda.clock import Clock
-from exchanger.sandbox.camunda.server import CamundaSandbox, start
+from exchanger_sandbox.camunda.clock import Clock
+from exchanger_sandbox.camunda.server import CamundaSandbox, start
 
 # 2024-01-15T12:00:00Z: a fixed instant, so lock expirations are exact
 START_MS = 1_705_320_000_000

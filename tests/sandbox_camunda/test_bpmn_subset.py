@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from exchanger.sandbox.camunda import timers
+from exchanger.bpmn import timers
 
 from .conftest import Api, bpmn, error
 

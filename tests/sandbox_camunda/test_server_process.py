@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from exchanger.sandbox.camunda.clock import Clock
-from exchanger.sandbox.camunda.server import start
+from exchanger_sandbox.camunda.clock import Clock
+from exchanger_sandbox.camunda.server import start
 
 from .conftest import START_MS, Api, one_task
 
@@ -23,7 +23,7 @@ from .conftest import START_MS, Api, one_task
 @pytest.fixture
 def cli_engine(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "exchanger.sandbox", "camunda", "--port", "0", "--db", str(tmp_path / "c.db"),
+        [sys.executable, "-m", "exchanger_sandbox", "camunda", "--port", "0", "--db", str(tmp_path / "c.db"),
          "--user", "demo:secret"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert process.stdout is not None

@@ -14,12 +14,12 @@ from loguru import logger
 
 from exchanger.backoff import Backoff
 from exchanger.errors import AuthError, NotFound, RateLimited
-from exchanger.sandbox.stormbpmn.seed import SEED
-from exchanger.sandbox.stormbpmn.server import API_KEY, BEARER_TOKEN, StormServer, start
-from exchanger.sandbox.stormbpmn.server import upload as storm_upload
 from exchanger.sync.ratelimit import StormRateLimiter
 from exchanger.sync.settings import StormSettings
 from exchanger.sync.storm import StormClient, token_expiry
+from exchanger_sandbox.stormbpmn.seed import SEED
+from exchanger_sandbox.stormbpmn.server import API_KEY, BEARER_TOKEN, StormServer, start
+from exchanger_sandbox.stormbpmn.server import upload as storm_upload
 
 FAST = Backoff(initial_s=0.01, max_s=0.02, jitter=0.0)
 

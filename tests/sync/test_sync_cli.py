@@ -1,4 +1,4 @@
-"""The commands people type: ``camunda-sync/main.py convert`` (offline) and ``python -m exchanger.sandbox
+"""The commands people type: ``camunda-sync/main.py convert`` (offline) and ``python -m exchanger_sandbox
 stormbpmn [--seed]`` (prints its settings, serves the seeded team)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import requests
 
-from exchanger.demo.stack import ROOT
+from exchanger_sandbox.demo.stack import ROOT
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -33,7 +33,7 @@ def test_convert_writes_the_golden_output_and_names_problems(tmp_path: Path) -> 
 
 
 def test_the_sandbox_prints_its_settings_and_serves_the_seed() -> None:
-    process = subprocess.Popen([sys.executable, "-m", "exchanger.sandbox", "stormbpmn", "--port", "0", "--seed"],
+    process = subprocess.Popen([sys.executable, "-m", "exchanger_sandbox", "stormbpmn", "--port", "0", "--seed"],
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert process.stdout is not None

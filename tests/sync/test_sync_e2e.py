@@ -5,7 +5,7 @@ when nothing changed and gets exactly one new version when it changes; a broken 
 skipped. The portal is set up as the old Exchanger.py tool left it (answer values «ДА»/«НЕТ» whose
 XML_IDs are neither ok nor no), and a model the old tool deployed (``UF_RESULT_EXPECTED``/
 ``UF_RESULT_QUESTION``, ``checklists`` with ``name``) routes its gateway on «ДА» too. Everything runs as
-processes (``exchanger.demo.stack``), StormBPMN with its quota headers.
+processes (``exchanger_sandbox.demo.stack``), StormBPMN with its quota headers.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import requests
 from exchanger.camunda.client import CamundaClient
 from exchanger.camunda.operations import EngineOps
 from exchanger.camunda.settings import CamundaSettings
-from exchanger.demo.stack import Stack
-from exchanger.sandbox.stormbpmn.server import upload as storm_upload
+from exchanger_sandbox.demo.stack import Stack
+from exchanger_sandbox.stormbpmn.server import upload as storm_upload
 
 TENANT = "syncE2E"
 HEAD = ('<?xml version="1.0" encoding="UTF-8"?>\n<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/'

@@ -14,15 +14,15 @@ import requests
 from test_storm import upload
 
 from exchanger.camunda.settings import CamundaSettings
-from exchanger.sandbox.camunda.server import CamundaSandbox
-from exchanger.sandbox.camunda.server import start as start_engine
-from exchanger.sandbox.stormbpmn.seed import ONBOARDING
-from exchanger.sandbox.stormbpmn.server import API_KEY, BEARER_TOKEN, StormServer
-from exchanger.sandbox.stormbpmn.server import start as start_storm
 from exchanger.sync.daemon import Sync, serve
 from exchanger.sync.ratelimit import StormRateLimiter
 from exchanger.sync.settings import StormSettings, SyncSettings
 from exchanger.sync.state import SyncState
+from exchanger_sandbox.camunda.server import CamundaSandbox
+from exchanger_sandbox.camunda.server import start as start_engine
+from exchanger_sandbox.stormbpmn.seed import ONBOARDING
+from exchanger_sandbox.stormbpmn.server import API_KEY, BEARER_TOKEN, StormServer
+from exchanger_sandbox.stormbpmn.server import start as start_storm
 
 TENANT = "imenaDev"
 BROKEN = ONBOARDING.replace('<bpmn:startEvent id="StartEvent_1" name="Кандидат принял оффер" />', "")

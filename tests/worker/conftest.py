@@ -18,7 +18,7 @@ from exchanger.worker.settings import WorkerSettings
 
 @pytest.fixture
 def engine() -> Iterator[Engine]:
-    from exchanger.sandbox.camunda.server import start
+    from exchanger_sandbox.camunda.server import start
 
     with start() as server:
         yield Engine(server.url)

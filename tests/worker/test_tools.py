@@ -30,7 +30,7 @@ def test_parked_messages_can_be_inspected_and_replayed(rabbit_settings, topology
 
 
 def test_basic_auth_is_sent_and_a_refusal_is_an_auth_error() -> None:
-    from exchanger.sandbox.camunda.server import start
+    from exchanger_sandbox.camunda.server import start
 
     with start(users={"demo": "s3cret"}) as server:
         good = CamundaClient(CamundaSettings(base_url=server.url, auth_username="demo",

@@ -56,7 +56,7 @@ class EngineProcess:
 
     def start(self) -> EngineProcess:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "exchanger.sandbox", "camunda", "--port", str(self.port), "--db", self.db],
+            [sys.executable, "-m", "exchanger_sandbox", "camunda", "--port", str(self.port), "--db", self.db],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert self.process.stdout is not None
         self.url = json.loads(self.process.stdout.readline())["CAMUNDA_BASE_URL"]

@@ -7,7 +7,7 @@ import itertools
 import json
 from typing import Any
 
-from exchanger.sandbox.http import App, Request, Response, SandboxServer, json_response, serve_until_signal
+from exchanger_sandbox.http import App, Request, Response, SandboxServer, json_response, serve_until_signal
 
 
 class TicketDeskApp(App):
@@ -47,7 +47,7 @@ def start(port: int = 0) -> SandboxServer:
 
 
 def cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m exchanger.sandbox ticketdesk")
+    parser = argparse.ArgumentParser(prog="python -m exchanger_sandbox ticketdesk")
     parser.add_argument("--port", type=int, default=0)
     server = start(parser.parse_args(argv).port)
     return serve_until_signal(server, json.dumps({"TICKETDESK_BASE_URL": server.url}))

@@ -1,5 +1,0 @@
-"""The default system: tasks whose topic no system claims (they reach ``default.queue``)."""
-
-from exchanger.systems import SystemSpec
-
-SYSTEM = SystemSpec(name="default", handler="exchanger.consumers.default.handler:DefaultTaskHandler")

@@ -1,1 +1,0 @@
-"""A fake 1C:Enterprise infobase behind the standard OData interface: ``python -m exchanger.sandbox onec``."""

@@ -1,1 +1,0 @@
-"""A fake OpenProject (API v3, HAL+JSON) for tests and the sandbox: ``python -m exchanger.sandbox openproject``."""

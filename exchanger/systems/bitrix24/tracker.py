@@ -1,0 +1,179 @@
+"""Bitrix24 tracker: waits until the person finishes the task, then completes the Camunda task.
+
+Open tasks are checked many at a time (``BITRIX_CHECK_BATCH_SIZE``, up to 2,500): one ``batch``
+request of ``tasks.task.list`` commands filtered by 50 IDs each, with a minimal ``select``, and one
+``batch`` of ``tasks.task.result.list`` for those found done; a task the list does not show is asked
+about alone with ``tasks.task.get`` (so a deletion still needs proof). Status 5 (completed), and 4 (awaiting
+control) with ``BITRIX_COMPLETE_ON_AWAITING_CONTROL``, is done: the Camunda task completes with
+``bitrix_task_id``, ``bitrix_task_status``, ``bitrix_task_url``, ``bitrix_result`` (the texts of
+``tasks.task.result.list``, blank-line separated), ``bitrix_closed_by`` and ``bitrix_closed_at``.
+
+When the handler asked a yes/no question (or the task itself says ``UF_RESULT_EXPECTED``, as the tasks
+the old Exchanger.py tool created do), the answer field's enumeration value (an enum ID, mapped to its
+XML_ID and text through the task user-field list, cached ``BITRIX_USER_FIELDS_CACHE_S`` and read again
+when an ID is unknown) sets the variable named after the activity id to ``"ok"`` or ``"no"``, for a
+gateway ``${Activity_x == "ok"}``. A value means yes when its XML_ID is ``BITRIX_ANSWER_OK_XML_ID`` or
+its text one of ``BITRIX_ANSWER_OK_TEXTS`` (the old portal's «ДА»), no likewise («НЕТ»). A task completed
+without an answer (or with a value that is neither) counts as ``"no"`` with a warning: the person closed
+it without approving, and stopping the process with an incident would help nobody.
+
+Pending, in progress and deferred (6) keep waiting. A deleted task is the BPMN error
+``BITRIX_DELETED_ERROR_CODE``, or a failure with ``BITRIX_DELETED_AS_FAILURE``; the portal answers
+"Action not allowed" for a missing task and for a missing right alike, so a deletion counts only
+when ``tasks.task.list`` filtered by the ID no longer lists it (else the check failed: an incident
+after ``CREATOR_MAX_CHECK_ERRORS``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from loguru import logger
+
+from exchanger.contracts import SentRecord
+from exchanger.creator.base import Done, StillOpen, SystemContext, TrackerOutcome
+from exchanger.creator.tracked import TrackedTracker
+from exchanger.systems.bitrix24 import SYSTEM as SPEC
+from exchanger.systems.bitrix24.client import BATCH_LIMIT, Bitrix24Client, camel_key
+from exchanger.systems.bitrix24.settings import Bitrix24Settings
+from exchanger.variables import parse_date
+
+COMPLETED = "5"
+AWAITING_CONTROL = "4"
+STATUS_NAMES = {"1": "new", "2": "pending", "3": "in progress", "4": "awaiting control", "5": "completed",
+                "6": "deferred", "7": "declined"}  # fmt: skip
+SELECT = ["ID", "STATUS", "CLOSED_BY", "CLOSED_DATE"]
+OK, NO = "ok", "no"
+TRUE_FLAGS = ("1", "y", "true")  # a boolean user field as tasks.task.get returns it
+
+
+class Bitrix24Tracker(TrackedTracker[Bitrix24Settings, Bitrix24Client]):
+    """Checks a Bitrix24 task created by :class:`~exchanger.systems.bitrix24.handler.Bitrix24TaskHandler`."""
+
+    spec = SPEC
+    settings_class = Bitrix24Settings
+    client_factory = Bitrix24Client
+
+    def __init__(
+        self,
+        context: SystemContext,
+        *,
+        settings: Bitrix24Settings | None = None,
+        client: Bitrix24Client | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(context, settings=settings, client=client)
+        self.done_statuses = {COMPLETED}
+        if self.settings.complete_on_awaiting_control:
+            self.done_statuses.add(AWAITING_CONTROL)
+        self._clock = clock
+        self._answers: dict[str, tuple[str, str]] = {}  # enum ID of the answer field → (XML_ID, text)
+        self._answers_read_at: float | None = None
+        self._answers_lock = threading.Lock()
+
+    def check(self, record: SentRecord) -> TrackerOutcome:
+        task = self.client.get_task(record.item.id, select=self._select())
+        if str(task.get("status")) not in self.done_statuses:
+            return self._outcome(record, task, [])
+        return self._outcome(record, task, self.client.task_results(record.item.id))
+
+    def check_many(self, records: Sequence[SentRecord]) -> list[TrackerOutcome | None]:
+        """One ``batch`` of ``tasks.task.list`` by IDs for all ``records``, one more for the results of
+        those that are done. ``None`` (checked alone, so that its error is its own) for a task the list
+        does not show, a malformed item id, or an answer this tracker cannot read."""
+        ids = {n: int(r.item.id) for n, r in enumerate(records) if r.item.id.isdigit() and r.item.id.isascii()}
+        tasks = self.client.tasks_by_id(sorted(set(ids.values())), self._select()) if ids else {}
+        done = sorted({task_id for task_id in ids.values()
+                       if str(tasks.get(str(task_id), {}).get("status")) in self.done_statuses})
+        results: dict[str, list[dict[str, Any]]] = {}
+        for n in range(0, len(done), BATCH_LIMIT):
+            results.update(self.client.results_by_task(done[n : n + BATCH_LIMIT]))
+        answers: list[TrackerOutcome | None] = []
+        for n, record in enumerate(records):
+            key = str(ids.get(n, ""))
+            task = tasks.get(key)
+            if task is None or (ids[n] in done and key not in results):
+                answers.append(None)
+                continue
+            try:
+                answers.append(self._outcome(record, task, results.get(key, [])))
+            except (ValueError, TypeError, KeyError):  # e.g. a date it cannot parse: that record's own error
+                answers.append(None)
+        return answers
+
+    def _select(self) -> list[str]:
+        return [*SELECT, self.settings.answer_field, self.settings.result_expected_field]
+
+    def _outcome(self, record: SentRecord, task: dict[str, Any], results: list[dict[str, Any]]) -> TrackerOutcome:
+        """What the task's state means: still open, or done with its variables (``results`` of a done one)."""
+        item = record.item
+        status = str(task.get("status"))
+        if status not in self.done_statuses:
+            return StillOpen(note=f"status {status} ({STATUS_NAMES.get(status, 'unknown')})")
+        answer_key = camel_key(self.settings.answer_field)
+        own_flag = str(task.get(camel_key(self.settings.result_expected_field)) or "").strip().lower()
+        expected = bool(item.data.get("result_expected")) or own_flag in TRUE_FLAGS
+        closed_at = task.get("closedDate")
+        variables: dict[str, Any] = {
+            "bitrix_task_id": int(item.id),
+            "bitrix_task_status": int(status),
+            "bitrix_task_url": item.url,
+            "bitrix_result": "\n\n".join(str(r.get("text") or "") for r in results if r.get("text")),
+            "bitrix_closed_by": int(task["closedBy"]) if str(task.get("closedBy") or "").isdigit() else None,
+            "bitrix_closed_at": parse_date(closed_at) if closed_at else None,
+        }
+        if expected:
+            activity_id = record.task.activity_id
+            variables[activity_id] = self._answer(task.get(answer_key), item.id, activity_id)
+        logger.info("Bitrix24 task {} is {}; completing Camunda task {}", item.id, STATUS_NAMES[status],
+                    record.task.task_id)
+        return Done(variables=variables)
+
+    def confirm_gone(self, record: SentRecord) -> bool:
+        return not self.client.task_listed(record.item.id)
+
+    def deleted_variables(self, record: SentRecord) -> dict[str, Any]:
+        return {"bitrix_task_id": int(record.item.id)}
+
+    # --- the yes/no answer --------------------------------------------------------------------------
+
+    def _answer(self, value: Any, task_id: str, activity_id: str) -> str:
+        """``"ok"`` or ``"no"`` for the answer field's enum ID ``value``; no answer counts as ``"no"``."""
+        xml_id, text = self.answer_value(str(value)) if value not in (None, "", "0", 0, False) else (None, "")
+        if xml_id == self.settings.answer_ok_xml_id or text.strip().casefold() in self.settings.ok_texts:
+            return OK
+        if xml_id == self.settings.answer_no_xml_id or text.strip().casefold() in self.settings.no_texts:
+            return NO
+        logger.warning("Bitrix24 task {} was completed with answer {!r} (XML_ID {!r}, text {!r}), neither {} nor {}; "
+                       "{} = \"no\"", task_id, value, xml_id, text, self.settings.answer_ok_xml_id,
+                       self.settings.answer_no_xml_id, activity_id)
+        return NO
+
+    def answer_xml_id(self, enum_id: str) -> str | None:
+        """The XML_ID of the answer field's value ``enum_id``."""
+        return self.answer_value(enum_id)[0]
+
+    def answer_value(self, enum_id: str) -> tuple[str | None, str]:
+        """(XML_ID, text) of the answer field's value ``enum_id``; the field list is read again when stale
+        or when the ID is unknown (a value added on the portal since)."""
+        with self._answers_lock:
+            stale = self._answers_read_at is None or (
+                self._clock() - self._answers_read_at > self.settings.user_fields_cache_s
+            )
+            if stale or enum_id not in self._answers:
+                self._answers = self._read_answers()
+                self._answers_read_at = self._clock()
+            xml_id, text = self._answers.get(enum_id, (None, ""))
+            return xml_id, text
+
+    def _read_answers(self) -> dict[str, tuple[str, str]]:
+        wanted = self.settings.answer_field.upper()
+        for definition in self.client.user_fields():
+            if str(definition.get("FIELD_NAME")).upper() == wanted:
+                return {str(v.get("ID")): (str(v.get("XML_ID")), str(v.get("VALUE") or ""))
+                        for v in definition.get("LIST") or []}
+        logger.warning("Bitrix24 has no task user field {}; answers cannot be read", wanted)
+        return {}

@@ -1,0 +1,1 @@
+"""A fake OpenProject (API v3, HAL+JSON) for tests and the sandbox: ``python -m exchanger_sandbox openproject``."""
