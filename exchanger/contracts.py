@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticSerializationError
 
+from exchanger.errors import ContractError as ContractError  # defined with the other errors; importable here too
 from exchanger.secrets import mask
 from exchanger.variables import TypedValue, from_typed, from_typed_map
 
@@ -31,10 +32,6 @@ MAX_VALUE_DEPTH = 100
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class ContractError(ValueError):
-    """A message does not match its contract; the text says what is wrong (it goes to the parking lot)."""
 
 
 def value_depth(value: Any, limit: int = MAX_VALUE_DEPTH) -> int:

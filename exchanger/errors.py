@@ -1,9 +1,13 @@
 """The error hierarchy every part of Exchanger raises and catches.
 
-Two families. *Outcomes* (``BpmnError``, ``Incident``) are what a handler or task function raises to
+Three families. *Outcomes* (``BpmnError``, ``Incident``) are what a handler or task function raises to
 decide a Camunda task's fate; one place (``exchanger.creator.outcomes``) maps them to responses.
 *Integration errors* are what a client of an external system raises; the retry policy only needs to
 know ``TransientError`` (try again later) from ``PermanentError`` (the request itself is wrong).
+*Message errors* decide a queued message's fate in the consumer (:mod:`exchanger.amqp.consumer`):
+``RetryLater`` (deliver it again after a delay), ``ParkMessage`` and ``ContractError`` (it can never be
+processed: the parking lot). ``ContractError`` is also a ``ValueError``, so that pydantic validators and
+callers that catch ``ValueError`` keep treating it as bad input.
 """
 
 from __future__ import annotations
@@ -104,3 +108,33 @@ class NotFound(PermanentError):
 
 class Conflict(PermanentError):
     """The object changed under us or is held by someone else (409, Camunda 400 on a foreign lock)."""
+
+
+# --- message errors -------------------------------------------------------------------------------
+
+
+class ContractError(ExchangerError, ValueError):
+    """A message does not match its contract; the text says what is wrong (it goes to the parking lot)."""
+
+
+class RetryLater(ExchangerError):
+    """Deliver this message again after ``delay_ms`` (``None``: the consumer's backoff for the attempt).
+
+    ``count_attempt`` False keeps the attempt count: a wait that is not a failed try (a settle wait).
+    """
+
+    def __init__(self, reason: str, delay_ms: int | None = None, *, count_attempt: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delay_ms = delay_ms
+        self.count_attempt = count_attempt
+
+
+class ParkMessage(ExchangerError):
+    """This message can never be processed; keep it in the parking lot with ``reason``."""
+
+    def __init__(self, reason: str, error_type: str = "ParkMessage") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.error_type = error_type
+

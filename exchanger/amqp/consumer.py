@@ -42,36 +42,16 @@ from exchanger.amqp.connection import connect
 from exchanger.amqp.publisher import ATTEMPT_HEADER, Publisher
 from exchanger.amqp.topology import Topology
 from exchanger.backoff import Backoff
-from exchanger.contracts import ContractError, ParkedRecord
-from exchanger.errors import ExchangerError, Unreachable
+from exchanger.contracts import ParkedRecord
+from exchanger.errors import ContractError, ExchangerError, Unreachable
+from exchanger.errors import ParkMessage as ParkMessage  # defined with the other errors; importable here too
+from exchanger.errors import RetryLater as RetryLater
 from exchanger.settings import RabbitMQSettings
 
 DEFAULT_MAX_ATTEMPTS = 5  # deliveries of one message before an unexpected error parks it
 DEFAULT_RETRY_BACKOFF = Backoff(initial_s=2.0, factor=2.0, max_s=300.0, jitter=0.0)  # 2 s, 4 s, 8 s … 5 min
 DEFAULT_DRAIN_S = 20.0  # how long a stopping consumer waits for in-flight messages
 OVERSIZE_KEEP_BYTES = 64 * 1024  # of a message above RABBITMQ_MAX_MESSAGE_BYTES, what is kept and parked
-
-
-class RetryLater(ExchangerError):
-    """Deliver this message again after ``delay_ms`` (``None``: the consumer's backoff for the attempt).
-
-    ``count_attempt`` False keeps the attempt count: a wait that is not a failed try (a settle wait).
-    """
-
-    def __init__(self, reason: str, delay_ms: int | None = None, *, count_attempt: bool = True) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.delay_ms = delay_ms
-        self.count_attempt = count_attempt
-
-
-class ParkMessage(ExchangerError):
-    """This message can never be processed; keep it in the parking lot with ``reason``."""
-
-    def __init__(self, reason: str, error_type: str = "ParkMessage") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.error_type = error_type
 
 
 @dataclass

@@ -17,7 +17,8 @@ from exchanger.amqp import inspect
 from exchanger.amqp.connection import connect
 from exchanger.amqp.publisher import ATTEMPT_HEADER, Publisher
 from exchanger.amqp.topology import Topology
-from exchanger.contracts import ContractError, ParkedRecord
+from exchanger.contracts import ParkedRecord
+from exchanger.errors import ContractError
 from exchanger.settings import RabbitMQSettings
 
 Parked = tuple[int, ParkedRecord]  # (delivery tag, record)

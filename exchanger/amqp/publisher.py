@@ -30,8 +30,8 @@ from pika.spec import Basic
 
 from exchanger.amqp.connection import connect
 from exchanger.amqp.topology import Topology, delay_bucket_s
-from exchanger.contracts import SCHEMA_HEADER, Contract, ContractError, ParkedRecord
-from exchanger.errors import ExchangerError, Unreachable
+from exchanger.contracts import SCHEMA_HEADER, Contract, ParkedRecord
+from exchanger.errors import ContractError, ExchangerError, Unreachable
 from exchanger.settings import RabbitMQSettings
 
 ATTEMPT_HEADER = "x-exchanger-attempt"  # 1 on the first delivery, +1 at every scheduled retry

@@ -44,7 +44,7 @@ or an exception:
 * :class:`~exchanger.errors.TransientError` (and anything unexpected) → delivered again after the
   delay of the retry policy (:mod:`exchanger.creator.retry_policy`, BPMN ``retryConfig`` or
   ``CREATOR_RETRY_CONFIG``); after the last retry a ``failure`` with retries 0 and a parked copy;
-* :class:`~exchanger.contracts.ContractError` → the message is parked (nothing can be reported).
+* :class:`~exchanger.errors.ContractError` → the message is parked (nothing can be reported).
 
 A handler whose ``retry_through_camunda`` is True (the python system) reports other exceptions as a
 ``failure`` with the retries decremented and the retry timeout instead, so that Camunda schedules

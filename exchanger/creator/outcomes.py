@@ -14,10 +14,10 @@ from datetime import datetime
 
 from loguru import logger
 
-from exchanger.contracts import ContractError, ExternalItem, ResponseMessage, ResponseStatus, SentRecord, TaskMessage
+from exchanger.contracts import ExternalItem, ResponseMessage, ResponseStatus, SentRecord, TaskMessage
 from exchanger.creator.base import BpmnErrorOutcome, Done, Failed, HandlerOutcome, StillOpen, TrackerOutcome
 from exchanger.creator.retry_policy import RetryPolicy
-from exchanger.errors import BpmnError, Incident, IntegrationError, PermanentError, TransientError
+from exchanger.errors import BpmnError, ContractError, Incident, IntegrationError, PermanentError, TransientError
 from exchanger.variables import to_typed_map
 
 EXPECTED_ERRORS = (BpmnError, Incident, IntegrationError, ContractError)  # logged without a traceback

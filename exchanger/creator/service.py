@@ -18,24 +18,17 @@ from datetime import UTC, datetime
 from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from exchanger.amqp.consumer import Batching, Consumer, Delivery, ParkMessage, RetryLater
+from exchanger.amqp.consumer import Batching, Consumer, Delivery
 from exchanger.amqp.publisher import Publisher
 from exchanger.amqp.topology import Topology, events_queue
-from exchanger.contracts import (
-    SCHEMA_HEADER,
-    ContractError,
-    ItemEvent,
-    ResponseMessage,
-    ResponseStatus,
-    SentRecord,
-    TaskMessage,
-)
+from exchanger.contracts import SCHEMA_HEADER, ItemEvent, ResponseMessage, ResponseStatus, SentRecord, TaskMessage
 from exchanger.creator import outcomes
 from exchanger.creator.base import Finished, HandlerOutcome, TrackerOutcome
 from exchanger.creator.item_events import AnsweredLedger, Sweeper, ledger_ttl_s
 from exchanger.creator.loader import Components, LoadedHandler, LoadedTracker
 from exchanger.creator.retry_policy import RetryPolicy
 from exchanger.creator.settings import CreatorSettings
+from exchanger.errors import ContractError, ParkMessage, RetryLater
 from exchanger.settings import RabbitMQSettings
 
 

@@ -34,7 +34,7 @@ from exchanger.amqp.publisher import Publisher
 from exchanger.amqp.topology import Topology, sent_queue, system_queue
 from exchanger.camunda.client import CamundaClient, CamundaConflict, CamundaNotFound
 from exchanger.contracts import SCHEMA_HEADER, ParkedRecord
-from exchanger.errors import ExchangerError
+from exchanger.errors import ContractError, ExchangerError
 from exchanger.migration import journal
 from exchanger.migration.inventory import messages, queue_depth
 from exchanger.migration.journal import Entry, StateDir
@@ -148,7 +148,7 @@ class Transfer:
                 self.handled.add(converted.task_id)
                 return journal.GONE, "Camunda no longer has the task", converted.task_id
             target = self._publish(converted, body)
-        except LegacyConversionError as exc:
+        except (LegacyConversionError, ContractError) as exc:  # it can never become a valid current message
             task_id = task_id_of(body)
             record = ParkedRecord.for_body(body, reason=str(exc), error_type=ERROR_TYPE, source_queue=queue,
                                            headers=headers, task_id=task_id)

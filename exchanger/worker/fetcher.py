@@ -31,8 +31,8 @@ from exchanger.backoff import Backoff
 from exchanger.camunda.client import CamundaClient, CamundaNotFound
 from exchanger.camunda.metadata import MetadataCache, MetadataError
 from exchanger.camunda.settings import CamundaSettings
-from exchanger.contracts import BpmnMetadata, ContractError, TaskMessage
-from exchanger.errors import IntegrationError, TransientError, UnexpectedAnswer, Unreachable
+from exchanger.contracts import BpmnMetadata, TaskMessage
+from exchanger.errors import ContractError, IntegrationError, TransientError, UnexpectedAnswer, Unreachable
 from exchanger.routing import RoutingTable
 from exchanger.secrets import mask
 from exchanger.settings import RabbitMQSettings, TopologySettings

@@ -24,13 +24,13 @@ from typing import NoReturn
 
 from loguru import logger
 
-from exchanger.amqp.consumer import Delivery, ParkMessage, RetryLater
+from exchanger.amqp.consumer import Delivery
 from exchanger.amqp.publisher import Publisher
 from exchanger.backoff import Backoff
 from exchanger.camunda.client import CamundaClient, CamundaConflict, CamundaEngineError, CamundaNotFound
 from exchanger.camunda.settings import CamundaSettings
 from exchanger.contracts import ResponseMessage, ResponseStatus
-from exchanger.errors import AuthError, IntegrationError, PermanentError, TransientError
+from exchanger.errors import AuthError, IntegrationError, ParkMessage, PermanentError, RetryLater, TransientError
 from exchanger.worker.availability import CamundaAvailability
 from exchanger.worker.locks import LockKeeper
 from exchanger.worker.metrics import WorkerMetrics

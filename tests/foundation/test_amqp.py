@@ -10,11 +10,12 @@ import pytest
 from pika.exceptions import ChannelClosedByBroker
 
 from exchanger.amqp.connection import connect
-from exchanger.amqp.consumer import Batching, Consumer, Delivery, ParkMessage, RetryLater
+from exchanger.amqp.consumer import Batching, Consumer, Delivery
 from exchanger.amqp.publisher import ATTEMPT_HEADER, Outgoing, Publisher, PublishRefused, Unroutable
 from exchanger.amqp.topology import Topology, TopologyMismatch, delay_queue_arguments
 from exchanger.backoff import Backoff
 from exchanger.contracts import TaskMessage
+from exchanger.errors import ParkMessage, RetryLater
 from exchanger.routing import RoutingTable
 from exchanger.settings import RabbitMQSettings, TopologySettings
 

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from exchanger.contracts import ContractError, ParkedRecord, ResponseMessage, ResponseStatus, TaskMessage
+from exchanger.contracts import ParkedRecord, ResponseMessage, ResponseStatus, TaskMessage
+from exchanger.errors import ContractError
 from exchanger.routing import RoutingTable, load_routing
 from exchanger.variables import format_date, from_typed, from_typed_map, parse_date, to_typed, to_typed_map
 
@@ -84,3 +85,14 @@ def test_routing_defaults_file_override_and_default_system(tmp_path) -> None:
     assert custom.routing_key("my.custom-task") == "python.my.custom-task"
     assert custom.system_for("send_email") == "default"  # the python system was replaced by the file
     assert "hr" in custom.systems and custom.system_for("op_create_task") == "openproject"
+
+
+def test_the_message_errors_are_exchanger_errors_and_keep_their_old_import_paths():
+    from exchanger import contracts, errors
+    from exchanger.amqp import consumer
+
+    for error in (errors.ContractError, errors.RetryLater, errors.ParkMessage):
+        assert issubclass(error, errors.ExchangerError)
+    assert issubclass(errors.ContractError, ValueError)  # pydantic validators and `except ValueError` callers
+    assert contracts.ContractError is errors.ContractError
+    assert (consumer.RetryLater, consumer.ParkMessage) == (errors.RetryLater, errors.ParkMessage)
