@@ -1,9 +1,12 @@
 """Environment selection: ``EXCHANGER_ENV`` → ``.env.<env>`` in the project root → ``os.environ``.
 
-Every daemon calls :func:`load_environment` first. The project root is ``EXCHANGER_HOME`` when set,
-else the folder holding this file (the checkout or install folder), never a hard-coded path. The real
-process environment wins over the file, so systemd ``Environment=`` lines and shell exports override
-it. The default environment is ``prod`` (what a server runs unless told otherwise).
+Every daemon calls :func:`load_environment` first. The project root (``.env.<env>``, ``logs/``, ``run/``)
+is, in this order: ``EXCHANGER_HOME`` when set (the systemd units set it); the checkout this file belongs
+to, when it sits in one (next to ``config.env.example``: a clone with an editable install, whatever the
+current folder); else the current folder (a wheel installed into site-packages has no project next to
+its code, so an operator runs the commands from the folder holding ``.env.<env>``). Never a hard-coded
+path. The real process environment wins over the file, so systemd ``Environment=`` lines and shell
+exports override it. The default environment is ``prod`` (what a server runs unless told otherwise).
 """
 
 from __future__ import annotations
@@ -113,9 +116,16 @@ def process_name(component: str, instance: int) -> str:
     return component if instance == 1 else f"{component}-{instance}"
 
 
+CHECKOUT_MARKER = "config.env.example"  # in the repository root, next to this file; never in site-packages
+
+
 def project_root() -> Path:
+    """``EXCHANGER_HOME``, else the checkout holding this file, else the current folder (module docstring)."""
     home = os.environ.get("EXCHANGER_HOME")
-    return Path(home).expanduser().resolve() if home else Path(__file__).resolve().parent
+    if home:
+        return Path(home).expanduser().resolve()
+    here = Path(__file__).resolve().parent
+    return here if (here / CHECKOUT_MARKER).is_file() else Path.cwd().resolve()
 
 
 def load_environment(environ: dict[str, str] | None = None) -> Environment:
@@ -136,7 +146,7 @@ def load_environment(environ: dict[str, str] | None = None) -> Environment:
     if not env_file.is_file():
         raise EnvironmentSelectionError(
             f"environment file {env_file} is missing; create it from config.env.example "
-            f"(or set EXCHANGER_HOME to the folder that holds .env.{name})"
+            f"(or set EXCHANGER_HOME to the folder that holds .env.{name}, or run from that folder)"
         )
     for key, value in dotenv_values(env_file).items():
         if value is not None and key not in env:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +75,22 @@ def test_a_bad_setting_stops_the_start_naming_the_variable(tmp_path: Path) -> No
     )
     assert result.returncode == 2
     assert "LOG_LEVEL" in result.stderr and "LOUD" in result.stderr
+
+
+def test_installed_outside_a_checkout_the_root_is_the_current_folder(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy of env_loader in site-packages has no config.env.example beside it: the root is where the
+    command runs (a checkout's copy keeps finding the checkout from any folder, see the test above)."""
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    shutil.copy(ROOT / "env_loader.py", site / "env_loader.py")
+    spec = importlib.util.spec_from_file_location("installed_env_loader", site / "env_loader.py")
+    assert spec is not None and spec.loader is not None
+    installed = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, installed)  # its dataclasses look their module up
+    spec.loader.exec_module(installed)
+    monkeypatch.delenv("EXCHANGER_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert installed.project_root() == tmp_path.resolve()
+    monkeypatch.setenv("EXCHANGER_HOME", str(site))
+    assert installed.project_root() == site.resolve()
