@@ -1,6 +1,6 @@
 """End to end: sandbox Camunda engine → camunda-worker → RabbitMQ → task-creator → RabbitMQ → worker → engine.
 
-Everything in-process over real HTTP and the real broker. The ``hold`` topic (routed to openproject,
+Everything in-process over real HTTP and the real broker. The ``hold`` topic (routed to bitrix24,
 which nobody serves here) parks the token after the step under test, so the test can read where the
 process went and which variables it got.
 """
@@ -13,22 +13,31 @@ from typing import Any
 
 import creator_testkit
 import pytest
+import requests
 from creator_testkit import ItemStore, StoreHandler, StoreTracker, context
+from pydantic import SecretStr
 
 from exchanger.camunda.client import CamundaClient
 from exchanger.camunda.settings import CamundaSettings
 from exchanger.contracts import TaskMessage
+from exchanger.creator.event_receiver import EventReceiver
 from exchanger.routing import RoutingTable
 from exchanger.settings import TopologySettings
 from exchanger.systems.default.handler import DefaultTaskHandler
+from exchanger.systems.openproject.handler import OpenProjectTaskHandler
+from exchanger.systems.openproject.settings import OpenProjectSettings
+from exchanger.systems.openproject.tracker import OpenProjectTracker
 from exchanger.systems.python.handler import PythonTaskHandler
 from exchanger.systems.python.settings import PythonTasksSettings
 from exchanger.variables import from_typed, to_typed_map
 from exchanger.worker.service import Worker
 from exchanger.worker.settings import WorkerSettings
+from exchanger_sandbox.openproject import server as op_fake
+from exchanger_sandbox.openproject import state as op_state
 
 PYTHON_TOPICS = ["t_ok", "t_bpmn", "t_incident", "t_flaky_fast"]
-ROUTING = RoutingTable({"python": PYTHON_TOPICS, "openproject": ["hold"], "1c": ["1c_create_document"]})
+ROUTING = RoutingTable({"python": PYTHON_TOPICS, "bitrix24": ["hold"], "1c": ["1c_create_document"],
+                        "openproject": ["op_create_task"]})
 
 
 def model(key: str, topic: str) -> str:
@@ -74,8 +83,8 @@ class Pipeline:
         return str(self.http.request("POST", f"/process-definition/key/{key}/start", json=body).json()["id"])
 
     def held(self, instance: str, timeout_s: float = 15.0) -> TaskMessage:
-        """The next task of ``instance`` that reached the hold topic (openproject.queue)."""
-        body = self.queues.take("openproject.queue", 1, timeout_s)[0]
+        """The next task of ``instance`` that reached the hold topic (bitrix24.queue)."""
+        body = self.queues.take("bitrix24.queue", 1, timeout_s)[0]
         task = TaskMessage.from_bytes(body)
         assert task.process_instance_id == instance
         return task
@@ -172,3 +181,37 @@ def test_a_tracked_item_completes_the_step_when_the_tracker_says_done(pipeline, 
     assert p.held(instance).activity_id == "after"
     assert p.variables(instance)["item_result"] == {"document": "0000-42"}
     assert store.count() == 1
+
+
+def test_an_openproject_webhook_completes_the_step_at_once(pipeline, rabbit_settings, topology):
+    """Closing the work package → OpenProject's signed webhook → the task-creator's event endpoint → the
+    step completes in the engine, long before the tracker's next check (60 s, no sweeps)."""
+    with op_fake.start() as op:
+        secret = "whsec-e2e"
+        settings = OpenProjectSettings(base_url=op.url, api_key=SecretStr(op_state.API_KEY),
+                                       default_project=op_state.DEFAULT_PROJECT, check_interval_s=60.0,
+                                       sweep_interval_s=0.0, webhook_secret=SecretStr(secret))
+        tracker = OpenProjectTracker(context("openproject"), settings=settings)
+        p = pipeline(handlers={"openproject.queue": OpenProjectTaskHandler(context("openproject"), settings=settings)},
+                     trackers={"openproject.sent.queue": tracker})
+        receiver = EventReceiver({"openproject": tracker}, rabbit_settings, topology, port=0).start()
+        try:
+            hook = {"url": f"http://127.0.0.1:{receiver.port}/events/openproject", "secret": secret,
+                    "events": ["work_package:updated"]}
+            requests.put(f"{op.url}/_admin/webhooks", json={"webhooks": [hook]}, timeout=5).raise_for_status()
+            instance = p.deploy_and_start("op_hook", "op_create_task")
+            deadline = time.monotonic() + 15
+            while not op.state.work_packages and time.monotonic() < deadline:
+                time.sleep(0.05)
+            (wp_id,) = op.state.work_packages
+            person = requests.Session()
+            person.auth = ("apikey", op_state.API_KEY)
+            url = f"{op.url}/api/v3/work_packages/{wp_id}"
+            lock = person.get(url, timeout=5).json()["lockVersion"]
+            person.patch(url, json={"lockVersion": lock, "_links": {"status": {"href": "/api/v3/statuses/5"}}},
+                         timeout=5).raise_for_status()
+            assert p.held(instance, timeout_s=10).activity_id == "after"
+            assert p.variables(instance)["op_status"] == "Closed"
+            assert tracker.get_stats().get("checks", 0) == 0  # the webhook answered, not a check
+        finally:
+            receiver.stop()
