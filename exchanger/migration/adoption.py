@@ -3,8 +3,7 @@
 Such a task is waiting for a tracker that will never look again (its tracking record is lost, or the
 old tracker died with it unacked). Unlocked, it is fetched by Exchanger's worker like any new task; the
 Bitrix24 handler first looks the task up by ``UF_CAMUNDA_ID_EXTERNAL_TASK`` (the field the old tool
-wrote, with the same value) and so tracks the existing Bitrix24 task instead of creating a second one
-(the reference's strategy B).
+wrote, with the same value) and so tracks the existing Bitrix24 task instead of creating a second one.
 
 Each refetched task costs the portal at least one call (the lookup), so tasks are released in batches
 paced to ``rate_per_s`` tasks a second, leaving the rest of the portal's budget to the trackers.

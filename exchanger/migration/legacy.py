@@ -1,7 +1,7 @@
 """Exchanger.py's message formats → Exchanger's contracts (pure functions, no I/O).
 
-The old tool wrote five kinds of JSON bodies without a schema header (reference
-``migration-from-exchanger-py.md`` §1.2): **T** task messages (and their retry copies), **S** tracking
+The old tool wrote five kinds of JSON bodies without a schema header (as its source writes them; the
+procedure is README.md, "Switching from Exchanger.py"): **T** task messages (and their retry copies), **S** tracking
 records, **R** responses, and error records **E1**–**E4**. :func:`classify` names the kind from the
 keys a body carries; :func:`convert` turns it into what Exchanger consumes today:
 

@@ -1,7 +1,7 @@
 """What Exchanger.py left behind, by name: its queues, its bindings, its worker id, its lock file.
 
-Facts from the reference (``migration-from-exchanger-py.md`` §1.1, §2, §4), in one place so that the
-inventory, the migration and the clean-up agree on them.
+Facts read from Exchanger.py's source and its deployment (README.md, "Switching from Exchanger.py"), in one
+place so that the inventory, the migration and the clean-up agree on them.
 """
 
 from __future__ import annotations
@@ -33,8 +33,6 @@ OLD_BINDINGS: tuple[tuple[str, str], ...] = (
     ("1c.queue", "1c.*"),
     (ERRORS_QUEUE, "errors.camunda_tasks"),
 )
-OLD_UNITS = tuple(f"exchanger-{part}{suffix}" for part in ("camunda-worker", "task-creator")
-                  for suffix in ("-prod", "-dev", ""))
 
 
 def creator_lock_file(environment: str) -> Path:

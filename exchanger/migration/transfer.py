@@ -11,7 +11,7 @@ back into the same queue is not read again):
 4. a task already handled in this migration (R > S > T > E: queues are read in that order) is a
    duplicate: acked and journaled;
 5. the Camunda task is handed over to the new worker id (*re-lock handover*: ``unlock`` then ``lock``
-   with ``CAMUNDA_LOCK_DURATION``, the reference's strategy C), so that the converted message completes
+   with ``CAMUNDA_LOCK_DURATION``), so that the converted message completes
    with the id Exchanger's worker uses. A task Camunda no longer has is *gone* (acked: a response for a
    completed task, a task cancelled by a boundary event); a task another live worker holds is parked;
 6. the converted message is published with confirms (``message_id`` = hash of the old body, so a rerun

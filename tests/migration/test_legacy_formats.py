@@ -1,4 +1,4 @@
-"""Exchanger.py's message formats (reference §1.2) → the current contracts, field by field."""
+"""Exchanger.py's message formats (T, S, R, E1-E4: exchanger.migration.legacy) → the current contracts."""
 
 from __future__ import annotations
 

@@ -99,7 +99,7 @@ def clients(stack: Stack) -> tuple[CamundaClient, Bitrix24Client, RabbitMQSettin
 
 
 def build_old_state(stack: Stack) -> OldState:
-    """Every kind of in-flight work the old tool leaves (reference §6 scenarios 1-10)."""
+    """Every kind of in-flight work the old tool leaves."""
     camunda, bitrix, rabbit = clients(stack)
     state = OldState()
     state.answer_ids = old.set_up_old_portal(bitrix)
