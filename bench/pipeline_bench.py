@@ -41,6 +41,7 @@ import statistics
 import tempfile
 import threading
 import time
+from collections import Counter
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -177,7 +178,8 @@ class Tap:
         self.channel.queue_bind(self.queue, "camunda.task.responses", "camunda.responses.queue")
         self.queued: dict[str, float] = {}
         self.handled: dict[str, float] = {}
-        self.responded: dict[str, float] = {}
+        self.responded: dict[str, float] = {}  # the first response's arrival
+        self.responses: Counter[str] = Counter()  # responses per process instance (more than 1: duplicates)
         self.parse_responses = True
 
     def start(self) -> None:
@@ -207,7 +209,8 @@ class Tap:
         elif schema.startswith("exchanger.response") and self.parse_responses:
             response = ResponseMessage.from_bytes(body)
             self.handled[response.process_instance_id] = response.handled_at.timestamp()
-            self.responded[response.process_instance_id] = arrived
+            self.responded.setdefault(response.process_instance_id, arrived)
+            self.responses[response.process_instance_id] += 1
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

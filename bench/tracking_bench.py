@@ -15,6 +15,11 @@ on (Bitrix24: the 2 requests/s leaky bucket of 50, which refuses with 503 ``QUER
   to its work item existing in the fake;
 - API calls per minute (counted by the fake), limit refusals, and the daemon's CPU seconds and peak RSS.
 
+The task-creator runs with the settings a user gets by default (Bitrix24: change sweeps every 10 s, the
+full check every 300 s as the safety net) plus, with ``--events`` (the default), pushed events: its event
+endpoint on a free port, bound on the fake portal with ``event.bind`` by the task-creator itself, the
+portal calling it as a real one does. ``duplicate_responses`` counts tasks answered more than once.
+
 People stop finishing items ``--settle-s`` before the end; a completion still not detected at the end
 is reported as ``undetected`` (left out of the percentiles, its latency is at least ``--settle-s``).
 The last line is one JSON object.
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import socket
 import sys
 import tempfile
 import time
@@ -49,6 +55,12 @@ from exchanger_sandbox.openproject import server as op_server
 from exchanger_sandbox.openproject.state import EXTERNAL_ID_FIELD, WorkPackage, now_iso
 
 PEOPLE_TICK_S = 1.0  # how often the simulated people look at their open items
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 class Side(ABC):
@@ -81,6 +93,10 @@ class Side(ABC):
     def limit_errors(self) -> int:
         return 0
 
+    def events_env(self, url: str) -> dict[str, str]:
+        """Settings that make the system push its events to ``url``; empty: it cannot."""
+        return {}
+
     def task(self, task_id: str) -> TaskMessage:
         return TaskMessage(task_id=task_id, topic_name=self.topic, system=self.system, worker_id="bench",
                            process_instance_id=f"pi-{task_id}", activity_id="Activity_Bench",
@@ -105,10 +121,14 @@ class Bitrix24Side(Side):
     def env(self) -> dict[str, str]:
         return {"BITRIX_WEBHOOK_URL": self.server.webhook_url}
 
+    def events_env(self, url: str) -> dict[str, str]:
+        return {"BITRIX_EVENTS_TOKEN": self.server.application_token, "BITRIX_EVENTS_URL": f"{url}/events/bitrix24"}
+
     def seed(self, task_id: str) -> ExternalItem:
-        with self.portal.lock:
+        with self.portal.lock:  # the fields the handler writes: the Camunda task id and XML_ID <instance>:<activity>
             task = self.portal.add_task({"TITLE": f"Bench {task_id}", "RESPONSIBLE_ID": 2,
-                                         "UF_CAMUNDA_ID_EXTERNAL_TASK": task_id}, 1)
+                                         "UF_CAMUNDA_ID_EXTERNAL_TASK": task_id,
+                                         "XML_ID": f"pi-{task_id}:Activity_Bench"}, 1)
         return ExternalItem(system=self.system, id=str(task["ID"]), url=f"{self.server.url}/task/{task['ID']}")
 
     def finish(self, item_id: str) -> None:
@@ -223,9 +243,13 @@ def run_system(side: Side, args: argparse.Namespace, workdir: Path) -> dict[str,
                               headers={SCHEMA_HEADER: SentRecord.SCHEMA}, correlation_id=task_id)
             open_items[item.id] = task_id
         print(f"{side.name}: {args.items} open items seeded in {time.perf_counter() - started:.1f} s", flush=True)
+        events_port = free_port()
+        events = side.events_env(f"http://127.0.0.1:{events_port}") if args.events else {}
+        if events:
+            events["CREATOR_EVENTS_PORT"] = str(events_port)
         stack.write_env_file({**side.env(), **rabbit_env, "CREATOR_QUEUES": f"{queue},{sent_queue}",
                               "CREATOR_HEALTH_PORT": "0", "LOG_LEVEL": "WARNING", "CREATOR_DRAIN_S": "5",
-                              **dict(args.env)})
+                              **events, **dict(args.env)})
         responses = Tap(rabbit)  # a copy of every response, by process instance (pi-<task id>)
         responses.start()
         calls_before = side.calls()
@@ -283,6 +307,8 @@ def run_system(side: Side, args: argparse.Namespace, workdir: Path) -> dict[str,
             "calls_per_min": round(calls / elapsed_min, 1),
             "daemon_cpu_s": usage["cpu_s"],
             "daemon_peak_rss_mb": usage["peak_rss_mb"],
+            "events": bool(events),
+            "duplicate_responses": sum(1 for count in responses.responses.values() if count > 1),
         }
     finally:
         stack.stop_all()
@@ -302,6 +328,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--creators", type=int, default=1, choices=range(1, 10), metavar="N",
                         help="task-creator processes sharing the queues and the portal (CPU summed, peak RSS of one)")
+    parser.add_argument("--events", action=argparse.BooleanOptionalAction, default=True,
+                        help="systems that can push events do (Bitrix24 OnTaskUpdate to the task-creator)")
     parser.add_argument("--env", action="append", default=[], type=lambda s: tuple(s.split("=", 1)),
                         help="extra daemon setting NAME=value (repeatable), e.g. BITRIX_CHECK_INTERVAL_S=30")
     args = parser.parse_args()

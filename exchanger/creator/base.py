@@ -421,8 +421,14 @@ class BaseTracker:
         raise NotImplementedError(f"{type(self).__name__} cannot answer from an item id alone")
 
     def changed_since(self, since: datetime) -> list[str]:
-        """Ids of the items changed at or after ``since`` (a change sweep; ``sweep_interval_s`` > 0)."""
+        """Ids of the items changed at or after ``since`` (a change sweep; ``sweep_interval_s`` > 0); a tracker
+        may leave out those it can already tell are open or not its own."""
         raise NotImplementedError(f"{type(self).__name__} cannot sweep for changes")
+
+    def subscribe_events(self) -> str | None:
+        """Tell the system where to push its calls, idempotently, when its API allows (Bitrix24 ``event.bind``);
+        called by the event receiver at start. Returns what it found or did; None: nothing to do."""
+        return None
 
     def get_stats(self) -> dict[str, int]:
         return self.stats.snapshot()

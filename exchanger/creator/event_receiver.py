@@ -11,6 +11,9 @@ the supervisor. For each call:
    the broker, and only then the answer is 200 (a broker that is away: 503, the system may call again;
    if it does not, the sweep and the tracking record find the item later).
 
+At start the receiver asks each tracker to subscribe (``subscribe_events``: Bitrix24 binds ``OnTaskUpdate``
+to ``BITRIX_EVENTS_URL``), in a thread that tries again every :data:`SUBSCRIBE_RETRY_S` until it worked.
+
 Nothing else happens in the request: whichever task-creator consumes the events queue looks at the item
 (:mod:`exchanger.creator.item_events`). Bodies above ``CREATOR_EVENTS_MAX_BYTES`` are refused with 413.
 """
@@ -33,6 +36,7 @@ from exchanger.settings import RabbitMQSettings
 
 PATH_PREFIX = "/events/"
 DEFAULT_MAX_BYTES = 64 * 1024  # an OnTaskUpdate call is well under 2 kB
+SUBSCRIBE_RETRY_S = 60.0  # a system that could not be told where to push is asked again after this long
 
 
 class EventReceiver:
@@ -72,6 +76,7 @@ class EventReceiver:
         self.httpd = ThreadingHTTPServer((host, port), Handler)
         self.httpd.daemon_threads = True
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="events", daemon=True)
+        self._stopped = threading.Event()
 
     @property
     def port(self) -> int:
@@ -105,13 +110,31 @@ class EventReceiver:
         self.calls.labels(system, str(status)).inc()
         return status, body
 
+    def subscribe(self) -> None:
+        """``subscribe_events`` of every tracker, each until it worked (logged), or until :meth:`stop`."""
+        pending = dict(self.trackers)
+        while pending and not self._stopped.is_set():
+            for system, tracker in list(pending.items()):
+                try:
+                    done = tracker.subscribe_events()
+                except Exception as exc:  # noqa: BLE001 - the sweep and the checks work meanwhile
+                    logger.warning("{}: could not subscribe to its events ({}: {}); trying again in {:g} s", system,
+                                   type(exc).__name__, exc, SUBSCRIBE_RETRY_S)
+                    continue
+                if done:
+                    logger.info("{}: {}", system, done)
+                del pending[system]
+            self._stopped.wait(SUBSCRIBE_RETRY_S)
+
     def start(self) -> EventReceiver:
         self._thread.start()
+        threading.Thread(target=self.subscribe, name="events-subscribe", daemon=True).start()
         logger.info("events on http://{}:{}{}<system> for {}", self.httpd.server_address[0], self.port, PATH_PREFIX,
                     ", ".join(self.trackers) or "no system")
         return self
 
     def stop(self) -> None:
+        self._stopped.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         with self._publish_lock:

@@ -274,5 +274,5 @@ def test_the_creator_builds_both_from_the_default_routing_sharing_one_client(por
     tracker = components.trackers["bitrix24.sent.queue"].tracker
     assert isinstance(handler, Bitrix24TaskHandler) and isinstance(tracker, Bitrix24Tracker)
     assert handler.client is tracker.client  # one rate limiter: the portal meters the webhook as a whole
-    assert tracker.check_interval_s == 30.0 and tracker.batch_size == 1000
+    assert tracker.check_interval_s == 300.0 and tracker.batch_size == 1000 and tracker.sweep_interval_s == 10.0
     components.cleanup()

@@ -314,6 +314,35 @@ class Bitrix24Client:
                 found[str(task.get("id") or task.get("ID"))] = task
         return found
 
+    def changed_tasks(self, since: str, select: list[str], max_pages: int) -> list[dict[str, Any]]:
+        """The tasks changed after ``since`` (an ISO date with offset), oldest change first: ``tasks.task.list``
+        filtered by ``>CHANGED_DATE``, page by page (50 each), at most ``max_pages`` requests."""
+        params: dict[str, Any] = {"filter": {">CHANGED_DATE": since}, "order": {"CHANGED_DATE": "asc"},
+                                  "select": ["ID", "CHANGED_DATE", *select]}
+        found: list[dict[str, Any]] = []
+        start = 0
+        for _page in range(max_pages):
+            answer = self.envelope("tasks.task.list", {**params, "start": start})
+            found += _as_dict(_as_dict(answer["result"]).get("tasks")).values()
+            if answer.get("next") is None:
+                return found
+            start = int(answer["next"])
+        logger.warning("Bitrix24: more than {} tasks changed since {}; the rest waits for the next sweep or check",
+                       len(found), since)
+        return found
+
+    def event_handlers(self) -> list[dict[str, Any]]:
+        """``event.get``: the event handlers bound on the portal for this webhook or application."""
+        return [h for h in (self.call("event.get") or []) if isinstance(h, dict)]
+
+    def bind_event(self, event: str, handler: str) -> None:
+        """``event.bind``; a pair bound already (by another task-creator, a moment ago) is not an error."""
+        try:
+            self.call("event.bind", {"event": event, "handler": handler})
+        except PermanentError as exc:
+            if "already bind" not in exc.message.lower():
+                raise
+
     def results_by_task(self, task_ids: list[int]) -> dict[str, list[dict[str, Any]]]:
         """``tasks.task.result.list`` of up to ``BATCH_LIMIT`` tasks in one ``batch`` request; a task
         whose command failed is missing from the answer."""

@@ -44,6 +44,22 @@ class Bitrix24Settings(TrackedSystemSettings):
 
     complete_on_awaiting_control: bool = Field(False, description="status 4 (awaiting control) counts as done")
     deleted_error_code: str = TrackedSystemSettings.field_with("deleted_error_code", default="BITRIX_TASK_DELETED")
+    check_interval_s: float = TrackedSystemSettings.field_with(
+        "check_interval_s", default=300.0,
+        description="how often every open task is checked in full (batched): the safety net behind change sweeps "
+                    "and events (with BITRIX_SWEEP_INTERVAL_S=0 it is the only look: set 30)")
+    sweep_interval_s: float = Field(
+        10.0, ge=0, description="seconds between change sweeps (one tasks.task.list filtered by >CHANGED_DATE finds "
+                                "the tasks finished since the last sweep); 0 = off")
+    sweep_max_pages: int = Field(20, ge=1, description="pages of 50 changed tasks one sweep reads at most")
+    events_token: SecretStr = Field(
+        SecretStr(""),
+        description="auth[application_token] the portal sends with its event calls (OnTaskUpdate), shown when the "
+                    "outbound webhook or the local application is created; empty = event calls refused "
+                    "(CREATOR_EVENTS_PORT serves them)")
+    events_url: str = Field(
+        "", description="public URL of POST /events/bitrix24 (the reverse proxy in front of CREATOR_EVENTS_PORT); "
+                        "set: the task-creator binds OnTaskUpdate to it with event.bind at start (idempotent)")
     check_batch_size: int = TrackedSystemSettings.field_with(
         "check_batch_size", default=1000,
         description="open tasks checked per request (a batch of tasks.task.list commands of 50 IDs each); 1 = "

@@ -22,19 +22,31 @@ Pending, in progress and deferred (6) keep waiting. A deleted task is the BPMN e
 "Action not allowed" for a missing task and for a missing right alike, so a deletion counts only
 when ``tasks.task.list`` filtered by the ID no longer lists it (else the check failed: an incident
 after ``CREATOR_MAX_CHECK_ERRORS``).
+
+**Sweeps and events** (:mod:`exchanger.creator.item_events`). Every ``BITRIX_SWEEP_INTERVAL_S`` one
+``tasks.task.list`` filtered by ``>CHANGED_DATE`` lists the tasks changed since the last sweep; the
+portal's ``ONTASKUPDATE`` calls (``auth[application_token]`` = ``BITRIX_EVENTS_TOKEN``) name one task
+each. Either way ``finished`` reads those tasks like a batched check and rebuilds their Camunda task
+from what the handler stored in them: the Camunda task id (``BITRIX_EXTERNAL_ID_FIELD``) and ``XML_ID``
+``<process instance>:<activity>``. The full checks of every open task (``BITRIX_CHECK_INTERVAL_S``)
+remain as the safety net. With ``BITRIX_EVENTS_URL`` the tracker binds ``OnTaskUpdate`` there
+(``event.bind``, once; ``subscribe_events``).
 """
 
 from __future__ import annotations
 
+import hmac
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs
 
 from loguru import logger
 
-from exchanger.contracts import SentRecord
-from exchanger.creator.base import Done, StillOpen, SystemContext, TrackerOutcome
+from exchanger.contracts import ExternalItem, SentRecord, TaskMessage
+from exchanger.creator.base import Done, EventRefused, Finished, StillOpen, SystemContext, TrackerOutcome
 from exchanger.creator.tracked import TrackedTracker
 from exchanger.systems.bitrix24 import SYSTEM as SPEC
 from exchanger.systems.bitrix24.client import BATCH_LIMIT, Bitrix24Client, camel_key
@@ -48,6 +60,8 @@ STATUS_NAMES = {"1": "new", "2": "pending", "3": "in progress", "4": "awaiting c
 SELECT = ["ID", "STATUS", "CLOSED_BY", "CLOSED_DATE"]
 OK, NO = "ok", "no"
 TRUE_FLAGS = ("1", "y", "true")  # a boolean user field as tasks.task.get returns it
+TASK_EVENTS = ("ONTASKUPDATE", "ONTASKADD")  # the calls that may mean "look at this task"
+BOUND_EVENT = "OnTaskUpdate"  # what subscribe_events binds (a task is finished by an update)
 
 
 class Bitrix24Tracker(TrackedTracker[Bitrix24Settings, Bitrix24Client]):
@@ -66,6 +80,7 @@ class Bitrix24Tracker(TrackedTracker[Bitrix24Settings, Bitrix24Client]):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(context, settings=settings, client=client)
+        self.sweep_interval_s = self.settings.sweep_interval_s
         self.done_statuses = {COMPLETED}
         if self.settings.complete_on_awaiting_control:
             self.done_statuses.add(AWAITING_CONTROL)
@@ -177,3 +192,78 @@ class Bitrix24Tracker(TrackedTracker[Bitrix24Settings, Bitrix24Client]):
                         for v in definition.get("LIST") or []}
         logger.warning("Bitrix24 has no task user field {}; answers cannot be read", wanted)
         return {}
+
+    # --- sweeps and pushed events (module docstring) ----------------------------------------------------
+
+    def parse_event(self, headers: Mapping[str, str], body: bytes) -> list[str]:
+        """The task id of an ``ONTASKUPDATE`` (or ``ONTASKADD``) call whose application token is ours."""
+        token = self.settings.events_token
+        if not token.get_secret_value():
+            raise EventRefused("Bitrix24 event calls are off: BITRIX_EVENTS_TOKEN is not set", 404)
+        form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+
+        def field(name: str) -> str:
+            return (form.get(name) or [""])[0].strip()
+
+        sent = field("auth[application_token]").encode()
+        if not hmac.compare_digest(sent, token.get_secret_value().encode()):
+            raise EventRefused("auth[application_token] is not BITRIX_EVENTS_TOKEN")
+        if field("event").upper() not in TASK_EVENTS:
+            return []  # another event bound to the same URL: nothing to look at
+        task_id = field("data[FIELDS_AFTER][ID]") or field("data[FIELDS_BEFORE][ID]")
+        return [task_id] if task_id.isdigit() and task_id.isascii() else []
+
+    def changed_since(self, since: datetime) -> list[str]:
+        """The tasks changed after ``since`` that are done and were created by Exchanger (one page of 50 each
+        request, oldest change first)."""
+        key = camel_key(self.settings.external_id_field)
+        tasks = self.client.changed_tasks(since.astimezone(UTC).isoformat(timespec="seconds"),
+                                          ["STATUS", self.settings.external_id_field], self.settings.sweep_max_pages)
+        return [str(task.get("id")) for task in tasks
+                if str(task.get("status")) in self.done_statuses and task.get(key)]
+
+    def finished(self, item_ids: Sequence[str]) -> list[Finished]:
+        """The done tasks among ``item_ids`` (two ``batch`` requests, as a batched check), each with the
+        Camunda task it answers; a task without Exchanger's marks (not ours) is left out."""
+        ids = sorted({int(i) for i in item_ids if i.isdigit() and i.isascii()})[: self.batch_size]
+        select = [*self._select(), self.settings.external_id_field, "XML_ID", "CREATED_DATE"]
+        tasks = self.client.tasks_by_id(ids, select) if ids else {}
+        done = {key: (task, record) for key, task in tasks.items()
+                if str(task.get("status")) in self.done_statuses and (record := self._record_of(key, task))}
+        keys = [int(key) for key in done]
+        results: dict[str, list[dict[str, Any]]] = {}
+        for n in range(0, len(keys), BATCH_LIMIT):
+            results.update(self.client.results_by_task(keys[n : n + BATCH_LIMIT]))
+        found: list[Finished] = []
+        for key, (task, record) in done.items():
+            outcome = self._outcome(record, task, results.get(key, []))
+            if not isinstance(outcome, StillOpen):
+                found.append(Finished(record, outcome))
+        return found
+
+    def _record_of(self, key: str, task: dict[str, Any]) -> SentRecord | None:
+        """The tracking record the handler made for this task, rebuilt from the task's own fields."""
+        camunda_id = str(task.get(camel_key(self.settings.external_id_field)) or "").strip()
+        instance, _, activity = str(task.get("xmlId") or "").rpartition(":")
+        if not camunda_id or not instance or not activity:
+            return None
+        try:
+            created = parse_date(str(task["createdDate"])) if task.get("createdDate") else None
+            message = TaskMessage(task_id=camunda_id, topic_name="bitrix_create_task", system="bitrix24",
+                                  worker_id="", process_instance_id=instance, activity_id=activity,
+                                  **({"created_at": created} if created else {}))
+        except ValueError:  # not a Camunda id (a task someone marked by hand): not ours to answer
+            return None
+        item = ExternalItem(system="bitrix24", id=key, url=self.client.task_url(key))
+        return SentRecord(task=message, item=item)
+
+    def subscribe_events(self) -> str | None:
+        """``event.bind`` of ``OnTaskUpdate`` to ``BITRIX_EVENTS_URL`` unless ``event.get`` lists it already."""
+        url = self.settings.events_url.strip()
+        if not url:
+            return None
+        bound = {(str(h.get("event")).upper(), str(h.get("handler"))) for h in self.client.event_handlers()}
+        if (BOUND_EVENT.upper(), url) in bound:
+            return f"{BOUND_EVENT} is bound to {url}"
+        self.client.bind_event(BOUND_EVENT, url)
+        return f"bound {BOUND_EVENT} to {url}"

@@ -12,12 +12,13 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from exchanger.systems.bitrix24.client import camel_key
 from exchanger_sandbox.bitrix24.params import parse_php_query, php_json
-from exchanger_sandbox.bitrix24.state import NOT_ALLOWED, Portal, PortalError
+from exchanger_sandbox.bitrix24.state import NOT_ALLOWED, Portal, PortalError, portal_date
 
 PAGE_SIZE = 50  # list methods answer 50 items a page, fixed
 BATCH_LIMIT = 50  # commands per batch
@@ -25,6 +26,8 @@ SORT_KEYS = {
     "ID", "TITLE", "STATUS", "REAL_STATUS", "PRIORITY", "DEADLINE", "CREATED_DATE", "CHANGED_DATE", "CLOSED_DATE",
     "RESPONSIBLE_ID", "CREATED_BY", "GROUP_ID", "PARENT_ID", "START_DATE_PLAN", "END_DATE_PLAN", "SORTING",
 }  # fmt: skip
+DATE_KEYS = {"CREATED_DATE", "CHANGED_DATE", "CLOSED_DATE", "STATUS_CHANGED_DATE", "DEADLINE", "START_DATE_PLAN",
+             "END_DATE_PLAN"}  # fmt: skip
 FILTER_ALIASES = {"REAL_STATUS": "STATUS", "ACCOMPLICE": "ACCOMPLICES", "AUDITOR": "AUDITORS", "TAG": "TAGS"}
 _OPERATOR = re.compile(r"^(?P<op>!=|!|<=|>=|<|>|=|%)?(?P<key>.+)$")
 _RESULT_REF = re.compile(r"\$result\[([^\]]+)\]((?:\[[^\]]*\])*)")
@@ -212,7 +215,18 @@ def _matches(portal: Portal, task: dict[str, Any], condition: str, expected: Any
     if op == "%" or "%" in wanted[0]:
         pattern = re.escape(wanted[0].strip("%")).replace("_", ".")
         return any(re.search(pattern, value, re.IGNORECASE) for value in values)
+    if key in DATE_KEYS:
+        return any(_compare_dates(value, op, wanted[0]) for value in values if value)
     return any(_compare(value, op, wanted[0]) for value in values if value)
+
+
+def _compare_dates(value: str, op: str, other: str) -> bool:
+    """``>CHANGED_DATE`` and the like: compared as moments (the filter may use another offset than the portal)."""
+    try:
+        left, right = datetime.fromisoformat(portal_date(value)), datetime.fromisoformat(portal_date(other))
+    except PortalError:
+        return False
+    return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
 
 
 def _compare(value: str, op: str, other: str) -> bool:
@@ -403,6 +417,31 @@ def _substitute(command: str, results: dict[str, Any]) -> str:
         return quote("" if node is None else str(node))
 
     return _RESULT_REF.sub(value, command)
+
+
+@method("event.bind")
+def event_bind(call: Call) -> Answer:
+    event, handler = str(call.require("event")).upper(), str(call.require("handler"))
+    if not re.match(r"^https?://", handler):
+        raise PortalError(400, "ERROR_HANDLER_URL", "Handler URL is not valid")
+    offline = str(call.get("event_type") or "online").lower() == "offline"
+    try:
+        call.portal.outbound.bind(event, handler, int(call.get("auth_type") or 0), offline)
+    except ValueError as exc:
+        raise PortalError(400, "ERROR_CORE", str(exc)) from None
+    return Answer(True)
+
+
+@method("event.get")
+def event_get(call: Call) -> Answer:
+    return Answer(call.portal.outbound.listed())
+
+
+@method("event.unbind")
+def event_unbind(call: Call) -> Answer:
+    event = str(call.require("event")).upper()
+    count = call.portal.outbound.unbind(event, call.get("handler"), call.get("auth_type"))
+    return Answer({"count": count})
 
 
 @method("batch")

@@ -1,9 +1,11 @@
 """The fake Bitrix24 portal as an HTTP server: webhook auth, the leaky bucket, envelopes, admin API.
 
-``python -m exchanger_sandbox bitrix24 --port 8081`` prints ``{"BITRIX_WEBHOOK_URL": ...}`` as its
-first line and serves until SIGTERM. Beyond REST (admin only): ``GET /_admin/stats`` (tasks per
-external-task id, duplicates, requests, refusals), ``POST /_admin/webhooks {"user_id": 3}`` (a
-webhook to act as that person), plus the toolkit's ``/_admin/faults`` and ``/_admin/reset``.
+``python -m exchanger_sandbox bitrix24 --port 8081`` prints ``{"BITRIX_WEBHOOK_URL": ...,
+"BITRIX_EVENTS_TOKEN": ...}`` as its first line and serves until SIGTERM. Beyond REST (admin only):
+``GET /_admin/stats`` (tasks per external-task id, duplicates, requests, refusals, event calls),
+``POST /_admin/webhooks {"user_id": 3}`` (a webhook to act as that person), ``POST /_admin/events
+{"drop": n, "duplicate": n, "delay_s": s}`` (faults of the next outbound event calls, see
+:mod:`~exchanger_sandbox.bitrix24.events`), plus the toolkit's ``/_admin/faults`` and ``/_admin/reset``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class PortalApp(App):
             self.add_route(verb, "/rest/{user_id}/{token}/{method}", self._rest)
         self.add_route("GET", "/_admin/stats", lambda request: json_response(200, portal.stats()))
         self.add_route("POST", "/_admin/webhooks", self._webhook)
+        self.add_route("POST", "/_admin/events", self._event_faults)
 
     def _on_reset(self) -> None:
         self.portal.reset()
@@ -70,6 +73,13 @@ class PortalApp(App):
     def _is_ui_user(self, request: Request) -> bool:
         user_id = request.params.get("user_id", "")
         return user_id.isdigit() and int(user_id) in self.ui_users
+
+    def _event_faults(self, request: Request) -> Response:
+        """``{"drop": n, "duplicate": n, "delay_s": s}``: what happens to the next outbound event calls."""
+        knobs = request.json() or {}
+        self.portal.outbound.set_faults(int(knobs.get("drop", 0)), int(knobs.get("duplicate", 0)),
+                                        float(knobs.get("delay_s", 0)))
+        return json_response(200, self.portal.outbound.stats())
 
     def _webhook(self, request: Request) -> Response:
         user_id = int((request.json() or {}).get("user_id", ADMIN_ID))
@@ -114,6 +124,11 @@ class PortalServer(SandboxServer):
     def webhook_url(self) -> str:
         return self.webhook_url_for(ADMIN_ID)
 
+    @property
+    def application_token(self) -> str:
+        """What the portal sends as ``auth[application_token]`` with every event call (BITRIX_EVENTS_TOKEN)."""
+        return self.portal.outbound.application_token
+
     def webhook_url_for(self, user_id: int) -> str:
         """The inbound webhook of another seeded user, to act as that person."""
         return f"{self.url}/rest/{user_id}/{self.portal.webhook_token(user_id)}/"
@@ -129,6 +144,7 @@ def start(
     with_user_fields: bool = True,
     external_id_field: str = "",
     ui_users: frozenset[int] = frozenset(),
+    application_token: str | None = None,
 ) -> PortalServer:
     """Start a fake portal in a background thread (port 0 = any free port).
 
@@ -136,10 +152,12 @@ def start(
     ``external_id_field`` names the field ``/_admin/stats`` counts duplicates by; requests of
     ``ui_users`` stand for people working in the web interface and are not metered by the bucket.
     """
-    portal = Portal(token=token, with_user_fields=with_user_fields, stats_field=external_id_field)
+    portal = Portal(token=token, with_user_fields=with_user_fields, stats_field=external_id_field,
+                    application_token=application_token)
     bucket = LeakyBucket(rate_per_s=rate_per_s, burst=burst)
     server = PortalServer(PortalApp(portal, bucket, ui_users), host, port)
     server.start()
+    portal.outbound.domain = server.url.split("://", 1)[1]
     return server
 
 
@@ -152,6 +170,8 @@ def cli(argv: list[str]) -> int:
     parser.add_argument("--burst", type=int, default=DEFAULT_BURST, help="leaky-bucket size, requests")
     parser.add_argument("--no-user-fields", action="store_true", help="start without Exchanger's task user fields")
     parser.add_argument("--external-id-field", default="", help="user field /_admin/stats counts duplicates by")
+    parser.add_argument("--application-token", default=None,
+                        help="auth[application_token] of its event calls (default: random; printed)")
     parser.add_argument("--ui-user", type=int, action="append", default=[],
                         help="user whose webhook acts like a person in the web UI (not rate-limited); repeatable")
     args = parser.parse_args(argv)
@@ -164,8 +184,11 @@ def cli(argv: list[str]) -> int:
         with_user_fields=not args.no_user_fields,
         external_id_field=args.external_id_field,
         ui_users=frozenset(args.ui_user),
+        application_token=args.application_token,
     )
     # the request log quotes webhook paths; the demo keeps this process's output, so the code is masked there
     register_secret(server.portal.webhooks[ADMIN_ID])
     logger.configure(patcher=lambda record: record.update(message=mask(record["message"])))  # type: ignore[call-arg]
-    return serve_until_signal(server, json.dumps({"BITRIX_WEBHOOK_URL": server.webhook_url}))
+    register_secret(server.application_token)
+    return serve_until_signal(server, json.dumps({"BITRIX_WEBHOOK_URL": server.webhook_url,
+                                                  "BITRIX_EVENTS_TOKEN": server.application_token}))

@@ -15,6 +15,8 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from exchanger_sandbox.bitrix24.events import Outbound
+
 PORTAL_TZ = timezone(timedelta(hours=3))  # answers carry an offset; a non-UTC one catches naive handling
 ADMIN_ID = 1  # the user who owns the default webhook
 NOT_ALLOWED = "Action on the task is not allowed"
@@ -99,8 +101,12 @@ def exchanger_fields() -> list[dict[str, Any]]:
 class Portal:
     """All the portal's state behind one lock; the server holds ``lock`` for each REST call."""
 
-    def __init__(self, *, token: str | None = None, with_user_fields: bool = True, stats_field: str = "") -> None:
+    def __init__(self, *, token: str | None = None, with_user_fields: bool = True, stats_field: str = "",
+                 application_token: str | None = None) -> None:
         self.lock = threading.RLock()
+        # outbound event calls (event.bind); the application token authenticates them to the receiver
+        self.outbound = Outbound(domain="portal.bitrix24.test", member_id=secrets.token_hex(16),
+                                 application_token=application_token or secrets.token_hex(16))
         self.with_user_fields = with_user_fields
         self.stats_field = stats_field or "UF_CAMUNDA_ID_EXTERNAL_TASK"
         self.webhooks: dict[int, str] = {ADMIN_ID: token or new_token()}
@@ -123,6 +129,7 @@ class Portal:
             self.created_per_external_id: Counter[str] = Counter()
             self.requests = 0
             self.rejected = 0
+            self.outbound.reset()
             for user_id, name, last_name, position in SEED_USERS:
                 self.users[user_id] = {
                     "ID": str(user_id), "ACTIVE": True, "NAME": name, "LAST_NAME": last_name,
@@ -232,6 +239,7 @@ class Portal:
         external_id = task.get(self.stats_field)
         if external_id:
             self.created_per_external_id[str(external_id)] += 1
+        self.outbound.task_changed("ONTASKADD", task_id)
         return task
 
     def update_task(self, task_id: Any, fields: dict[str, Any], actor: int) -> dict[str, Any]:
@@ -242,6 +250,7 @@ class Portal:
             self._status_changed(candidate, candidate["STATUS"], actor)
         candidate["CHANGED_BY"], candidate["CHANGED_DATE"] = str(actor), now()
         task.update(candidate)
+        self.outbound.task_changed("ONTASKUPDATE", int(task["ID"]))
         return task
 
     def _write(self, task: dict[str, Any], fields: dict[str, Any]) -> None:
@@ -300,6 +309,7 @@ class Portal:
         if action == "complete" and task["TASK_CONTROL"] == "Y" and str(actor) != task["CREATED_BY"]:
             status = "4"
         self._status_changed(task, status, actor)
+        self.outbound.task_changed("ONTASKUPDATE", int(task["ID"]))
         return task
 
     def _status_changed(self, task: dict[str, Any], status: str, actor: int) -> None:
@@ -317,6 +327,7 @@ class Portal:
         task = self.task(task_id)
         del self.tasks[int(task["ID"])]
         self.links = {pair: kind for pair, kind in self.links.items() if int(task["ID"]) not in pair}
+        self.outbound.task_changed("ONTASKDELETE", int(task["ID"]))
 
     def depends_on(self, task_id: int) -> list[str]:
         return [str(source) for (source, target) in self.links if target == task_id]
@@ -416,4 +427,5 @@ class Portal:
                 "duplicates": {key: count for key, count in created.items() if count > 1},
                 "requests": self.requests,
                 "rejected": self.rejected,
+                "events": self.outbound.stats(),
             }

@@ -1,0 +1,265 @@
+"""Bitrix24 change sweeps and pushed events: the fake portal's event.bind and outbound calls as a real
+portal documents them, and a real task-creator (broker, HTTP receiver) answering from them, once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+import requests
+from b24_helpers import client_for, new_task, rest
+from broker_queues import Queues, free_port, serve_system, wait_for
+from test_b24_handler import CONTEXT, handler_for, make_task
+from test_b24_tracker import PERSON, person
+
+from exchanger.amqp.topology import Topology, events_queue
+from exchanger.contracts import ResponseMessage
+from exchanger.creator.base import EventRefused
+from exchanger.creator.event_receiver import EventReceiver
+from exchanger.creator.service import CreatorService
+from exchanger.settings import RabbitMQSettings
+from exchanger.systems.bitrix24.tracker import Bitrix24Tracker
+from exchanger_sandbox.bitrix24.server import PortalServer
+
+# --- the fake portal -------------------------------------------------------------------------------
+
+
+class Capture:
+    """A handler URL that records the portal's calls: (content type, parsed form)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, list[str]]]] = []
+        capture = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                capture.calls.append((self.headers.get("Content-Type", ""), parse_qs(body)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook/"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def capture() -> Iterator[Capture]:
+    hook = Capture()
+    yield hook
+    hook.close()
+
+
+def call(portal: PortalServer, method: str, params: dict[str, Any]) -> Any:
+    answer = rest(portal.webhook_url, method, params)
+    return answer.json()
+
+
+def test_event_bind_get_unbind_and_the_call_a_task_update_makes(portal: PortalServer, capture: Capture) -> None:
+    assert call(portal, "event.bind", {"event": "OnTaskUpdate", "handler": capture.url})["result"] is True
+    again = call(portal, "event.bind", {"event": "OnTaskUpdate", "handler": capture.url})
+    assert "already binded" in again["error_description"]
+    assert call(portal, "event.get", {})["result"] == [
+        {"event": "ONTASKUPDATE", "handler": capture.url, "auth_type": "0", "offline": 0}]
+    task = new_task(portal.webhook_url, RESPONSIBLE_ID=PERSON)
+    person(portal, "tasks.task.complete", {"taskId": int(task["id"])})
+    wait_for(lambda: capture.calls, 5, "the portal's event call")
+    content_type, form = capture.calls[0]
+    assert content_type == "application/x-www-form-urlencoded"
+    assert form["event"] == ["ONTASKUPDATE"]
+    assert form["data[FIELDS_BEFORE][ID]"] == form["data[FIELDS_AFTER][ID]"] == [str(task["id"])]
+    assert form["auth[application_token]"] == [portal.application_token]
+    assert form["auth[domain]"] == [portal.url.split("://")[1]] and form["ts"][0].isdigit()
+    assert len(capture.calls) == 1, "tasks.task.add is OnTaskAdd, not bound here"
+    assert call(portal, "event.unbind", {"event": "OnTaskUpdate", "handler": capture.url})["result"] == {"count": 1}
+    assert call(portal, "event.get", {})["result"] == []
+
+
+def test_fault_knobs_drop_and_duplicate_the_next_calls(portal: PortalServer, capture: Capture) -> None:
+    call(portal, "event.bind", {"event": "OnTaskUpdate", "handler": capture.url})
+    task = new_task(portal.webhook_url, RESPONSIBLE_ID=PERSON)
+    requests.post(portal.url + "/_admin/events", json={"drop": 1, "duplicate": 1}, timeout=5).raise_for_status()
+    person(portal, "tasks.task.start", {"taskId": int(task["id"])})  # dropped
+    person(portal, "tasks.task.complete", {"taskId": int(task["id"])})  # sent twice
+    wait_for(lambda: len(capture.calls) >= 2, 5, "the duplicated call")
+    time.sleep(0.3)
+    assert len(capture.calls) == 2 and portal.portal.outbound.stats()["dropped"] == 1
+
+
+def test_changed_date_filter_and_order(portal: PortalServer) -> None:
+    first = new_task(portal.webhook_url)
+    second = new_task(portal.webhook_url)
+    with portal.portal.lock:  # the first changed an hour ago (in UTC, the portal answers +03:00)
+        portal.portal.tasks[int(first["id"])]["CHANGED_DATE"] = (
+            datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")
+    since = (datetime.now(UTC) - timedelta(minutes=5)).isoformat(timespec="seconds")
+    listed = call(portal, "tasks.task.list", {"filter": {">CHANGED_DATE": since}, "select": ["ID"]})
+    assert [t["id"] for t in listed["result"]["tasks"]] == [str(second["id"])]
+    ordered = call(portal, "tasks.task.list", {"order": {"CHANGED_DATE": "asc"}, "select": ["ID"]})
+    assert [t["id"] for t in ordered["result"]["tasks"]] == [str(first["id"]), str(second["id"])]
+
+
+# --- the tracker's part --------------------------------------------------------------------------------
+
+
+def form(token: str, task_id: str, event: str = "ONTASKUPDATE") -> bytes:
+    return (f"event={event}&data%5BFIELDS_AFTER%5D%5BID%5D={task_id}&data%5BFIELDS_BEFORE%5D%5BID%5D={task_id}"
+            f"&ts=1&auth%5Bapplication_token%5D={token}&auth%5Bdomain%5D=x").encode()
+
+
+def test_parse_event_checks_the_application_token(portal: PortalServer) -> None:
+    client = client_for(portal, events_token="right-token")
+    tracker = Bitrix24Tracker(CONTEXT, settings=client.settings, client=client)
+    assert tracker.parse_event({}, form("right-token", "42")) == ["42"]
+    assert tracker.parse_event({}, form("right-token", "42", "ONTASKCOMMENTADD")) == []
+    with pytest.raises(EventRefused) as refused:
+        tracker.parse_event({}, form("wrong-token", "42"))
+    assert refused.value.status == 403
+    plain = client_for(portal)
+    off = Bitrix24Tracker(CONTEXT, settings=plain.settings, client=plain)
+    with pytest.raises(EventRefused) as disabled:
+        off.parse_event({}, form("", "42"))
+    assert disabled.value.status == 404
+
+
+# --- through a real task-creator ---------------------------------------------------------------------
+
+
+class Stack:
+    """A task-creator for bitrix24 with its event receiver, the portal bound to it, and the queues."""
+
+    def __init__(self, portal: PortalServer, queues: Queues, service: CreatorService, receiver: EventReceiver,
+                 tracker: Bitrix24Tracker) -> None:
+        self.portal, self.queues, self.service, self.receiver, self.tracker = portal, queues, service, receiver, tracker
+
+    def create(self, task_id: str) -> int:
+        """A task through the handler; its tracking record then waits for the (long) check interval."""
+        self.queues.publish_task(make_task(task_id, process_instance_id=f"pi-{task_id}"))
+        return int(wait_for(lambda: next((t["ID"] for t in list(self.portal.portal.tasks.values())
+                                          if t.get("UF_CAMUNDA_ID_EXTERNAL_TASK") == task_id), None),
+                            10, f"the portal task of {task_id}"))
+
+    def responses(self, count: int = 1, timeout_s: float = 15) -> list[ResponseMessage]:
+        return self.queues.responses(count, timeout_s=timeout_s)
+
+    def no_more_responses(self, wait_s: float) -> None:
+        extra = self.queues.poll(self.queues.topology.settings.responses_queue, wait_s)
+        assert extra is None, f"a second response: {extra[2]!r}" if extra else ""
+
+
+@contextmanager
+def stack(portal: PortalServer, rabbit_settings: RabbitMQSettings, topology: Topology, queues: Queues,
+          **settings: Any) -> Iterator[Stack]:
+    port = free_port()
+    options = {"check_interval_s": 300, "sweep_interval_s": 0, "events_token": portal.application_token,
+               "events_url": f"http://127.0.0.1:{port}/events/bitrix24", **settings}
+    client = client_for(portal, **options)
+    tracker = Bitrix24Tracker(CONTEXT, settings=client.settings, client=client)
+    queues.channel.queue_declare(events_queue("bitrix24"), durable=True, arguments={"x-single-active-consumer": True})
+    queues.channel.queue_purge(events_queue("bitrix24"))
+    with serve_system(rabbit_settings, topology, handler_for(client), tracker, check_batch_window_s=0.3) as service:
+        receiver = EventReceiver({"bitrix24": tracker}, rabbit_settings, topology, port=port).start()
+        try:
+            if settings.get("events_url", "x"):
+                wait_for(lambda: portal.portal.outbound.handlers, 10, "OnTaskUpdate bound by the task-creator")
+            yield Stack(portal, queues, service, receiver, tracker)
+        finally:
+            receiver.stop()
+
+
+def knobs(portal: PortalServer, **faults: Any) -> None:
+    requests.post(portal.url + "/_admin/events", json=faults, timeout=5).raise_for_status()
+
+
+def test_a_pushed_event_completes_the_task_long_before_its_check(
+        portal: PortalServer, rabbit_settings: RabbitMQSettings, topology: Topology, queues: Queues) -> None:
+    with stack(portal, rabbit_settings, topology, queues) as s:
+        assert portal.portal.outbound.listed()[0]["event"] == "ONTASKUPDATE"
+        task_id = s.create("ev-push-1")
+        person(portal, "tasks.task.complete", {"taskId": task_id})
+        [response] = s.responses(1, timeout_s=15)  # the check interval is 300 s
+        assert (response.task_id, response.status.value) == ("ev-push-1", "complete")
+        assert response.variables["bitrix_task_id"]["value"] == task_id
+        assert response.variables["bitrix_closed_by"]["value"] == PERSON
+        assert response.process_instance_id == "pi-ev-push-1"
+        s.no_more_responses(2)
+
+
+def test_a_duplicated_event_gives_exactly_one_completion(
+        portal: PortalServer, rabbit_settings: RabbitMQSettings, topology: Topology, queues: Queues) -> None:
+    with stack(portal, rabbit_settings, topology, queues) as s:
+        task_id = s.create("ev-dup-1")
+        knobs(portal, duplicate=1)
+        person(portal, "tasks.task.complete", {"taskId": task_id})
+        assert [r.task_id for r in s.responses(1)] == ["ev-dup-1"]
+        wait_for(lambda: portal.portal.outbound.stats()["sent"] >= 2, 5, "both copies sent")
+        s.no_more_responses(3)
+
+
+def test_a_lost_event_only_delays_the_sweep_finds_the_task(
+        portal: PortalServer, rabbit_settings: RabbitMQSettings, topology: Topology, queues: Queues) -> None:
+    with stack(portal, rabbit_settings, topology, queues, sweep_interval_s=1) as s:
+        task_id = s.create("ev-lost-1")
+        knobs(portal, drop=1)
+        person(portal, "tasks.task.complete", {"taskId": task_id})
+        assert [r.task_id for r in s.responses(1, timeout_s=20)] == ["ev-lost-1"]
+        assert portal.portal.outbound.stats()["dropped"] == 1
+        s.no_more_responses(3)  # later sweeps list it again (overlap): answered once
+
+
+def test_a_lost_event_without_sweeps_is_found_by_the_safety_net_check(
+        portal: PortalServer, rabbit_settings: RabbitMQSettings, topology: Topology, queues: Queues) -> None:
+    with stack(portal, rabbit_settings, topology, queues, check_interval_s=2) as s:
+        task_id = s.create("ev-lost-2")
+        knobs(portal, drop=1)
+        person(portal, "tasks.task.complete", {"taskId": task_id})
+        assert [r.task_id for r in s.responses(1, timeout_s=20)] == ["ev-lost-2"]
+        assert portal.portal.outbound.stats()["dropped"] == 1
+        s.no_more_responses(3)
+
+
+def test_a_forged_event_is_refused_and_changes_nothing(
+        portal: PortalServer, rabbit_settings: RabbitMQSettings, topology: Topology, queues: Queues) -> None:
+    with stack(portal, rabbit_settings, topology, queues, events_url="") as s:
+        task_id = s.create("ev-forged-1")
+        with portal.portal.lock:  # done on the portal without telling anyone (no handler is bound)
+            portal.portal.set_status(task_id, "complete", PERSON)
+        url = f"http://127.0.0.1:{s.receiver.port}/events/bitrix24"
+        answer = requests.post(url, data=form("guessed-token", str(task_id)).decode(), timeout=5,
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert answer.status_code == 403
+        s.no_more_responses(3)
+        answered = s.service.registry.get_sample_value("exchanger_creator_item_events_total",
+                                                       {"system": "bitrix24", "result": "answered"})
+        assert not answered
+
+
+def test_an_event_for_an_unknown_or_foreign_task_is_ignored(
+        portal: PortalServer, rabbit_settings: RabbitMQSettings, topology: Topology, queues: Queues) -> None:
+    with stack(portal, rabbit_settings, topology, queues) as s:
+        foreign = new_task(portal.webhook_url, RESPONSIBLE_ID=PERSON)  # made by hand, no Camunda task id
+        person(portal, "tasks.task.complete", {"taskId": int(foreign["id"])})
+        url = f"http://127.0.0.1:{s.receiver.port}/events/bitrix24"
+        answer = requests.post(url, data=form(portal.application_token, "987654").decode(), timeout=5,
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert answer.status_code == 200
+        wait_for(lambda: portal.portal.outbound.stats()["sent"] >= 1, 5, "the foreign task's event")
+        s.no_more_responses(3)
+        task_id = s.create("ev-after-1")  # and the receiver still works
+        person(portal, "tasks.task.complete", {"taskId": task_id})
+        assert [r.task_id for r in s.responses(1)] == ["ev-after-1"]
