@@ -28,7 +28,7 @@ from loguru import logger
 
 from exchanger.amqp.publisher import Outgoing, Publisher
 from exchanger.amqp.topology import Topology, events_queue
-from exchanger.contracts import ItemEvent
+from exchanger.contracts import ItemEvent, SentRecord
 from exchanger.creator.base import BaseTracker
 from exchanger.settings import RabbitMQSettings
 
@@ -36,34 +36,43 @@ DEFAULT_SWEEP_OVERLAP_S = 30.0  # a sweep looks this far behind the previous one
 
 
 class AnsweredLedger:
-    """Camunda task ids answered in the last ``ttl_s`` seconds (thread-safe, oldest forgotten first).
+    """The tasks answered in the last ``ttl_s`` seconds, by Camunda task id and by item id (thread-safe,
+    oldest forgotten first).
 
     The ttl covers a tracking record's way back from its delay queue (``ledger_ttl_s``); memory is one
-    entry per task answered within it, not per open item.
+    entry per task answered within it, not per open item. The item ids let the events consumer skip
+    reading an item it answered already (a sweep finding what an event answered).
     """
 
     def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl_s = ttl_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._until: OrderedDict[str, float] = OrderedDict()  # task id → forget after (monotonic)
+        self._until: OrderedDict[tuple[str, str], float] = OrderedDict()  # (kind, id) → forget after (monotonic)
 
-    def add(self, task_id: str) -> None:
+    def add(self, record: SentRecord) -> None:
         now = self._clock()
         with self._lock:
-            self._until[task_id] = now + self.ttl_s
-            self._until.move_to_end(task_id)
+            for key in (("task", record.task.task_id), ("item", record.item.id)):
+                self._until[key] = now + self.ttl_s
+                self._until.move_to_end(key)
             while self._until and next(iter(self._until.values())) < now:
                 self._until.popitem(last=False)
 
-    def __contains__(self, task_id: object) -> bool:
+    def task_answered(self, task_id: str) -> bool:
+        return self._has(("task", task_id))
+
+    def item_answered(self, item_id: str) -> bool:
+        return self._has(("item", item_id))
+
+    def _has(self, key: tuple[str, str]) -> bool:
         with self._lock:
-            until = self._until.get(str(task_id))
+            until = self._until.get(key)
             return until is not None and until >= self._clock()
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._until)
+            return len(self._until) // 2
 
 
 def ledger_ttl_s(tracker: BaseTracker) -> float:

@@ -245,20 +245,20 @@ class CreatorService:
                                     max_age_s=self.settings.max_tracking_age_s,
                                     max_check_errors=self.settings.max_check_errors)
         ledger = self.ledgers.get(tracked.queue)
-        if ledger is not None and isinstance(action, outcomes.Respond) and record.task.task_id in ledger:
+        if ledger is not None and isinstance(action, outcomes.Respond) and ledger.task_answered(record.task.task_id):
             self.metrics.checks.labels(tracked.queue, "answered_by_event").inc()
             return  # an event answered it while this check ran
         self.metrics.checks.labels(tracked.queue, _result_label(action)).inc()
         self._execute(action, delivery, publisher, sent_queue=tracked.queue, target_queue=tracked.target_queue)
         if ledger is not None and isinstance(action, outcomes.Respond):
-            ledger.add(record.task.task_id)  # a later event (or sweep) of the item finds it answered
+            ledger.add(record)  # a later event (or sweep) of the item finds it answered
 
     # --- item events (exchanger.creator.item_events) ------------------------------------------------
 
     def _answered(self, tracked: LoadedTracker, record: SentRecord) -> bool:
         """True when an event answered ``record``'s task lately: its tracking ends here, unchecked."""
         ledger = self.ledgers.get(tracked.queue)
-        if ledger is None or record.task.task_id not in ledger:
+        if ledger is None or not ledger.task_answered(record.task.task_id):
             return False
         self.metrics.checks.labels(tracked.queue, "answered_by_event").inc()
         logger.debug("{}: task {} was answered from an event; its tracking record ends", tracked.queue,
@@ -285,6 +285,10 @@ class CreatorService:
                 errors[n] = exc  # parked by the consumer
                 continue
             by_item.setdefault(event.item_id, []).append(n)
+        answered = [item_id for item_id in by_item if self.ledgers[tracked.queue].item_answered(item_id)]
+        for item_id in answered:  # e.g. a sweep finding what an event answered: no need to read it again
+            del by_item[item_id]
+        self.metrics.events.labels(system, "already_answered").inc(len(answered))
         if not by_item:
             return errors
         try:
@@ -308,12 +312,12 @@ class CreatorService:
         """Respond for a finished item unless its task was answered lately (a duplicate event)."""
         task_id = done.record.task.task_id
         ledger = self.ledgers[tracked.queue]
-        if task_id in ledger:
+        if ledger.task_answered(task_id):
             self.metrics.events.labels(tracked.system, "already_answered").inc()
             return
         self._execute(outcomes.respond(done.record.task, done.outcome, done.record.item), delivery, publisher,
                       sent_queue=None, target_queue=tracked.target_queue)
-        ledger.add(task_id)
+        ledger.add(done.record)
         self.metrics.events.labels(tracked.system, "answered").inc()
 
     def _on_oversized(self, delivery: Delivery, publisher: Publisher, reason: str) -> None:

@@ -24,6 +24,7 @@ from exchanger.amqp.topology import Topology, events_queue
 from exchanger.contracts import ExternalItem, SentRecord
 from exchanger.creator.base import Done, EventRefused, Finished, SystemContext
 from exchanger.creator.event_receiver import EventReceiver
+from exchanger.creator.service import CreatorService
 from exchanger.settings import RabbitMQSettings
 
 StartReceiver = Callable[["EventStoreTracker"], EventReceiver]
@@ -82,13 +83,18 @@ def events_purged(rabbit_settings: RabbitMQSettings, topology: Topology) -> Iter
 
 
 def started(start_service: StartService, store: ItemStore, *, interval_s: float = 60.0,
-            sweep_s: float = 0.0) -> tuple[EventStoreTracker, StoreHandler]:
+            sweep_s: float = 0.0) -> tuple[EventStoreTracker, CreatorService]:
     ctx = context(SYSTEM)
     tracker = EventStoreTracker(ctx, store=store, interval_s=interval_s, sweep_s=sweep_s)
     handler = StoreHandler(ctx, store=store)
     assert ctx.sent_queue is not None
-    start_service(handlers={ctx.queue: handler}, trackers={ctx.sent_queue: tracker})
-    return tracker, handler
+    service = start_service(handlers={ctx.queue: handler}, trackers={ctx.sent_queue: tracker})
+    return tracker, service
+
+
+def events_counted(service: CreatorService, result: str) -> float:
+    return service.registry.get_sample_value("exchanger_creator_item_events_total",
+                                             {"system": SYSTEM, "result": result}) or 0
 
 
 @pytest.fixture
@@ -141,14 +147,15 @@ def test_an_event_answers_at_once_and_the_returning_record_ends_without_a_second
 
 def test_a_duplicated_event_gives_one_response(
         start_service: StartService, receiver: StartReceiver, queues: Queues, store: ItemStore) -> None:
-    tracker, _ = started(start_service, store)
+    tracker, service = started(start_service, store)
     server = receiver(tracker)
     create(queues, store, "t-ev-2")
     store.finish("t-ev-2")
     for _ in range(2):
         assert post(server, {"token": TOKEN, "items": ["item-t-ev-2"]})[0] == 200
     assert [r.task_id for r in queues.responses(1)] == ["t-ev-2"]
-    wait_for(lambda: sum(len(c) for c in tracker.finished_calls) >= 2, 10, "both events looked at")
+    wait_for(lambda: events_counted(service, "answered") + events_counted(service, "already_answered") >= 2, 10,
+             "both events handled")
     assert queues.poll(queues.topology.settings.responses_queue, 2) is None, "the duplicated event answered twice"
 
 
