@@ -13,52 +13,37 @@ result) or deleted, every handler bound to ``OnTaskAdd`` / ``OnTaskUpdate`` / ``
     &auth[member_id]=...&auth[application_token]=...
 
 The data carries only the ID (the receiver must read the task), and the portal sends through its queue
-server, a little later and without retrying: a call that fails is gone. A sender thread does that here,
-in order. Fault knobs (``POST /_admin/events {"drop": n, "duplicate": n, "delay_s": s}``): the next ``n``
-calls are not sent, or sent twice; every call waits ``delay_s`` first.
+server, a little later and without retrying: a call that fails is gone. The fakes' shared
+:class:`~exchanger_sandbox.outbound.Outbox` sends here. Fault knobs (``POST /_admin/events {"drop": n,
+"duplicate": n, "delay_s": s, "delay_count": n}``): the next calls are not sent, sent twice, or late.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-import requests
-from loguru import logger
+from exchanger_sandbox.outbound import Message, OutboundFaults, Outbox
 
 TASK_EVENTS = ("ONTASKADD", "ONTASKUPDATE", "ONTASKDELETE")
 OAUTH_SERVER = "https://oauth.bitrix.info/rest/"
-
-
-@dataclass
-class EventFaults:
-    """What happens to the next outbound calls (admin knobs, not part of the portal)."""
-
-    drop: int = 0
-    duplicate: int = 0
-    delay_s: float = 0.0
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 @dataclass
 class Outbound:
-    """The portal's bound handlers and the thread that calls them."""
+    """The portal's bound handlers, and the :class:`~exchanger_sandbox.outbound.Outbox` that calls them."""
 
     domain: str
     application_token: str
     member_id: str
     handlers: list[dict[str, Any]] = field(default_factory=list)
-    faults: EventFaults = field(default_factory=EventFaults)
-    sent: int = 0
-    dropped: int = 0
-    failed: int = 0
+    outbox: Outbox = field(default_factory=lambda: Outbox("bitrix24-events"))
     _next_id: int = 0
-    _queue: queue.Queue[tuple[str, dict[str, str]] | None] = field(default_factory=queue.Queue)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _thread: threading.Thread | None = None
 
     # --- event.bind / event.get / event.unbind -------------------------------------------------------
 
@@ -85,7 +70,7 @@ class Outbound:
     # --- the calls ----------------------------------------------------------------------------------
 
     def task_changed(self, event: str, task_id: int) -> None:
-        """Queue a call to every handler of ``event`` (called with the portal's lock held)."""
+        """A call to every handler of ``event``, sent a moment later and never retried."""
         with self._lock:
             targets = [h for h in self.handlers if h["event"] == event and not h["offline"]]
         for handler in targets:
@@ -100,54 +85,21 @@ class Outbound:
             }  # fmt: skip
             if event == "ONTASKADD":
                 del form["data[FIELDS_BEFORE][ID]"]
-            self._ensure_sender()
-            self._queue.put((handler["handler"], form))
+            self.outbox.send(Message(event, handler["handler"], urlencode(form).encode(), dict(FORM)))
 
-    def _ensure_sender(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._send_loop, name="b24-events", daemon=True)
-            self._thread.start()
-
-    def _send_loop(self) -> None:
-        session = requests.Session()
-        while (job := self._queue.get()) is not None:
-            url, form = job
-            with self._lock:
-                faults = self.faults
-                copies = 1
-                if faults.drop > 0:
-                    faults.drop -= 1
-                    copies = 0
-                    self.dropped += 1
-                elif faults.duplicate > 0:
-                    faults.duplicate -= 1
-                    copies = 2
-                delay_s = faults.delay_s
-            if copies and delay_s:
-                time.sleep(delay_s)
-            for _ in range(copies):
-                try:
-                    session.post(url, data=urlencode(form), timeout=10,
-                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
-                    self.sent += 1
-                except requests.RequestException as exc:  # the portal does not retry
-                    self.failed += 1
-                    logger.debug("event {} to {} failed: {}", form["event"], url, exc)
-
-    def set_faults(self, drop: int = 0, duplicate: int = 0, delay_s: float = 0.0) -> None:
-        with self._lock:
-            self.faults = EventFaults(drop, duplicate, delay_s)
+    def set_faults(self, drop: int = 0, duplicate: int = 0, delay_s: float = 0.0, delay_count: int = 0) -> None:
+        self.outbox.add_faults(OutboundFaults(drop, duplicate, delay_s, delay_count))
 
     def reset(self) -> None:
         with self._lock:
             self.handlers.clear()
-            self.faults = EventFaults()
-            self.sent = self.dropped = self.failed = 0
-
-    def pending(self) -> int:
-        return self._queue.qsize()
+        self.outbox.reset()
 
     def stats(self) -> dict[str, Any]:
+        """Handlers bound and the calls so far: ``sent`` (answered or not), ``dropped`` by a fault."""
+        deliveries = self.outbox.snapshot()["deliveries"]
         with self._lock:
-            return {"handlers": len(self.handlers), "sent": self.sent, "dropped": self.dropped,
-                    "failed": self.failed, "queued": self._queue.qsize()}
+            handlers = len(self.handlers)
+        return {"handlers": handlers, "sent": sum(1 for d in deliveries if d["response_code"] != 0),
+                "dropped": sum(1 for d in deliveries if d["response_code"] == 0),
+                "failed": sum(1 for d in deliveries if d["response_code"] == -1)}

@@ -4,7 +4,7 @@
 "BITRIX_EVENTS_TOKEN": ...}`` as its first line and serves until SIGTERM. Beyond REST (admin only):
 ``GET /_admin/stats`` (tasks per external-task id, duplicates, requests, refusals, event calls),
 ``POST /_admin/webhooks {"user_id": 3}`` (a webhook to act as that person), ``POST /_admin/events
-{"drop": n, "duplicate": n, "delay_s": s}`` (faults of the next outbound event calls, see
+{"drop": n, "duplicate": n, "delay_s": s, "delay_count": n}`` (faults of the next event calls, see
 :mod:`~exchanger_sandbox.bitrix24.events`), plus the toolkit's ``/_admin/faults`` and ``/_admin/reset``.
 """
 
@@ -75,10 +75,10 @@ class PortalApp(App):
         return user_id.isdigit() and int(user_id) in self.ui_users
 
     def _event_faults(self, request: Request) -> Response:
-        """``{"drop": n, "duplicate": n, "delay_s": s}``: what happens to the next outbound event calls."""
+        """``{"drop": n, "duplicate": n, "delay_s": s, "delay_count": n}``: what happens to the next event calls."""
         knobs = request.json() or {}
         self.portal.outbound.set_faults(int(knobs.get("drop", 0)), int(knobs.get("duplicate", 0)),
-                                        float(knobs.get("delay_s", 0)))
+                                        float(knobs.get("delay_s", 0)), int(knobs.get("delay_count", 0)))
         return json_response(200, self.portal.outbound.stats())
 
     def _webhook(self, request: Request) -> Response:
@@ -123,6 +123,10 @@ class PortalServer(SandboxServer):
     @property
     def webhook_url(self) -> str:
         return self.webhook_url_for(ADMIN_ID)
+
+    def stop(self) -> None:
+        super().stop()
+        self.portal.outbound.outbox.close()
 
     @property
     def application_token(self) -> str:
