@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 from broker_queues import Queues, wait_for
-from conftest import StartService
 from creator_testkit import ItemStore, StoreHandler, StoreTracker, context, make_task
 
 from exchanger.amqp.connection import connect
@@ -28,6 +27,7 @@ from exchanger.creator.service import CreatorService
 from exchanger.settings import RabbitMQSettings
 
 StartReceiver = Callable[["EventStoreTracker"], EventReceiver]
+StartService = Callable[..., CreatorService]  # the start_service fixture of tests/creator/conftest.py
 SYSTEM = "1c"  # a system of the default routing table; its queues exist
 TOKEN = "s3cret-token"
 
