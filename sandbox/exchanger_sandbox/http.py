@@ -78,6 +78,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)  # e.g. Retry-After
     raw: str | None = None  # answered verbatim instead of JSON: an HTML error page, garbage
     content_type: str = "application/json"  # of the answer, e.g. text/html for a proxy's page
+    method: str = ""  # only requests of this method (a create POST, not the GET search of the same path)
 
     def response(self) -> Response:
         """The injected answer (``status`` is set): ``raw`` text as is, else ``body`` as JSON."""
@@ -98,7 +99,7 @@ class App:
     sends a bare ``application/json``, and Camunda's JS client accepts only that exact value).
 
     Admin endpoints (not part of any real API): ``POST /_admin/faults`` with
-    ``{"status": 503, "count": 3, "delay_s": 0, "body": {...}, "path_contains": "", "headers": {}}``
+    ``{"status": 503, "count": 3, "delay_s": 0, "body": {...}, "path_contains": "", "method": "", "headers": {}}``
     (or ``"raw": "<html>…", "content_type": "text/html"`` for an answer that is not JSON: a 200 from a
     proxy's error page, garbage); ``DELETE /_admin/faults``, ``POST /_admin/reset``.
     """
@@ -144,7 +145,7 @@ class App:
         if not request.path.startswith("/_admin/"):
             with self._faults_lock:
                 self.api_calls += 1
-            fault = self._take_fault(request.path)
+            fault = self._take_fault(request.path, request.method)
             if fault is not None:
                 if fault.delay_s:
                     time.sleep(fault.delay_s)
@@ -168,10 +169,11 @@ class App:
         """Overridable answer for an unknown path."""
         return json_response(404, {"error": f"no such path: {request.path}"})
 
-    def _take_fault(self, path: str) -> Fault | None:
+    def _take_fault(self, path: str, method: str) -> Fault | None:
+        paths = (path, unquote(path))  # a fault names a path as written (Document_Заявка) or as sent (%D0%97…)
         with self._faults_lock:
             for fault in self._faults:
-                if fault.count > 0 and fault.path_contains in path:
+                if fault.count > 0 and any(fault.path_contains in p for p in paths) and fault.method in ("", method):
                     fault.count -= 1
                     if fault.count == 0:
                         self._faults.remove(fault)
@@ -190,6 +192,7 @@ class App:
                 headers={str(k): str(v) for k, v in (spec.get("headers") or {}).items()},
                 raw=None if spec.get("raw") is None else str(spec["raw"]),
                 content_type=str(spec.get("content_type") or "application/json"),
+                method=str(spec.get("method") or "").upper(),
             )
         )
         return empty_response(204)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from b24_helpers import client_for, inject, rest
+from b24_helpers import client_for, inject
 from broker_queues import serve_system
 from test_b24_handler import CONTEXT, handler_for, make_task
 from test_b24_tracker import PERSON, QUESTION, finish
@@ -59,37 +59,6 @@ def test_a_task_answered_ok_completes_with_the_answer(creator, portal, queues) -
     assert (variables["bitrix_task_id"], variables["bitrix_closed_by"]) == (int(record.item.id), PERSON)
     assert response.item is not None and response.item.id == record.item.id
     assert portal.portal.stats()["duplicates"] == {}
-
-
-def test_a_deleted_task_sends_the_bpmn_error(creator, portal, queues) -> None:
-    task = make_task("e2e-2")
-    queues.publish_task(task)
-    record = created_task(portal, task)
-    rest(portal.webhook_url, "tasks.task.delete", {"taskId": int(record.item.id)}).raise_for_status()
-    (response,) = queues.responses(timeout_s=15)
-    assert (response.status, response.error_code) == (ResponseStatus.BPMN_ERROR, "BITRIX_TASK_DELETED")
-
-
-WRITE_SETTLE_S = 5.0
-
-
-def test_a_timed_out_add_that_the_portal_still_completes_creates_one_task(portal, rabbit_settings, topology,
-                                                                          queues) -> None:
-    """The portal takes 3 s over ``tasks.task.add`` and finishes it after our 0.5 s read timeout.
-    A redelivery that looked the task up soon (the retry policy says 0.2 s; delay queues round up to
-    1 s) would find nothing and add a second one; the client's settle wait after an unanswered
-    write (5 s) prevents that."""
-    client = client_for(portal, check_interval_s=0.3, write_settle_s=WRITE_SETTLE_S)
-    tracker = Bitrix24Tracker(CONTEXT, settings=client.settings, client=client)
-    inject(portal, delay_s=3.0, count=1, path_contains="tasks.task.add")
-    with serve_system(rabbit_settings, topology, handler_for(client), tracker, retry_config="PT0.2S,PT0.2S,PT0.2S"):
-        queues.publish_task(make_task("e2e-slow"))
-        record = created_task(portal, make_task("e2e-slow"))
-        time.sleep(WRITE_SETTLE_S + 1.5)  # past the settle wait: the redelivery has looked it up by now
-        assert portal.portal.stats()["by_external_id"] == {"e2e-slow": 1}
-        finish(portal, record)
-        (response,) = queues.responses(timeout_s=15)
-    assert (response.task_id, response.status) == ("e2e-slow", ResponseStatus.COMPLETE)
 
 
 def test_action_not_allowed_while_tracking_ends_in_an_incident_not_the_deleted_path(portal, rabbit_settings,

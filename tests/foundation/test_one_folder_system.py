@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 from broker_queues import Queues, wait_for
+from example_system.registration import example_installed, install
 
 from exchanger.amqp.connection import connect
 from exchanger.amqp.topology import Topology
@@ -29,29 +30,14 @@ from exchanger.errors import ConfigError
 from exchanger.routing import RoutingSettings, load_routing
 from exchanger.settings import RabbitMQSettings, TopologySettings, load
 from exchanger.settings_doc import system_block
-from exchanger.systems import ENTRY_POINT_GROUP, registered_systems
+from exchanger.systems import registered_systems
 from exchanger_sandbox.__main__ import servers
-
-EXAMPLE = Path(__file__).resolve().parents[1] / "example_system"
-
-
-def install(site: Path, line: str) -> None:
-    """What ``pip install`` of a package with that entry point leaves behind."""
-    dist = site / "ticketdesk-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ticketdesk\nVersion: 0.1\n", encoding="utf-8")
-    (dist / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\n{line}\n", encoding="utf-8")
 
 
 @pytest.fixture
-def ticketdesk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    install(tmp_path, "ticketdesk = ticketdesk:SYSTEM")  # the one registration line
-    monkeypatch.syspath_prepend(str(EXAMPLE))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    importlib.invalidate_caches()
-    registered_systems.cache_clear()
-    yield
-    registered_systems.cache_clear()
+def ticketdesk(tmp_path: Path) -> Iterator[None]:
+    with example_installed(tmp_path):
+        yield
 
 
 def test_everything_derived_knows_the_new_system(ticketdesk: None) -> None:

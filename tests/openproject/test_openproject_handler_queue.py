@@ -1,5 +1,6 @@
 """OpenProject at the queue boundary: a task into ``openproject.queue`` through the real broker, the
-task-creator's service running the handler and tracker, the response out of ``camunda.responses.queue``."""
+task-creator's service running the handler and tracker, the response out of ``camunda.responses.queue``.
+What every system must do (redelivery, lost answers, deletions, limits, 5xx, bad payloads) is in tests/contract."""
 
 from __future__ import annotations
 
@@ -53,11 +54,3 @@ def test_closed_work_package_completes_the_task_with_its_variables(service, queu
         "op_percentage_done": 100,
     }
 
-
-def test_deleted_work_package_sends_a_bpmn_error(service, queues, topology, op, api):
-    queues.publish_task(op_task("task-2"))
-    wp_id = wait_for_work_package(op, "task-2")
-    api.delete(f"{op.url}/api/v3/work_packages/{wp_id}").raise_for_status()
-    (response,) = queues.responses()
-    assert response.status == ResponseStatus.BPMN_ERROR
-    assert response.error_code == "OP_WORK_PACKAGE_DELETED"

@@ -16,6 +16,11 @@ def ticket(http: HttpClient, ticket_id: str) -> dict[str, Any]:
     return http.request("GET", f"/tickets/{ticket_id}").json()
 
 
+def find(http: HttpClient, task_id: str) -> list[dict[str, Any]]:
+    """The tickets opened for a Camunda task (the idempotency key)."""
+    return http.request("GET", "/tickets", params={"external_id": task_id}).json()
+
+
 def probe(settings: TicketDeskSettings) -> str:
     """``exchanger config check``'s read of TicketDesk."""
     http = connect(settings)

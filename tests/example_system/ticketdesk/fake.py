@@ -7,7 +7,15 @@ import itertools
 import json
 from typing import Any
 
-from exchanger_sandbox.http import App, Request, Response, SandboxServer, json_response, serve_until_signal
+from exchanger_sandbox.http import (
+    App,
+    Request,
+    Response,
+    SandboxServer,
+    empty_response,
+    json_response,
+    serve_until_signal,
+)
 
 
 class TicketDeskApp(App):
@@ -19,6 +27,7 @@ class TicketDeskApp(App):
         self.add_route("GET", "/tickets", self._find)
         self.add_route("GET", "/tickets/{id}", self._get)
         self.add_route("POST", "/tickets/{id}/close", self._close)
+        self.add_route("DELETE", "/tickets/{id}", self._delete)
 
     def _clear(self) -> None:
         self.tickets.clear()
@@ -40,6 +49,10 @@ class TicketDeskApp(App):
         ticket = self.tickets[request.params["id"]]
         ticket.update(status="closed", resolution=(request.json() or {}).get("resolution", "done"))
         return json_response(200, ticket)
+
+
+    def _delete(self, request: Request) -> Response:
+        return empty_response(204) if self.tickets.pop(request.params["id"], None) else json_response(404, {})
 
 
 def start(port: int = 0) -> SandboxServer:

@@ -7,7 +7,7 @@ from exchanger.creator.base import HandlerOutcome
 from exchanger.creator.tracked import TrackedHandler
 from exchanger.http_client import HttpClient
 from ticketdesk import SYSTEM
-from ticketdesk.client import connect
+from ticketdesk.client import connect, find
 from ticketdesk.settings import TicketDeskSettings
 
 
@@ -17,7 +17,7 @@ class TicketHandler(TrackedHandler[TicketDeskSettings, HttpClient]):
     client_factory = connect
 
     def find_existing(self, task: TaskMessage) -> ExternalItem | None:
-        found = self.client.request("GET", "/tickets", params={"external_id": task.task_id}).json()
+        found = find(self.client, task.task_id)
         return ExternalItem(system="ticketdesk", id=found[0]["id"]) if found else None
 
     def create(self, task: TaskMessage) -> HandlerOutcome:
