@@ -84,7 +84,15 @@ class RateLimited(TransientError):
 
 
 class Unreachable(TransientError):
-    """No answer at all: connection refused, DNS, TLS handshake, timeout."""
+    """No answer at all: connection refused, DNS, TLS handshake, timeout.
+
+    When the request was sent (a read timeout, a dropped connection) the server may still carry it out:
+    for a write that is *ambiguous*, and its ``retry_after_s`` is how long to wait before looking it up.
+    """
+
+
+class NotConnected(Unreachable):
+    """The request never left: refused, DNS, connect timeout. Repeating it is safe even for a write."""
 
 
 class UnexpectedAnswer(TransientError):

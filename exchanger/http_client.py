@@ -1,9 +1,21 @@
-"""One HTTP client shape for Camunda and every external system (the httpx model).
+"""One HTTP client shape for Camunda and every external system (the httpx model), and the one retry engine.
 
 An :class:`HttpClient` owns one pooled ``requests.Session`` (keep-alive), auth, TLS and timeouts;
-system clients are thin methods on top and pass a ``classify`` function that turns the system's
-error body into a typed :mod:`exchanger.errors` exception. Transient failures are retried here with
-:class:`~exchanger.backoff.Backoff`, so no system client writes its own retry loop.
+system clients are thin methods on top. What a system adds plugs in, never as a loop of its own:
+
+* ``classify``: its error body → a typed :mod:`exchanger.errors` exception (Bitrix24's
+  ``QUERY_LIMIT_EXCEEDED`` in a 503 becomes ``RateLimited``, OpenProject's ``Throttled`` too);
+* :class:`CallHooks`: a client-side rate limit every attempt passes, told of the server's refusals;
+* ``retry_rate_limited=False`` for a system where a retried 429 is worse than a failed call.
+
+Every call states whether repeating it is harmless (``idempotent``; GET, HEAD, OPTIONS, PUT and DELETE
+are by HTTP's definition, a POST or PATCH must say). :class:`RetryPolicy` alone decides what is tried
+again: a refusal for rate (the server did nothing) and a request that never left are retried for any
+call; a timeout or a 5xx only for an idempotent one, because a create may have happened. Such an
+ambiguous write is raised at once, its ``Unreachable.retry_after_s`` the settle wait after which the
+caller looks the item up instead of writing it twice. Waits are :class:`~exchanger.backoff.Backoff`
+with jitter, lengthened to a server's ``Retry-After`` up to the backoff's cap; a longer one is left to
+the caller (a delay queue), not slept here.
 """
 
 from __future__ import annotations
@@ -12,8 +24,8 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import requests
@@ -28,6 +40,7 @@ from exchanger.errors import (
     AuthError,
     Conflict,
     IntegrationError,
+    NotConnected,
     NotFound,
     PermanentError,
     RateLimited,
@@ -42,6 +55,9 @@ DEFAULT_CONNECT_TIMEOUT_S = 5.0  # a loopback or LAN server answers a SYN in far
 DEFAULT_READ_TIMEOUT_S = 30.0  # generous for a slow SaaS, short enough to notice a hung one
 DEFAULT_ATTEMPTS = 4  # one call plus three retries
 DEFAULT_POOL_SIZE = 20  # connections kept alive per host
+T = TypeVar("T")
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})  # RFC 9110 §9.2.2
 
 
 @dataclass(frozen=True)
@@ -60,6 +76,86 @@ class TlsOptions:
 
 
 Classifier = Callable[[requests.Response], IntegrationError]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Whether a failed attempt is tried again, and after how long: decided here and nowhere else.
+
+    ``retry_rate_limited`` False: a rate-limit refusal ends the call (StormBPMN blocks an account
+    after a few of them, so its caller ends the pass instead).
+    """
+
+    attempts: int = DEFAULT_ATTEMPTS
+    backoff: Backoff = Backoff()
+    retry_rate_limited: bool = True
+
+    def retryable(self, error: IntegrationError, *, idempotent: bool) -> bool:
+        """A refusal for rate and a request that never left are safe to repeat for any call; other
+        transient failures (a timeout, a 5xx) only for an idempotent one: a write may have happened."""
+        if isinstance(error, RateLimited):
+            return self.retry_rate_limited
+        if isinstance(error, NotConnected):
+            return True
+        return idempotent and isinstance(error, TransientError)
+
+    def wait_s(self, attempt: int, error: IntegrationError, *, retryable: bool) -> float | None:
+        """Seconds to wait before trying again after failed attempt ``attempt`` (1-based); None: raise.
+
+        A ``Retry-After`` longer than the backoff's cap is not slept here: the error goes to the caller,
+        whose delayed retry honours it (a retry before it would only be refused again).
+        """
+        if attempt >= self.attempts or not retryable:
+            return None
+        wait = self.backoff.delay(attempt)
+        retry_after = error.retry_after_s if isinstance(error, TransientError) else None
+        if retry_after:
+            if retry_after > self.backoff.max_s:
+                return None
+            wait = max(wait, retry_after)
+        return wait
+
+    def run(self, attempt: Callable[[], T], *, idempotent: bool, what: str,
+            retry_on: tuple[type[IntegrationError], ...] = ()) -> T:
+        """Call ``attempt`` until it succeeds or :meth:`wait_s` says raise; the one retry loop.
+
+        ``retry_on``: retry these errors only, which the caller resolves inside ``attempt`` itself
+        (OpenProject's 409 on a stale ``lockVersion``: the next attempt re-reads it); the HTTP errors
+        were already retried by the request inside.
+        """
+        number = 0
+        while True:
+            number += 1
+            try:
+                return attempt()
+            except IntegrationError as exc:
+                retryable = isinstance(exc, retry_on) if retry_on else self.retryable(exc, idempotent=idempotent)
+                wait = self.wait_s(number, exc, retryable=retryable)
+                if wait is None:
+                    raise
+                logger.warning("{} failed ({}); retry {}/{} in {:.2f}s", what, exc.message, number,
+                               self.attempts - 1, wait)
+                time.sleep(wait)
+
+
+class CallHooks:
+    """What one system adds around each attempt of a call; the defaults add nothing.
+
+    A client-side rate limit is the use: Bitrix24's leaky bucket, StormBPMN's quota. Every attempt,
+    retries included, passes :meth:`before`, so a retry can never overrun the limit.
+    """
+
+    def before(self, idempotent: bool) -> None:
+        """Block until this attempt may be sent (``idempotent``: a read may leave room to writes)."""
+
+    def answered(self, response: requests.Response) -> None:
+        """A successful answer: note the server's budget headers."""
+
+    def refused(self, error: RateLimited) -> None:
+        """The server refused for its rate limit: make every caller wait before the next attempt."""
+
+
+NO_HOOKS = CallHooks()
 
 
 def segment(value: object) -> str:
@@ -165,7 +261,7 @@ class LeanTransport:
 
 
 class HttpClient:
-    """A pooled session plus the retry policy; ``request`` returns only successful responses."""
+    """A pooled session plus the retry engine; ``request`` returns only successful responses."""
 
     def __init__(
         self,
@@ -180,13 +276,15 @@ class HttpClient:
         attempts: int = DEFAULT_ATTEMPTS,
         backoff: Backoff = Backoff(),
         classify: Classifier | None = None,
+        hooks: CallHooks = NO_HOOKS,
+        retry_rate_limited: bool = True,
         pool_size: int = DEFAULT_POOL_SIZE,
         write_settle_s: float = 0.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.system = system
-        self.attempts = attempts
-        self.backoff = backoff
+        self.policy = RetryPolicy(attempts, backoff, retry_rate_limited)
+        self.hooks = hooks
         self.timeout = (connect_timeout_s, read_timeout_s)
         self.write_settle_s = write_settle_s
         self.classify = classify or (lambda response: classify_by_status(response, system))
@@ -242,61 +340,68 @@ class HttpClient:
         method: str,
         path: str,
         *,
+        idempotent: bool | None = None,
         retry: bool = True,
         read_timeout_s: float | None = None,
-        write: bool | None = None,
         lean: bool = False,
         **kwargs: Any,
     ) -> requests.Response:
-        """Send one request; retry transient failures with backoff; raise typed errors.
+        """Send one call; retry what :class:`RetryPolicy` allows; raise typed errors.
 
-        ``path`` is appended to the base URL (an absolute URL is used as is). ``write`` (default: any
-        method but GET/HEAD) marks a request the server may still complete after our read timeout:
-        its ``Unreachable`` then carries ``retry_after_s = write_settle_s``, so that whoever retries
-        looks the item up only once the original request can no longer land (else: a duplicate).
-        ``lean``: a POST of ``json=`` only, for a hot call: sent through :class:`LeanTransport` when no
-        proxy applies.
+        ``path`` is appended to the base URL (an absolute URL is used as is). ``idempotent``: whether
+        repeating the call is harmless; GET, HEAD, OPTIONS, PUT and DELETE default to True, a POST or
+        PATCH must say. A call that is not idempotent and got no answer raises ``Unreachable`` with
+        ``retry_after_s = write_settle_s``: whoever retries looks the item up only once the original
+        request can no longer land (else: a duplicate). ``retry`` False: one attempt, for a caller whose
+        own cadence is the retry (a long poll, a probe). ``lean``: a POST of ``json=`` only, for a hot
+        call: sent through :class:`LeanTransport` when no proxy applies.
         """
-        if write is None:
-            write = method.upper() not in ("GET", "HEAD")
+        method = method.upper()
+        if idempotent is None:
+            if method not in IDEMPOTENT_METHODS:
+                raise TypeError(f"{self.system}: say whether this {method} {path} is idempotent")
+            idempotent = True
         url = path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
         timeout = (self.timeout[0], read_timeout_s) if read_timeout_s else self.timeout
-        attempts = self.attempts if retry else 1
-        for attempt in range(1, attempts + 1):
-            try:
-                response = self._send(method, url, timeout, write=write, lean=lean, **kwargs)
-            except TransientError as exc:
-                if attempt >= attempts:
-                    raise
-                self._wait(attempt, exc, method, url)
-                continue
-            return response
-        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _send(self, method: str, url: str, timeout: tuple[float, float | None], *, write: bool, lean: bool = False,
-              **kwargs: Any) -> requests.Response:
+        def attempt() -> requests.Response:
+            self.hooks.before(idempotent)
+            try:
+                response = self._send(method, url, timeout, ambiguous=not idempotent, lean=lean, **kwargs)
+            except RateLimited as exc:
+                self.hooks.refused(exc)
+                raise
+            self.hooks.answered(response)
+            return response
+
+        policy = self.policy if retry else replace(self.policy, attempts=1)
+        return policy.run(attempt, idempotent=idempotent, what=f"{self.system} {method} {mask(url)}")
+
+    def _send(self, method: str, url: str, timeout: tuple[float, float | None], *, ambiguous: bool,
+              lean: bool = False, **kwargs: Any) -> requests.Response:
         try:
             transport = self._lean_transport() if lean and method == "POST" and set(kwargs) == {"json"} else None
             if transport is not None:
                 response = transport.post_json(url, kwargs["json"], timeout)
             else:
                 response = self.session.request(method, url, timeout=timeout, **kwargs)
-        except urllib3.exceptions.NewConnectionError as exc:  # refused (requests calls it a ConnectionError)
-            raise Unreachable(f"{self.system}: cannot reach {mask(url)}: {mask(str(exc))}", system=self.system) from exc
-        except (requests.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError) as exc:  # never sent
-            message = f"{self.system}: no connection to {mask(url)} ({type(exc).__name__})"
-            raise Unreachable(message, system=self.system) from exc
-        except (requests.Timeout, urllib3.exceptions.TimeoutError) as exc:
-            message = f"{self.system}: no answer from {mask(url)} ({type(exc).__name__})"
-            settle = self.write_settle_s if write and self.write_settle_s else None
-            if settle:
-                message += f"; it may still be processed, so wait {settle:.0f}s before looking it up"
-            raise Unreachable(message, system=self.system, retry_after_s=settle) from exc
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-            raise Unreachable(f"{self.system}: cannot reach {mask(url)}: {mask(str(exc))}", system=self.system) from exc
+            raise self._no_answer(exc, url, ambiguous=ambiguous) from exc
         if response.status_code >= 400:
             raise self.classify(response)
         return response
+
+    def _no_answer(self, exc: Exception, url: str, *, ambiguous: bool) -> Unreachable:
+        """The typed error for a call that got no answer: whether it may have reached the server decides."""
+        if _never_sent(exc):  # refused, no such host, connect timeout
+            return NotConnected(f"{self.system}: cannot reach {mask(url)}: {mask(str(exc))}", system=self.system)
+        if isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError)):
+            message = f"{self.system}: no answer from {mask(url)} ({type(exc).__name__})"
+            settle = self.write_settle_s if ambiguous and self.write_settle_s else None
+            if settle:
+                message += f"; it may still be processed, so wait {settle:.0f}s before looking it up"
+            return Unreachable(message, system=self.system, retry_after_s=settle)
+        return Unreachable(f"{self.system}: cannot reach {mask(url)}: {mask(str(exc))}", system=self.system)
 
     def _lean_transport(self) -> LeanTransport | None:
         """The lean path, made on first use; none when a proxy applies (the session knows how to use it)."""
@@ -304,12 +409,14 @@ class HttpClient:
             self._lean = LeanTransport(self.base_url, self.session, self._tls, self._pool_size)
         return self._lean
 
-    def _wait(self, attempt: int, exc: TransientError, method: str, url: str) -> None:
-        wait = self.backoff.delay(attempt)
-        if exc.retry_after_s:
-            wait = max(wait, min(exc.retry_after_s, self.backoff.max_s))
-        logger.warning(
-            "{} {} {} failed ({}); retry {}/{} in {:.2f}s",
-            self.system, method, mask(url), exc.message, attempt, self.attempts - 1, wait,
-        )
-        time.sleep(wait)
+
+def _never_sent(exc: Exception) -> bool:
+    """Whether no connection was made, so the server cannot have seen the request.
+
+    urllib3 raises ``NewConnectionError`` (a subclass of ``ConnectTimeoutError``); requests wraps it as
+    the ``reason`` of a ``MaxRetryError`` inside its ``ConnectionError``.
+    """
+    if isinstance(exc, (requests.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError)):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, urllib3.exceptions.ConnectTimeoutError)

@@ -120,8 +120,12 @@ class CamundaClient:
 
     # --- helpers ------------------------------------------------------------------------------
 
-    def _post(self, path: str, body: dict[str, Any], **kwargs: Any) -> requests.Response:
-        return self.http.request("POST", path, json=body, **kwargs)
+    def _command(self, task_id: str, command: str, body: dict[str, Any], *, lean: bool = False) -> None:
+        """One command on an external task, idempotent for the retry engine: the worker's lock guards it,
+        so a repeat after a lost answer acts the same again or is refused (404: the task is already
+        completed), never a second effect."""
+        self.http.request("POST", f"/external-task/{segment(task_id)}/{command}", idempotent=True, json=body,
+                          lean=lean)
 
     def _get_json(self, path: str, params: dict[str, Any] | None = None,
                   expected: type | tuple[type, ...] = (dict, list)) -> Any:
@@ -165,8 +169,8 @@ class CamundaClient:
         }
         if poll_ms:
             body["asyncResponseTimeout"] = poll_ms
-        response = self._post("/external-task/fetchAndLock", body, retry=False,
-                              read_timeout_s=poll_ms / 1000 + s.long_poll_margin_s, lean=True)
+        response = self.http.request("POST", "/external-task/fetchAndLock", idempotent=False, retry=False, json=body,
+                                     read_timeout_s=poll_ms / 1000 + s.long_poll_margin_s, lean=True)
         tasks = json_body(response, list, "Camunda fetchAndLock")
         if not all(isinstance(t, dict) and isinstance(t.get("id"), str) and isinstance(t.get("topicName"), str)
                    for t in tasks):
@@ -183,7 +187,7 @@ class CamundaClient:
 
     def complete(self, task_id: str, *, variables: Variables | None = None,
                  local_variables: Variables | None = None, worker_id: str | None = None) -> None:
-        self._post(f"/external-task/{segment(task_id)}/complete", {
+        self._command(task_id, "complete", {
             "workerId": worker_id or self.worker_id,
             "variables": variables or {},
             "localVariables": local_variables or {},
@@ -203,7 +207,7 @@ class CamundaClient:
         }
         if error_details is not None:
             body["errorDetails"] = error_details
-        self._post(f"/external-task/{segment(task_id)}/failure", body)
+        self._command(task_id, "failure", body)
 
     def bpmn_error(self, task_id: str, *, error_code: str, error_message: str | None = None,
                    variables: Variables | None = None, worker_id: str | None = None) -> None:
@@ -211,20 +215,20 @@ class CamundaClient:
                                 "variables": variables or {}}
         if error_message is not None:
             body["errorMessage"] = error_message
-        self._post(f"/external-task/{segment(task_id)}/bpmnError", body)
+        self._command(task_id, "bpmnError", body)
 
     def extend_lock(self, task_id: str, new_duration_ms: int, *, worker_id: str | None = None) -> None:
-        self._post(f"/external-task/{segment(task_id)}/extendLock",
+        self._command(task_id, "extendLock",
                    {"workerId": worker_id or self.worker_id, "newDuration": new_duration_ms}, lean=True)
 
     def lock(self, task_id: str, lock_duration_ms: int, *, worker_id: str | None = None) -> None:
         """``POST …/lock`` (Camunda 7.15+): take an unlocked or expired task; refused while another worker's
         lock runs. The migration hands the old tool's tasks over with it."""
-        self._post(f"/external-task/{segment(task_id)}/lock",
+        self._command(task_id, "lock",
                    {"workerId": worker_id or self.worker_id, "lockDuration": lock_duration_ms})
 
     def unlock(self, task_id: str) -> None:
-        self._post(f"/external-task/{segment(task_id)}/unlock", {})
+        self._command(task_id, "unlock", {})
 
     def set_retries(self, task_id: str, retries: int) -> None:
         self.http.request("PUT", f"/external-task/{segment(task_id)}/retries", json={"retries": retries})

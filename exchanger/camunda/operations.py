@@ -36,7 +36,9 @@ class EngineOps:
         if tenant or self.tenant_id:
             data["tenant-id"] = tenant or self.tenant_id or ""
         body = content.encode("utf-8") if isinstance(content, str) else content
-        return self.http.request("POST", "/deployment/create", data=data,
+        # the same bytes deployed twice make a second version unless Camunda filters duplicates
+        repeatable = changed_only or duplicate_filtering
+        return self.http.request("POST", "/deployment/create", idempotent=repeatable, data=data,
                                  files={name: (name, body, "application/xml")}).json()
 
     def start(self, key: str, variables: dict[str, Any] | None = None, *, business_key: str | None = None,
@@ -48,7 +50,7 @@ class EngineOps:
         body: dict[str, Any] = {"variables": to_typed_map(variables or {})}
         if business_key:
             body["businessKey"] = business_key
-        return str(self.http.request("POST", f"{path}/start", json=body).json()["id"])
+        return str(self.http.request("POST", f"{path}/start", idempotent=False, json=body).json()["id"])
 
     def definition(self, key: str, version: int | None = None) -> dict[str, Any]:
         """The definition of ``key`` in this object's tenant: ``version``, or the latest."""
@@ -68,7 +70,7 @@ class EngineOps:
         if business_key:
             body["businessKey"] = business_key
         path = f"/process-definition/{segment(definition_id)}/start"
-        return str(self.http.request("POST", path, json=body).json()["id"])
+        return str(self.http.request("POST", path, idempotent=False, json=body).json()["id"])  # a second instance
 
     def get(self, path: str, **params: Any) -> Any:
         return self.http.request("GET", path, params=params).json()

@@ -1,25 +1,24 @@
 """StormBPMN client: the documented public API (``X-Api-Key``) for the diagram list and bodies, and the
 old internal endpoints (``Authorization: Bearer``) for responsibles and checklists.
 
-Every call passes the one :class:`~exchanger.sync.ratelimit.StormRateLimiter` (each retry too). Network
-errors and 5xx are retried with backoff; a 429 is recorded with the limiter and raised (the pass
-ends); 401/403/404 are never retried. Key and token never reach a log line (masked, registered).
+Every attempt passes the one :class:`~exchanger.sync.ratelimit.StormRateLimiter` (each retry too: it is
+the HTTP client's :class:`~exchanger.http_client.CallHooks`). Network errors and 5xx are retried by the
+HTTP client's engine (every call here is a read); a 429 is recorded with the limiter and raised, never
+retried (the pass ends); 401/403/404 are never retried. Key and token never reach a log line.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
 from exchanger.backoff import Backoff
-from exchanger.errors import IntegrationError, PermanentError, RateLimited, TransientError
-from exchanger.http_client import HttpClient, classify_by_status
+from exchanger.errors import IntegrationError, PermanentError, RateLimited
+from exchanger.http_client import CallHooks, HttpClient, classify_by_status
 from exchanger.secrets import register_secret
 from exchanger.sync.ratelimit import StormRateLimiter, header_number
 from exchanger.sync.settings import StormSettings
@@ -70,40 +69,41 @@ def token_expiry(token: str) -> float | None:
         return None
 
 
+class Quota(CallHooks):
+    """The limiter around every attempt: wait for a slot, heed the budget headers, remember a 429."""
+
+    def __init__(self, limiter: StormRateLimiter) -> None:
+        self.limiter = limiter
+
+    def before(self, idempotent: bool) -> None:
+        self.limiter.acquire()
+
+    def answered(self, response: requests.Response) -> None:
+        self.limiter.observe(response.headers)
+
+    def refused(self, error: RateLimited) -> None:
+        self.limiter.rejected(error.retry_after_s)
+
+
 class StormClient:
-    def __init__(self, settings: StormSettings, limiter: StormRateLimiter, *, backoff: Backoff = Backoff(),
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, settings: StormSettings, limiter: StormRateLimiter, *, backoff: Backoff = Backoff()) -> None:
         self.settings = settings
         self.limiter = limiter
-        self.backoff = backoff
-        self.sleep = sleep
         for secret in (settings.api_key, settings.bearer_token):
             register_secret(secret.get_secret_value())
-        self.http = HttpClient.for_system(settings.base_url, settings, system=SYSTEM, attempts=1, classify=classify)
+        # a retried 429 risks a second one, and the vendor blocks the account after a few a day
+        self.http = HttpClient.for_system(settings.base_url, settings, system=SYSTEM, backoff=backoff,
+                                          classify=classify, hooks=Quota(limiter), retry_rate_limited=False)
 
     def close(self) -> None:
         self.http.close()
 
     def _call(self, path: str, params: dict[str, Any], headers: dict[str, str]) -> Any:
-        for attempt in range(1, self.settings.attempts + 1):
-            self.limiter.acquire()
-            try:
-                response = self.http.request("GET", path, params=params, headers=headers, retry=False)
-            except RateLimited as exc:
-                self.limiter.rejected(exc.retry_after_s)
-                raise
-            except TransientError:
-                if attempt >= self.settings.attempts:
-                    raise
-                self.sleep(self.backoff.delay(attempt))
-                continue
-            self.limiter.observe(response.headers)
-            try:
-                return response.json()
-            except ValueError:
-                raise PermanentError(f"StormBPMN answered {path} with something that is not JSON",
-                                     system=SYSTEM) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        response = self.http.request("GET", path, params=params, headers=headers)
+        try:
+            return response.json()
+        except ValueError:
+            raise PermanentError(f"StormBPMN answered {path} with something that is not JSON", system=SYSTEM) from None
 
     def public(self, path: str, **params: Any) -> Any:
         key = self.settings.api_key.get_secret_value()

@@ -77,10 +77,11 @@ class Pipeline:
         self.queues = queues
 
     def deploy_and_start(self, key: str, topic: str, variables: dict[str, Any] | None = None) -> str:
-        self.http.request("POST", "/deployment/create", data={"deployment-name": key},
+        self.http.request("POST", "/deployment/create", idempotent=False, data={"deployment-name": key},
                           files={f"{key}.bpmn": (f"{key}.bpmn", model(key, topic).encode(), "application/xml")})
         body = {"variables": to_typed_map(variables or {})}
-        return str(self.http.request("POST", f"/process-definition/key/{key}/start", json=body).json()["id"])
+        started = self.http.request("POST", f"/process-definition/key/{key}/start", idempotent=False, json=body)
+        return str(started.json()["id"])
 
     def held(self, instance: str, timeout_s: float = 15.0) -> TaskMessage:
         """The next task of ``instance`` that reached the hold topic (bitrix24.queue)."""

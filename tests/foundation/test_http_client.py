@@ -22,7 +22,7 @@ def slow_server():
 def test_a_timed_out_write_says_how_long_to_wait_before_looking_it_up(slow_server) -> None:
     client = HttpClient(slow_server.url, system="slow", read_timeout_s=0.2, attempts=1, write_settle_s=42.0)
     with pytest.raises(Unreachable, match="may still be processed") as caught:
-        client.request("POST", "/item", json={})
+        client.request("POST", "/item", json={}, idempotent=False)
     assert caught.value.retry_after_s == 42.0
 
 
@@ -32,7 +32,7 @@ def test_a_timed_out_read_is_retried_without_the_settle_wait(slow_server) -> Non
         client.request("GET", "/item")
     assert caught.value.retry_after_s is None
     with pytest.raises(Unreachable) as caught:  # a POST that only reads (Bitrix24 style) says so
-        client.request("POST", "/item", json={}, write=False)
+        client.request("POST", "/item", json={}, idempotent=True)
     assert caught.value.retry_after_s is None
 
 
@@ -50,12 +50,13 @@ def test_the_lean_path_sends_and_answers_like_the_session(lean: bool) -> None:
     with start(app) as server:
         client = HttpClient(server.url, system="echo", auth=("user", "secret"), headers={"Accept": "application/json"},
                             read_timeout_s=0.2, attempts=1, write_settle_s=42.0)
-        assert client.request("POST", "/item", json={"n": 1, "text": "Ω"}, lean=lean).json() == {"ok": True}
+        answer = client.request("POST", "/item", json={"n": 1, "text": "Ω"}, idempotent=False, lean=lean)
+        assert answer.json() == {"ok": True}
         with pytest.raises(NotFound):
-            client.request("POST", "/item", json={"n": 2}, lean=lean)
+            client.request("POST", "/item", json={"n": 2}, idempotent=False, lean=lean)
         app.inject_fault(Fault(status=None, count=1, delay_s=0.6))
         with pytest.raises(Unreachable, match="may still be processed") as caught:
-            client.request("POST", "/item", json={"n": 3}, lean=lean)
+            client.request("POST", "/item", json={"n": 3}, idempotent=False, lean=lean)
         assert caught.value.retry_after_s == 42.0
         client.close()
     headers, body = seen[0]
@@ -69,4 +70,4 @@ def test_the_lean_path_reports_a_refused_connection_as_the_session_does() -> Non
     client = HttpClient("http://127.0.0.1:9", system="nobody", attempts=1)  # nothing listens on the discard port
     for lean in (False, True):
         with pytest.raises(Unreachable, match="cannot reach"):
-            client.request("POST", "/item", json={}, lean=lean)
+            client.request("POST", "/item", json={}, idempotent=False, lean=lean)

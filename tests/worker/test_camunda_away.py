@@ -71,7 +71,7 @@ def test_a_refused_completion_becomes_an_incident_with_the_engines_message(
     assert worker.metrics.responses.labels("incident")._value.get() == 1
 
     # the operator sets the missing variable and replays the parked response: the process finishes
-    engine.http.request("POST", f"/process-instance/{instance}/variables",
+    engine.http.request("POST", f"/process-instance/{instance}/variables", idempotent=True,
                         json={"modifications": to_typed_map({"answer": "ok"})})
     queues.publish_raw("camunda.responses.queue", record.original_body(), correlation_id=task.task_id)
     wait_for(lambda: worker.metrics.responses.labels("completed")._value.get() == 1, what="the replay applied")

@@ -78,7 +78,7 @@ def nested(depth: int) -> Any:
 
 def start_raw(engine: Engine, key: str, variables: dict[str, Any]) -> str:
     """Start with Camunda-typed variables as given (an Object the helpers would not write)."""
-    return str(engine.http.request("POST", f"/process-definition/key/{key}/start",
+    return str(engine.http.request("POST", f"/process-definition/key/{key}/start", idempotent=False,
                                    json={"variables": variables}).json()["id"])
 
 

@@ -34,12 +34,12 @@ class Engine(EngineOps):
         return self.client.list_tasks(**filters)
 
     def advance(self, ms: int) -> None:
-        self.http.request("POST", "/_admin/clock", json={"advance_ms": ms})
+        self.http.request("POST", "/_admin/clock", idempotent=False, json={"advance_ms": ms})
 
     def fault(self, **spec: Any) -> None:
         """Inject a fault into the engine (``status``, ``count``, ``body`` or ``raw``, ``path_contains`` …)."""
         origin = self.url.split("/engine-rest")[0]
-        self.http.request("POST", f"{origin}/_admin/faults", json=spec)
+        self.http.request("POST", f"{origin}/_admin/faults", idempotent=False, json=spec)
 
 
 

@@ -1,13 +1,15 @@
 """Bitrix24 REST over an inbound webhook: envelopes, typed errors, the rate limit, batch, task calls.
 
 One :class:`Bitrix24Client` per process, over the shared :class:`~exchanger.http_client.HttpClient`
-(one pooled session). Each HTTP attempt first takes a slot from a client-side leaky bucket that
-mirrors the portal's, so a burst waits here instead of earning 503 ``QUERY_LIMIT_EXCEEDED``.
+(one pooled session). Each HTTP attempt, retries included, first takes a slot from a client-side leaky
+bucket that mirrors the portal's (:class:`PortalBucket`, the HTTP client's hook), so a burst waits here
+instead of earning 503 ``QUERY_LIMIT_EXCEEDED``.
 
-Retries: reads are retried on every transient error. Writes are retried only when the portal
-certainly did not run them (rate limits): after a timeout or a 5xx a ``tasks.task.add`` may have
-happened, and classic REST has no duplicate protection, so the caller looks the task up by its
-external id before trying again. The webhook URL holds a secret and never appears in a message.
+Retries are the HTTP client's: a call whose method name ends in a read verb (``*.get``, ``*.list``…) is
+idempotent and retried on every transient error; a write only when the portal certainly did not run
+it (a rate limit, no connection): after a timeout or a 5xx a ``tasks.task.add`` may have happened, and
+classic REST has no duplicate protection, so the caller looks the task up by its external id before
+trying again. The webhook URL holds a secret and never appears in a message.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from urllib.parse import urlencode, urlsplit
 import requests
 from loguru import logger
 
-from exchanger.backoff import Backoff, retry_call
+from exchanger.backoff import Backoff
 from exchanger.errors import (
     AuthError,
     IntegrationError,
@@ -32,7 +34,7 @@ from exchanger.errors import (
     RateLimited,
     TransientError,
 )
-from exchanger.http_client import HttpClient, retry_after_seconds, segment
+from exchanger.http_client import CallHooks, HttpClient, retry_after_seconds, segment
 from exchanger.secrets import mask, register_secret
 from exchanger.systems.bitrix24.ratelimit import LeakyBucket
 from exchanger.systems.bitrix24.settings import Bitrix24Settings
@@ -184,6 +186,20 @@ def _how_to_create(name: str, type_id: str, enum_xml_ids: tuple[str, ...]) -> st
     )
 
 
+class PortalBucket(CallHooks):
+    """The portal's leaky bucket on our side, around every attempt: writes come first (a read leaves
+    :data:`READ_RESERVE` slots to them), and a refusal fills it (someone else shares the portal's)."""
+
+    def __init__(self, bucket: LeakyBucket) -> None:
+        self.bucket = bucket
+
+    def before(self, idempotent: bool) -> None:
+        self.bucket.take(reserve=READ_RESERVE if idempotent else 0)
+
+    def refused(self, error: RateLimited) -> None:
+        self.bucket.fill()
+
+
 class Bitrix24Client:
     """Calls Bitrix24 REST methods through the webhook in ``settings``; thread-safe."""
 
@@ -196,16 +212,15 @@ class Bitrix24Client:
         self.settings = settings
         self.portal_url = f"{parts.scheme}://{parts.netloc}"
         self.webhook_user_id = int(user_id)
-        self.attempts = settings.attempts
-        self.backoff = backoff
         self.limiter = LeakyBucket(rate_per_s=settings.rate_per_s, burst=max(1, settings.burst - BURST_HEADROOM))
         self.http = HttpClient.for_system(
             url,
             settings,
             system=SYSTEM,
-            attempts=1,  # retries happen in call(), per attempt through the limiter
+            backoff=backoff,
             headers={"Accept": "application/json", "User-Agent": USER_AGENT},
             classify=classify,
+            hooks=PortalBucket(self.limiter),
         )
 
     def close(self) -> None:
@@ -220,38 +235,22 @@ class Bitrix24Client:
     def envelope(self, method: str, params: dict[str, Any], *, read: bool | None = None) -> dict[str, Any]:
         """The whole success envelope (``result``, ``total``, ``next``, ``time``) of one call.
 
-        ``read`` (default: from the method name) allows retrying after timeouts and 5xx.
+        ``read`` (default: from the method name) makes the call idempotent for the HTTP client's retries.
         """
-        if read is None:
-            read = is_read(method)
-        retry_on: tuple[type[Exception], ...] = (TransientError,) if read else (RateLimited,)
+        idempotent = is_read(method) if read is None else read
+        target = f"/{segment(method)}"
         try:
-            return retry_call(
-                lambda: self._attempt(method, params, reserve=READ_RESERVE if read else 0),
-                attempts=self.attempts,
-                backoff=self.backoff,
-                retry_on=retry_on,
-                what=f"Bitrix24 {method}",
-            )
+            for _hop in range(2):  # a moved portal answers 302 once; re-POST there rather than lose the body
+                response = self.http.request("POST", target, idempotent=idempotent, json=params,
+                                             allow_redirects=False)
+                if not response.is_redirect:
+                    return self._parse(method, response)
+                target = response.headers["Location"]
+                logger.warning("Bitrix24 {}: the portal moved to {}; update BITRIX_WEBHOOK_URL", method, mask(target))
         except IntegrationError as exc:
             exc.__cause__ = None  # the underlying requests error quotes the webhook URL, token included
             exc.__suppress_context__ = True
             raise
-
-    def _attempt(self, method: str, params: dict[str, Any], *, reserve: float = 0) -> dict[str, Any]:
-        target = f"/{segment(method)}"
-        for _hop in range(2):  # a moved portal answers 302 once; re-POST there rather than lose the body
-            self.limiter.take(reserve=reserve)
-            try:
-                response = self.http.request("POST", target, retry=False, write=not is_read(method), json=params,
-                                             allow_redirects=False)
-            except RateLimited:
-                self.limiter.fill()  # someone else shares the portal's bucket: let it drain first
-                raise
-            if not response.is_redirect:
-                return self._parse(method, response)
-            target = response.headers["Location"]
-            logger.warning("Bitrix24 {}: the portal moved to {}; update BITRIX_WEBHOOK_URL", method, mask(target))
         raise PermanentError(f"Bitrix24 {method}: redirected more than once", system=SYSTEM, status=302)
 
     @staticmethod

@@ -3,8 +3,9 @@
 Always JSON (``$format=json``), Basic auth as UTF-8 (infobase logins are often Cyrillic), resource
 names URL-encoded. Errors come out typed from the ``odata.error`` code; a business error (code -1 with
 HTTP 500, e.g. a refused posting) is permanent and carries 1C's own message, while other 5xx and
-timeouts are transient and retried by the HTTP client. Creating is never retried blindly: after an
-ambiguous failure the caller searches by the external-id attribute first.
+timeouts are transient and retried by the HTTP client's engine for the idempotent calls (reads, PATCH,
+posting). Creating is never retried blindly: after an ambiguous failure the caller searches by the
+external-id attribute first.
 """
 
 from __future__ import annotations
@@ -127,8 +128,8 @@ class OneCClient:
         return found[0] if found else None
 
     def create(self, entity: str, fields: dict[str, Any]) -> dict[str, Any]:
-        """POST a new object; 201 → the object with its ``Ref_Key`` and ``Number``. Not retried."""
-        return self.http.request("POST", self._path(entity), json=fields, retry=False).json()
+        """POST a new object; 201 → the object with its ``Ref_Key`` and ``Number``. Not idempotent."""
+        return self.http.request("POST", self._path(entity), idempotent=False, json=fields).json()
 
     def get(self, entity: str, ref_key: str, *, select: str | None = None) -> dict[str, Any]:
         """One object by ``Ref_Key``; ``NotFound`` when it was deleted physically."""
@@ -136,10 +137,12 @@ class OneCClient:
 
     def patch(self, entity: str, ref_key: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Partial update (PATCH is idempotent, so it is retried on transient errors)."""
-        return self.http.request("PATCH", self._path(entity, ref_key), json=changes).json()
+        return self.http.request("PATCH", self._path(entity, ref_key), idempotent=True, json=changes).json()
 
     def post_document(self, entity: str, ref_key: str, *, operational: bool | None = None) -> None:
-        """Post a document; a refusal raises ``PermanentError`` with 1C's message (no retry helps)."""
+        """Post a document; a refusal raises ``PermanentError`` with 1C's message (no retry helps).
+
+        Idempotent: posting a posted document posts it again with the same movements."""
         mode = self.settings.posting_operational if operational is None else operational
         path = self._path(entity, ref_key, "Post", PostingModeOperational=str(mode).lower())
-        self.http.request("POST", path)
+        self.http.request("POST", path, idempotent=True)

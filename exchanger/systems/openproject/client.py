@@ -1,14 +1,17 @@
 """Client of OpenProject's API v3: thin methods over one :class:`~exchanger.http_client.HttpClient`.
 
-Transient failures (5xx, timeouts, 429) are retried by the HTTP client; errors come out typed from
-the ``errorIdentifier`` URN of the HAL error body. Creating is never retried blindly (API v3 has no
-idempotency key): after an ambiguous failure the caller searches by the external-id custom field
-first, which :meth:`OpenProjectClient.find_work_package_by_custom_field` does including closed ones.
+Every call states whether it is idempotent, and the HTTP client's retry engine does the rest: reads
+and updates are retried on transient failures (5xx, timeouts), any call on a 429 (``Retry-After`` or
+``RateLimit-Reset`` honoured) or when it never left. Errors come out typed from the ``errorIdentifier``
+URN of the HAL error body. Creating is never retried blindly (API v3 has no idempotency key): after
+an ambiguous failure the caller searches by the external-id custom field first, which
+:meth:`OpenProjectClient.find_work_package_by_custom_field` does including closed ones.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -201,10 +204,10 @@ class OpenProjectClient:
         return min(found, key=lambda wp: wp["id"]) if found else None
 
     def create_work_package(self, project: str | int, payload: dict[str, Any], *, notify: bool = True) -> dict:
-        """Create in ``project`` (id or identifier); 201 → the full work package. Not retried (see module doc)."""
+        """Create in ``project`` (id or identifier); 201 → the full work package. Not idempotent (see module doc)."""
         path = f"{API}/projects/{segment(project)}/work_packages"
         params = None if notify else {"notify": "false"}
-        return self.http.request("POST", path, json=payload, params=params, retry=False).json()
+        return self.http.request("POST", path, idempotent=False, json=payload, params=params).json()
 
     def get_work_package(self, wp_id: int) -> dict[str, Any]:
         """The work package with ``_embedded.status`` (``isClosed``); ``NotFound`` when deleted."""
@@ -216,25 +219,29 @@ class OpenProjectClient:
         """PATCH ``changes`` under optimistic locking; return the updated work package.
 
         Without ``lock_version`` the current one is read first. A 409 means someone saved in between:
-        re-read the ``lockVersion`` and re-apply, up to ``conflict_retries`` times, then raise ``Conflict``.
+        the HTTP client's retry engine tries again, re-reading the ``lockVersion`` first, up to
+        ``conflict_retries`` times, then raises ``Conflict``. The PATCH is idempotent (the same values
+        again), so a timeout is retried too.
         """
-        if lock_version is None:
-            lock_version = self.get_work_package(wp_id)["lockVersion"]
         path = f"{API}/work_packages/{int(wp_id)}"
-        for attempt in range(self.settings.conflict_retries + 1):
+        versions = [] if lock_version is None else [lock_version]  # given once; after a 409, read afresh
+
+        def attempt() -> dict[str, Any]:
+            version = versions.pop() if versions else self.get_work_package(wp_id)["lockVersion"]
             try:
-                return self.http.request("PATCH", path, json={**changes, "lockVersion": lock_version}).json()
+                return self.http.request("PATCH", path, idempotent=True,
+                                         json={**changes, "lockVersion": version}).json()
             except Conflict:
-                if attempt >= self.settings.conflict_retries:
-                    raise
                 logger.info("OpenProject: work package {} changed meanwhile; re-reading lockVersion", wp_id)
-                lock_version = self.get_work_package(wp_id)["lockVersion"]
-        raise AssertionError("unreachable")  # pragma: no cover
+                raise
+
+        policy = replace(self.http.policy, attempts=self.settings.conflict_retries + 1)
+        return policy.run(attempt, idempotent=True, what=f"OpenProject update of {wp_id}", retry_on=(Conflict,))
 
     def delete_work_package(self, wp_id: int) -> None:
         self.http.request("DELETE", f"{API}/work_packages/{int(wp_id)}")
 
     def add_comment(self, wp_id: int, text: str) -> dict[str, Any]:
-        """A comment in the work package's activity (markdown). Not retried: it would post twice."""
+        """A comment in the work package's activity (markdown). Not idempotent: a repeat would post twice."""
         path = f"{API}/work_packages/{int(wp_id)}/activities"
-        return self.http.request("POST", path, json={"comment": {"raw": text}}, retry=False).json()
+        return self.http.request("POST", path, idempotent=False, json={"comment": {"raw": text}}).json()

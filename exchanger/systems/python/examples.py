@@ -17,7 +17,7 @@ from typing import Any
 
 from exchanger.contracts import TaskMessage
 from exchanger.errors import BpmnError, Incident, PermanentError
-from exchanger.http_client import HttpClient, TlsOptions
+from exchanger.http_client import IDEMPOTENT_METHODS, HttpClient, TlsOptions
 from exchanger.settings import load
 from exchanger.systems.python.registry import task
 from exchanger.systems.python.settings import PythonTasksSettings
@@ -58,7 +58,8 @@ def http_request(job: TaskMessage) -> dict[str, Any]:
     client = HttpClient(url, system="http_request", tls=TlsOptions(verify=settings.http_tls_verify),
                         read_timeout_s=settings.http_timeout_s, attempts=1)
     try:
-        response = client.request(method, "", json=body if body is not None else None, headers=headers)
+        response = client.request(method, "", idempotent=method in IDEMPOTENT_METHODS,
+                                  json=body if body is not None else None, headers=headers)
     except PermanentError as exc:  # a 4xx: the request is wrong; let the model decide with a boundary event
         raise BpmnError(f"HTTP_{exc.status or 'ERROR'}", exc.message) from exc
     finally:
@@ -85,8 +86,9 @@ def render_notification(job: TaskMessage) -> dict[str, Any]:
         client = HttpClient(settings.notify_url, system="notify", tls=TlsOptions(verify=settings.http_tls_verify),
                             read_timeout_s=settings.http_timeout_s, attempts=1)
         try:
-            client.request("POST", "", json={"to": _input(job, "notify_to", ""), "text": text,
-                                             "task_id": job.task_id, "business_key": job.business_key})
+            message = {"to": _input(job, "notify_to", ""), "text": text, "task_id": job.task_id,
+                       "business_key": job.business_key}
+            client.request("POST", "", idempotent=False, json=message)  # a repeat would notify twice
         finally:
             client.close()
         sent = True

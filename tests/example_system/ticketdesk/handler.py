@@ -22,5 +22,5 @@ class TicketHandler(TrackedHandler[TicketDeskSettings, HttpClient]):
 
     def create(self, task: TaskMessage) -> HandlerOutcome:
         body = {"external_id": task.task_id, "title": task.bpmn_metadata.activity_name or task.topic_name}
-        created = self.client.request("POST", "/tickets", json=body, retry=False).json()
+        created = self.client.request("POST", "/tickets", idempotent=False, json=body).json()
         return ExternalItem(system="ticketdesk", id=created["id"])
