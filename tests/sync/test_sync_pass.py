@@ -42,13 +42,14 @@ def engine() -> Iterator[CamundaSandbox]:
     sandbox.stop()
 
 
-def make_sync(storm: StormServer, engine: CamundaSandbox, state: Path, **settings: object) -> Sync:
+def make_sync(storm: StormServer, engine: CamundaSandbox, state: Path, *, limiter: StormRateLimiter | None = None,
+              **settings: object) -> Sync:
     storm_settings = StormSettings(base_url=storm.url, api_key=API_KEY, bearer_token=BEARER_TOKEN,
                                    internal_assignees=True)
     sync_settings = SyncSettings(state_file=str(state), **settings)
     return Sync(state, storm_settings=storm_settings, sync_settings=sync_settings,
                 camunda_settings=CamundaSettings(base_url=engine.url, tenant_id=TENANT),
-                limiter=StormRateLimiter(50, window_s=1.0))
+                limiter=limiter or StormRateLimiter(50, window_s=1.0))
 
 
 def deployments(engine: CamundaSandbox) -> list[dict]:
@@ -223,8 +224,8 @@ def test_the_daemon_passes_until_stopped_and_reports_readiness(storm: StormServe
 
 def test_a_stop_during_a_rate_limit_wait_ends_the_daemon_at_once(storm: StormServer, engine: CamundaSandbox,
                                                                  tmp_path: Path) -> None:
-    sync = make_sync(storm, engine, tmp_path / "state.sqlite", health_port=0)
-    sync.limiter = sync.storm.limiter = StormRateLimiter(1, window_s=60.0)  # the body fetch waits a minute
+    slow = StormRateLimiter(1, window_s=60.0)  # the body fetch waits a minute
+    sync = make_sync(storm, engine, tmp_path / "state.sqlite", limiter=slow, health_port=0)
     stop = threading.Event()
     runner = threading.Thread(target=lambda: serve(sync, stop))
     runner.start()
