@@ -114,12 +114,14 @@ class ExternalSystemSettings(ExchangerSettings):
 
     connect_timeout_s: float = Field(5.0, gt=0)
     read_timeout_s: float = Field(30.0, gt=0)
-    attempts: int = Field(4, ge=1, description="tries of one call on transient errors (first included)")
+    attempts: int = Field(4, ge=1, description="tries of one call on transient errors (first included); a "
+                          "call that is not idempotent only when it cannot have been done (429, no connection)")
     tls_verify: bool = Field(True, description="verify the server certificate; off only on purpose")
     tls_ca_file: str | None = Field(None, description="PEM bundle of a private CA")
     write_settle_s: float = Field(
         90.0, ge=0,
-        description="after a create/update whose answer timed out, wait this long before looking it up and "
+        description="after a create (a call that is not idempotent) whose answer timed out, wait this long before "
+                    "looking it up and "
                     "trying again: longer than the server may still take to finish the original request",
     )
 

@@ -29,7 +29,7 @@ class Bitrix24Settings(TrackedSystemSettings):
         "write_settle_s", default=70.0, description="the portal stops a request after 60 s; wait past that before "
                                                     "looking up a timed-out write")
     attempts: int = TrackedSystemSettings.field_with(
-        "attempts", default=5, description="tries per call for retryable errors (writes: limits only)")
+        "attempts", default=5, description="tries per call for retryable errors (writes: limits, no connection)")
 
     external_id_field: str = Field("UF_CAMUNDA_ID_EXTERNAL_TASK", description="string UF holding the Camunda task id")
     answer_field: str = Field("UF_RESULT_ANSWER", description="enumeration UF the person answers yes/no in")
