@@ -17,7 +17,7 @@ import requests
 from exchanger.backoff import Backoff
 from exchanger.errors import NotConnected, PermanentError, RateLimited, TransientError, Unreachable
 from exchanger.http_client import CallHooks, HttpClient, RetryPolicy
-from exchanger.sandbox.http import App, Fault, SandboxServer, json_response, start
+from exchanger_sandbox.http import App, Fault, SandboxServer, json_response, start
 
 FAST = Backoff(initial_s=0.01, max_s=1.0, jitter=0.0)
 
