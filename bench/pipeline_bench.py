@@ -179,7 +179,8 @@ class Tap:
         self.queued: dict[str, float] = {}
         self.handled: dict[str, float] = {}
         self.responded: dict[str, float] = {}  # the first response's arrival
-        self.responses: Counter[str] = Counter()  # responses per process instance (more than 1: duplicates)
+        self.by_task: dict[str, float] = {}  # the first response's arrival, by Camunda task id
+        self.task_responses: Counter[str] = Counter()  # responses per task id (an event's answer has no instance)
         self.parse_responses = True
 
     def start(self) -> None:
@@ -210,7 +211,8 @@ class Tap:
             response = ResponseMessage.from_bytes(body)
             self.handled[response.process_instance_id] = response.handled_at.timestamp()
             self.responded.setdefault(response.process_instance_id, arrived)
-            self.responses[response.process_instance_id] += 1
+            self.by_task.setdefault(response.task_id, arrived)
+            self.task_responses[response.task_id] += 1
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

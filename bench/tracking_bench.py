@@ -16,9 +16,11 @@ on (Bitrix24: the 2 requests/s leaky bucket of 50, which refuses with 503 ``QUER
 - API calls per minute (counted by the fake), limit refusals, and the daemon's CPU seconds and peak RSS.
 
 The task-creator runs with the settings a user gets by default (Bitrix24: change sweeps every 10 s, the
-full check every 300 s as the safety net) plus, with ``--events`` (the default), pushed events: its event
-endpoint on a free port, bound on the fake portal with ``event.bind`` by the task-creator itself, the
-portal calling it as a real one does. ``duplicate_responses`` counts tasks answered more than once.
+full check every 300 s as the safety net; OpenProject: ``updatedAt`` sweeps every 10 s, the full check
+every 300 s) plus, with ``--events`` (the default), pushed events: its event endpoint on a free port,
+bound on the fake portal with ``event.bind`` by the task-creator itself, or (OpenProject) called by the
+fake's signed webhook, configured as an administrator would, without journal aggregation.
+``duplicate_responses`` counts tasks answered more than once.
 
 People stop finishing items ``--settle-s`` before the end; a completion still not detected at the end
 is reported as ``undetected`` (left out of the percentiles, its latency is at least ``--settle-s``).
@@ -55,6 +57,7 @@ from exchanger_sandbox.openproject import server as op_server
 from exchanger_sandbox.openproject.state import EXTERNAL_ID_FIELD, WorkPackage, now_iso
 
 PEOPLE_TICK_S = 1.0  # how often the simulated people look at their open items
+OP_WEBHOOK_SECRET = "bench-webhook-secret"
 
 
 def free_port() -> int:
@@ -170,10 +173,17 @@ class OpenProjectSide(Side):
                 updated_at=stamp)
         return ExternalItem(system=self.system, id=str(wp_id), url=f"{self.server.url}/work_packages/{wp_id}")
 
+    def events_env(self, url: str) -> dict[str, str]:
+        """The webhook an administrator adds (work_package:updated, signed), aggregation off."""
+        self.server.app.webhooks.configure((op_server.Webhook(
+            url=f"{url}/events/openproject", secret=OP_WEBHOOK_SECRET, events=("work_package:updated",)),))
+        return {"OPENPROJECT_WEBHOOK_SECRET": OP_WEBHOOK_SECRET}
+
     def finish(self, item_id: str) -> None:
         with self.state.lock:
             wp = self.state.work_packages[int(item_id)]
             wp.status_id, wp.updated_at, wp.lock_version = 5, now_iso(), wp.lock_version + 1
+        self.server.app.webhooks.journal(wp.id, initial=False)  # as the PATCH of a person would
 
     def created(self, task_id: str) -> bool:
         with self.state.lock:
@@ -286,7 +296,7 @@ def run_system(side: Side, args: argparse.Namespace, workdir: Path) -> dict[str,
         stack.stop_all()
         responses.stop()
         publisher.close()
-        arrived = {pi.removeprefix("pi-"): at for pi, at in responses.responded.items()}
+        arrived = responses.by_task  # an answer from an event carries no process instance (OpenProject)
         detected = [arrived[t] - at for t, at in finished.items() if t in arrived]
         waits = [created[t] - at for t, at in published.items() if t in created]
         latency = percentiles(detected)
@@ -308,7 +318,7 @@ def run_system(side: Side, args: argparse.Namespace, workdir: Path) -> dict[str,
             "daemon_cpu_s": usage["cpu_s"],
             "daemon_peak_rss_mb": usage["peak_rss_mb"],
             "events": bool(events),
-            "duplicate_responses": sum(1 for count in responses.responses.values() if count > 1),
+            "duplicate_responses": sum(1 for count in responses.task_responses.values() if count > 1),
         }
     finally:
         stack.stop_all()
