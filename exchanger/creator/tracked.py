@@ -111,6 +111,10 @@ class _SystemParts(Generic[S, C]):
         factory = type(self).client_factory  # a plain function stored on the class, not a method
         self.client = client if client is not None else shared_clients.acquire(factory, self.settings)
 
+    def setup(self) -> None:
+        """What the system does once its settings and client are there (a start check, its own state),
+        so that it need not restate the constructor; nothing by default."""
+
     def _release(self) -> None:
         if self._owns_client:
             shared_clients.release(self.client)
@@ -125,6 +129,7 @@ class TrackedHandler(_SystemParts[S, C], BaseMessageHandler):
         self._bind(settings, client)
         self.write_settle_s = self.settings.write_settle_s
         self.supported_topics = self.spec.topics
+        self.setup()
 
     def deleted(self, reason: str, variables: dict[str, Any]) -> Failed | BpmnErrorOutcome:
         """An item the task refers to (one to update, say) is gone: :func:`deleted` per the settings."""
@@ -143,6 +148,7 @@ class TrackedTracker(_SystemParts[S, C], BaseTracker):
         self._bind(settings, client)
         self.check_interval_s = self.settings.check_interval_s
         self.batch_size = self.settings.check_batch_size
+        self.setup()
 
     def deleted_variables(self, record: SentRecord) -> dict[str, Any]:
         """Variables of the BPMN error of a deleted item (its id, for the error path); none by default."""

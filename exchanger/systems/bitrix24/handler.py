@@ -59,7 +59,7 @@ from typing import Any
 from loguru import logger
 
 from exchanger.contracts import ExternalItem, TaskMessage
-from exchanger.creator.base import Done, HandlerOutcome, SystemContext
+from exchanger.creator.base import Done, HandlerOutcome
 from exchanger.creator.retry_policy import parse_duration_ms
 from exchanger.creator.tracked import TrackedHandler
 from exchanger.errors import AuthError, ConfigError, Incident, NotFound, TransientError
@@ -149,10 +149,7 @@ class Bitrix24TaskHandler(TrackedHandler[Bitrix24Settings, Bitrix24Client]):
     settings_class = Bitrix24Settings
     client_factory = Bitrix24Client  # shared with the tracker: the portal meters the webhook in one bucket
 
-    def __init__(
-        self, context: SystemContext, *, settings: Bitrix24Settings | None = None, client: Bitrix24Client | None = None
-    ) -> None:
-        super().__init__(context, settings=settings, client=client)
+    def setup(self) -> None:
         self._fields_checked = False
         self._check_lock = threading.Lock()
         try:

@@ -37,7 +37,7 @@ from typing import Any
 from loguru import logger
 
 from exchanger.contracts import ExternalItem, TaskMessage
-from exchanger.creator.base import Done, HandlerOutcome, SystemContext
+from exchanger.creator.base import Done, HandlerOutcome
 from exchanger.creator.retry_policy import parse_duration_ms
 from exchanger.creator.tracked import TrackedHandler
 from exchanger.errors import ConfigError, Incident, NotFound, PermanentError, TransientError
@@ -62,9 +62,7 @@ class OpenProjectTaskHandler(TrackedHandler[OpenProjectSettings, OpenProjectClie
     settings_class = OpenProjectSettings
     client_factory = OpenProjectClient
 
-    def __init__(self, context: SystemContext, *, settings: OpenProjectSettings | None = None,
-                 client: OpenProjectClient | None = None) -> None:
-        super().__init__(context, settings=settings, client=client)
+    def setup(self) -> None:
         self._checked: set[tuple[int, int]] = set()  # (project, type) schemas known to have the field
         self._check_default_project()
 

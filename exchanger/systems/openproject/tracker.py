@@ -27,7 +27,7 @@ from typing import Any
 from loguru import logger
 
 from exchanger.contracts import SentRecord, TaskMessage
-from exchanger.creator.base import Done, Finished, StillOpen, SystemContext, TrackerOutcome
+from exchanger.creator.base import Done, Finished, StillOpen, TrackerOutcome
 from exchanger.creator.tracked import TrackedTracker
 from exchanger.secrets import register_secret
 from exchanger.systems.openproject import SYSTEM as SPEC
@@ -42,9 +42,7 @@ class OpenProjectTracker(TrackedTracker[OpenProjectSettings, OpenProjectClient])
     settings_class = OpenProjectSettings
     client_factory = OpenProjectClient
 
-    def __init__(self, context: SystemContext, *, settings: OpenProjectSettings | None = None,
-                 client: OpenProjectClient | None = None) -> None:
-        super().__init__(context, settings=settings, client=client)
+    def setup(self) -> None:
         self.sweep_interval_s = self.settings.sweep_interval_s
         self.webhook_secret = self.settings.webhook_secret.get_secret_value()
         if self.webhook_secret:
