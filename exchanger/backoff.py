@@ -3,7 +3,7 @@
 ``delay(n) = min(max_s, initial_s * factor ** (n - 1))``, then jittered down by up to ``jitter`` of
 itself, so that many workers that failed together do not retry together (the Java external task
 client's ``ExponentialErrorBackoffStrategy`` is the model; no fixed long sleeps anywhere). HTTP calls
-are retried by :class:`exchanger.http_client.RetryPolicy`, the broker's deliveries by the consumer.
+are retried by :class:`exchanger.http_client.CallRetryPolicy`, the broker's deliveries by the consumer.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ system clients are thin methods on top. What a system adds plugs in, never as a 
 * ``retry_rate_limited=False`` for a system where a retried 429 is worse than a failed call.
 
 Every call states whether repeating it is harmless (``idempotent``; GET, HEAD, OPTIONS, PUT and DELETE
-are by HTTP's definition, a POST or PATCH must say). :class:`RetryPolicy` alone decides what is tried
+are by HTTP's definition, a POST or PATCH must say). :class:`CallRetryPolicy` alone decides what is tried
 again: a refusal for rate (the server did nothing) and a request that never left are retried for any
 call; a timeout or a 5xx only for an idempotent one, because a create may have happened. Such an
 ambiguous write is raised at once, its ``Unreachable.retry_after_s`` the settle wait after which the
@@ -79,8 +79,9 @@ Classifier = Callable[[requests.Response], IntegrationError]
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """Whether a failed attempt is tried again, and after how long: decided here and nowhere else.
+class CallRetryPolicy:
+    """Whether a failed attempt of one HTTP call is tried again, and after how long: decided here and
+    nowhere else (a task's own retries, ``retryConfig``, are :mod:`exchanger.creator.retry_policy`'s).
 
     ``retry_rate_limited`` False: a rate-limit refusal ends the call (StormBPMN blocks an account
     after a few of them, so its caller ends the pass instead).
@@ -283,7 +284,7 @@ class HttpClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.system = system
-        self.policy = RetryPolicy(attempts, backoff, retry_rate_limited)
+        self.policy = CallRetryPolicy(attempts, backoff, retry_rate_limited)
         self.hooks = hooks
         self.timeout = (connect_timeout_s, read_timeout_s)
         self.write_settle_s = write_settle_s
@@ -346,7 +347,7 @@ class HttpClient:
         lean: bool = False,
         **kwargs: Any,
     ) -> requests.Response:
-        """Send one call; retry what :class:`RetryPolicy` allows; raise typed errors.
+        """Send one call; retry what :class:`CallRetryPolicy` allows; raise typed errors.
 
         ``path`` is appended to the base URL (an absolute URL is used as is). ``idempotent``: whether
         repeating the call is harmless; GET, HEAD, OPTIONS, PUT and DELETE default to True, a POST or

@@ -16,7 +16,7 @@ import requests
 
 from exchanger.backoff import Backoff
 from exchanger.errors import NotConnected, PermanentError, RateLimited, TransientError, Unreachable
-from exchanger.http_client import CallHooks, HttpClient, RetryPolicy
+from exchanger.http_client import CallHooks, CallRetryPolicy, HttpClient
 from exchanger_sandbox.http import App, Fault, SandboxServer, json_response, start
 
 FAST = Backoff(initial_s=0.01, max_s=1.0, jitter=0.0)
@@ -149,7 +149,7 @@ def test_a_post_or_patch_must_say_whether_it_is_idempotent(fake: Counting) -> No
 
 
 def test_the_policy_alone_decides_what_is_retried() -> None:
-    policy = RetryPolicy(attempts=3, backoff=FAST)
+    policy = CallRetryPolicy(attempts=3, backoff=FAST)
     server_error = TransientError("502", status=502)
     assert policy.retryable(server_error, idempotent=True)
     assert not policy.retryable(server_error, idempotent=False)
@@ -157,7 +157,7 @@ def test_the_policy_alone_decides_what_is_retried() -> None:
     assert policy.retryable(NotConnected("refused"), idempotent=False)
     assert policy.retryable(RateLimited("slow down"), idempotent=False)
     assert not policy.retryable(PermanentError("400"), idempotent=True)
-    assert not RetryPolicy(retry_rate_limited=False).retryable(RateLimited("429"), idempotent=True)
+    assert not CallRetryPolicy(retry_rate_limited=False).retryable(RateLimited("429"), idempotent=True)
     assert policy.wait_s(3, server_error, retryable=True) is None  # attempts used up
     assert policy.wait_s(1, RateLimited("x", retry_after_s=0.5), retryable=True) == 0.5
     assert policy.wait_s(1, RateLimited("x", retry_after_s=5.0), retryable=True) is None  # beyond max_s
