@@ -143,6 +143,15 @@ def test_create_is_not_retried_blindly_and_search_finds_it(client, fault, op):
     assert requests.get(f"{op.url}/_admin/stats").json()["by_external_id"] == {"task-9": 1}
 
 
+def test_a_create_refused_for_rate_is_retried_and_made_once(client, fault, op):
+    """A 429 means OpenProject did nothing, so even a create is tried again, after its Retry-After."""
+    fault(status=429, count=1, body=THROTTLED_BODY, headers={"Retry-After": "0.04"}, path_contains="/work_packages")
+    started = time.monotonic()
+    new_wp(client, "task-rl")
+    assert time.monotonic() - started >= 0.04  # the server's wait (within the test backoff's 0.05 s cap)
+    assert requests.get(f"{op.url}/_admin/stats").json()["by_external_id"] == {"task-rl": 1}
+
+
 def test_classify_reads_retry_after_and_ratelimit_reset():
     def response(headers: dict[str, str]) -> requests.Response:
         r = requests.Response()
