@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 from b24_helpers import client_for, inject
-from broker_queues import serve_system
+from broker_queues import serve_system, wait_for
 from test_b24_handler import CONTEXT, handler_for, make_task
 from test_b24_tracker import PERSON, QUESTION, finish
 
@@ -22,6 +22,7 @@ from exchanger.settings import RabbitMQSettings
 from exchanger.systems.bitrix24.client import Bitrix24Client
 from exchanger.systems.bitrix24.tracker import Bitrix24Tracker
 from exchanger.variables import from_typed_map
+from exchanger_sandbox.bitrix24.contract import CONTRACT
 from exchanger_sandbox.bitrix24.server import PortalServer
 
 
@@ -36,14 +37,8 @@ def creator(portal: PortalServer, rabbit_settings: RabbitMQSettings, topology: T
 
 def created_task(portal: PortalServer, task: TaskMessage, timeout_s: float = 10) -> SentRecord:
     """The portal's task for ``task``, once the creator made it."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with portal.portal.lock:
-            found = [t for t in portal.portal.tasks.values() if t.get("UF_CAMUNDA_ID_EXTERNAL_TASK") == task.task_id]
-        if found:
-            return SentRecord(task=task, item=ExternalItem(system="bitrix24", id=found[0]["ID"]))
-        time.sleep(0.05)
-    pytest.fail(f"no Bitrix24 task for {task.task_id} within {timeout_s}s")
+    found = wait_for(lambda: CONTRACT.items(portal, task.task_id), timeout_s, f"the Bitrix24 task of {task.task_id}")
+    return SentRecord(task=task, item=ExternalItem(system="bitrix24", id=found[0]))
 
 
 def test_a_task_answered_ok_completes_with_the_answer(creator, portal, queues) -> None:

@@ -4,11 +4,10 @@ running the handler and tracker, the response (and parked copy) out of the broke
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
-from broker_queues import serve_system
+from broker_queues import serve_system, wait_for
 from test_onec_handler import CONTEXT, EXPENSE, onec_task, resource
 
 from exchanger.contracts import ResponseStatus
@@ -16,7 +15,8 @@ from exchanger.creator.service import CreatorService
 from exchanger.systems.onec.handler import OneCTaskHandler
 from exchanger.systems.onec.tracker import OneCTracker
 from exchanger.variables import from_typed_map
-from exchanger_sandbox.onec.state import EXTERNAL_ID_ATTRIBUTE, PAYMENT_REQUEST
+from exchanger_sandbox.onec.contract import CONTRACT
+from exchanger_sandbox.onec.state import PAYMENT_REQUEST
 
 CHECK_INTERVAL_S = 0.3  # the tracker re-reads an open document this often here
 
@@ -31,15 +31,7 @@ def service(rabbit_settings, topology, onec_settings, make_client) -> Iterator[C
 
 
 def wait_for_document(onec, task_id: str) -> str:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with onec.infobase.lock:
-            found = [key for key, record in onec.infobase.records[PAYMENT_REQUEST].items()
-                     if record[EXTERNAL_ID_ATTRIBUTE] == task_id]
-        if found:
-            return found[0]
-        time.sleep(0.05)
-    pytest.fail(f"no document for {task_id}")
+    return wait_for(lambda: CONTRACT.items(onec, task_id), what=f"the document of {task_id}")[0]
 
 
 def test_posted_document_completes_the_task_with_its_variables(service, queues, topology, onec, odata):

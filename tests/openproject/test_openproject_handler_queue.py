@@ -4,11 +4,10 @@ What every system must do (redelivery, lost answers, deletions, limits, 5xx, bad
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
-from broker_queues import serve_system
+from broker_queues import serve_system, wait_for
 from test_openproject_handler import CONTEXT, op_task, set_status
 
 from exchanger.contracts import ResponseStatus
@@ -16,6 +15,7 @@ from exchanger.creator.service import CreatorService
 from exchanger.systems.openproject.handler import OpenProjectTaskHandler
 from exchanger.systems.openproject.tracker import OpenProjectTracker
 from exchanger.variables import from_typed_map
+from exchanger_sandbox.openproject.contract import CONTRACT
 
 CHECK_INTERVAL_S = 0.3  # the tracker re-reads an open work package this often here
 
@@ -30,14 +30,7 @@ def service(rabbit_settings, topology, op_settings, make_client) -> Iterator[Cre
 
 
 def wait_for_work_package(op, task_id: str) -> int:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with op.state.lock:
-            found = [wp.id for wp in op.state.work_packages.values() if wp.custom_values.get("customField1") == task_id]
-        if found:
-            return found[0]
-        time.sleep(0.05)
-    pytest.fail(f"no work package for {task_id}")
+    return int(wait_for(lambda: CONTRACT.items(op, task_id), what=f"the work package of {task_id}")[0])
 
 
 def test_closed_work_package_completes_the_task_with_its_variables(service, queues, topology, op, api):
