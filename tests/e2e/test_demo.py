@@ -17,14 +17,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def run_demo(*args: str) -> str:
+    """``python -m exchanger_sandbox.demo args``; its summary, once it exited 0."""
+    result = subprocess.run([sys.executable, "-m", "exchanger_sandbox.demo", *args, "--stall-timeout", "90"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
 @pytest.mark.slow
 def test_the_demo_finishes_every_instance_exactly_once() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "exchanger_sandbox.demo", "--instances", "8", "--seed", "7", "--stall-timeout", "90"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    summary = result.stdout
+    summary = run_demo("--instances", "8", "--seed", "7")
     assert "instances completed                           8" in summary
     assert "duplicates in the fakes                       0" in summary
     assert "parked messages                               0" in summary
@@ -38,13 +41,7 @@ def test_two_workers_and_two_creators_share_the_work_exactly_once() -> None:
     """Two of each daemon (EXCHANGER_INSTANCE 1 and 2) on one vhost and engine: every instance of the process
     finishes once, nothing is duplicated, and each of the four processes did a share of the work (the demo
     fails when one did none)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "exchanger_sandbox.demo", "--instances", "12", "--replicas", "2", "--seed", "5",
-         "--stall-timeout", "90"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    summary = result.stdout
+    summary = run_demo("--instances", "12", "--replicas", "2", "--seed", "5")
     assert "Exchanger demo summary (2 of each daemon)" in summary
     assert "instances completed                          12" in summary
     assert "duplicates in the fakes                       0" in summary
