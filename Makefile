@@ -52,8 +52,8 @@ bench-tracking: venv ## tracking at scale: open items per system vs the fakes' l
 chaos: venv ## the fault test: kills, broker restart, injected faults; asserts with a ledger
 	$(BIN)/python -m exchanger_sandbox.demo --chaos --instances $(or $(CHAOS_INSTANCES),300)
 
-chaos-two: venv ## the fault test with two camunda-workers and two task-creators (EXCHANGER_INSTANCE 1, 2), each killed
-	$(BIN)/python -m exchanger_sandbox.demo --chaos --replicas 2 --instances $(or $(CHAOS_INSTANCES),300)
+chaos-two: venv ## the fault test with two camunda-workers and two task-creators each killed, on quorum queues
+	$(BIN)/python -m exchanger_sandbox.demo --chaos --replicas 2 --queue-type quorum --instances $(or $(CHAOS_INSTANCES),300)
 
 worker: venv ## run camunda-worker in the foreground (ENV=dev|prod)
 	cd camunda-worker && EXCHANGER_ENV=$(ENV) ../$(BIN)/python main.py

@@ -53,7 +53,7 @@ CAMUNDA_AWAY_S = 20.0  # longer than the chaos run's response retry budget (1 + 
 SLOW_WRITE_S = 35.0  # chaos: a Bitrix24 add this slow while task-creator is restarted (< the 45 s settle)
 
 
-def daemon_settings(chaos: bool) -> dict[str, str]:
+def daemon_settings(chaos: bool, queue_type: str = "classic") -> dict[str, str]:
     """Demo-speed settings: short locks and intervals so that a run takes a minute, not a day."""
     return {
         "CAMUNDA_TENANT_ID": TENANT,
@@ -81,6 +81,7 @@ def daemon_settings(chaos: bool) -> dict[str, str]:
         "OPENPROJECT_CHECK_INTERVAL_S": "1",
         "ONEC_CHECK_INTERVAL_S": "1",
         "RABBITMQ_PREFETCH": "20",
+        "RABBITMQ_QUEUE_TYPE": queue_type,
         "LOG_LEVEL": "INFO",
     }
 
@@ -134,7 +135,8 @@ class Demo:
         self.fakes["openproject"] = self.stack.start_sandbox("openproject")["OPENPROJECT_BASE_URL"]
         self.fakes["1c"] = self.stack.start_sandbox("onec")["ONEC_BASE_URL"]
         storm = self.stack.start_sandbox("stormbpmn")
-        self.stack.write_env_file({**daemon_settings(self.args.chaos), "CAMUNDA_SYNC_HEALTH_PORT": "0"})
+        self.stack.write_env_file({**daemon_settings(self.args.chaos, self.args.queue_type),
+                                   "CAMUNDA_SYNC_HEALTH_PORT": "0"})
         camunda = CamundaClient(CamundaSettings(base_url=self.stack.settings["CAMUNDA_BASE_URL"], tenant_id=TENANT))
         self.ops = EngineOps(camunda, TENANT)
         self.deploy_through_camunda_sync(storm)
@@ -375,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chaos", action="store_true", help="kill daemons, restart the broker, inject faults")
     parser.add_argument("--replicas", type=int, default=1, choices=range(1, 10), metavar="N",
                         help="camunda-workers and task-creators each (EXCHANGER_INSTANCE 1..N); default 1")
+    parser.add_argument("--queue-type", choices=("classic", "quorum"), default="classic",
+                        help="RABBITMQ_QUEUE_TYPE of the daemons' queues (a cluster's choice: quorum)")
     parser.add_argument("--timeout", type=float, default=900.0, help="overall limit in seconds")
     parser.add_argument("--stall-timeout", type=float, default=120.0, help="limit without any progress")
     parser.add_argument("--seed", type=int, default=None)
