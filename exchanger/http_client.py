@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -48,7 +48,7 @@ from exchanger.errors import (
     UnexpectedAnswer,
     Unreachable,
 )
-from exchanger.secrets import mask
+from exchanger.secrets import mask, register_secret
 from exchanger.settings import ExternalSystemSettings
 
 DEFAULT_CONNECT_TIMEOUT_S = 5.0  # a loopback or LAN server answers a SYN in far less
@@ -421,3 +421,19 @@ def _never_sent(exc: Exception) -> bool:
         return True
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     return isinstance(reason, urllib3.exceptions.ConnectTimeoutError)
+
+
+class SystemClient:
+    """The part every system's client shares before its own methods: one pooled :class:`HttpClient`
+    made from the system's settings (timeouts, attempts, TLS, write settle) and its credentials
+    registered for masking (also when the settings were built without ``load()``). Handlers and
+    trackers share one per process (:mod:`exchanger.creator.tracked`)."""
+
+    def __init__(self, settings: ExternalSystemSettings, base_url: str, *, system: str, secrets: Sequence[str] = (),
+                 **options: Any) -> None:
+        for secret in secrets:
+            register_secret(secret)
+        self.http = HttpClient.for_system(base_url, settings, system=system, **options)
+
+    def close(self) -> None:
+        self.http.close()

@@ -34,8 +34,8 @@ from exchanger.errors import (
     RateLimited,
     TransientError,
 )
-from exchanger.http_client import CallHooks, HttpClient, retry_after_seconds, segment
-from exchanger.secrets import mask, register_secret
+from exchanger.http_client import CallHooks, SystemClient, retry_after_seconds, segment
+from exchanger.secrets import mask
 from exchanger.systems.bitrix24.ratelimit import LeakyBucket
 from exchanger.systems.bitrix24.settings import Bitrix24Settings
 
@@ -200,31 +200,20 @@ class PortalBucket(CallHooks):
         self.bucket.fill()
 
 
-class Bitrix24Client:
+class Bitrix24Client(SystemClient):
     """Calls Bitrix24 REST methods through the webhook in ``settings``; thread-safe."""
 
     def __init__(self, settings: Bitrix24Settings, *, backoff: Backoff = Backoff()) -> None:
         url = settings.webhook_url.get_secret_value().rstrip("/")
         parts = urlsplit(url)
         user_id, token = parts.path.rstrip("/").split("/")[-2:]
-        register_secret(url)
-        register_secret(token)
         self.settings = settings
         self.portal_url = f"{parts.scheme}://{parts.netloc}"
         self.webhook_user_id = int(user_id)
         self.limiter = LeakyBucket(rate_per_s=settings.rate_per_s, burst=max(1, settings.burst - BURST_HEADROOM))
-        self.http = HttpClient.for_system(
-            url,
-            settings,
-            system=SYSTEM,
-            backoff=backoff,
-            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
-            classify=classify,
-            hooks=PortalBucket(self.limiter),
-        )
-
-    def close(self) -> None:
-        self.http.close()
+        super().__init__(settings, url, system=SYSTEM, secrets=[url, token], backoff=backoff,
+                         headers={"Accept": "application/json", "User-Agent": USER_AGENT}, classify=classify,
+                         hooks=PortalBucket(self.limiter))
 
     # --- transport ----------------------------------------------------------------------------------
 

@@ -21,8 +21,8 @@ from requests.auth import HTTPBasicAuth
 
 from exchanger.backoff import Backoff
 from exchanger.errors import AuthError, Conflict, IntegrationError, NotFound, PermanentError, TransientError
-from exchanger.http_client import HttpClient, classify_by_status, retry_after_seconds, segment
-from exchanger.secrets import mask, register_secret
+from exchanger.http_client import SystemClient, classify_by_status, retry_after_seconds, segment
+from exchanger.secrets import mask
 from exchanger.systems.onec.settings import OneCSettings
 
 SYSTEM = "1c"
@@ -75,25 +75,15 @@ def literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-class OneCClient:
+class OneCClient(SystemClient):
     """One pooled session to one infobase publication; methods return entities as dicts."""
 
     def __init__(self, settings: OneCSettings, *, backoff: Backoff = Backoff()) -> None:
-        password = settings.password.get_secret_value()
-        register_secret(password)  # also when settings were built without load()
         self.settings = settings
-        self.http = HttpClient.for_system(
-            settings.base_url,
-            settings,
-            system=SYSTEM,
-            auth=HTTPBasicAuth(settings.username.encode("utf-8"), password.encode("utf-8")),
-            headers={"Accept": "application/json"},
-            backoff=backoff,
-            classify=classify,
-        )
-
-    def close(self) -> None:
-        self.http.close()
+        password = settings.password.get_secret_value()
+        auth = HTTPBasicAuth(settings.username.encode("utf-8"), password.encode("utf-8"))  # logins are often Cyrillic
+        super().__init__(settings, settings.base_url, system=SYSTEM, secrets=[password], auth=auth,
+                         headers={"Accept": "application/json"}, backoff=backoff, classify=classify)
 
     def _path(self, entity: str, ref_key: str | None = None, action: str = "", /, **query: Any) -> str:
         """``/Document_X(guid'…')/Post?$format=json&…``, names and values URL-encoded."""

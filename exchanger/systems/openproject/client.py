@@ -27,8 +27,8 @@ from exchanger.errors import (
     RateLimited,
     TransientError,
 )
-from exchanger.http_client import HttpClient, classify_by_status, retry_after_seconds, segment
-from exchanger.secrets import mask, register_secret
+from exchanger.http_client import SystemClient, classify_by_status, retry_after_seconds, segment
+from exchanger.secrets import mask
 from exchanger.systems.openproject.settings import PAGE_SIZE, OpenProjectSettings
 
 SYSTEM = "openproject"
@@ -92,25 +92,14 @@ def link(collection: str, item_id: int | str) -> dict[str, str]:
     return {"href": f"{API}/{segment(collection)}/{segment(item_id)}"}
 
 
-class OpenProjectClient:
+class OpenProjectClient(SystemClient):
     """One pooled session to one OpenProject; methods return HAL resources as dicts."""
 
     def __init__(self, settings: OpenProjectSettings, *, backoff: Backoff = Backoff()) -> None:
-        api_key = settings.api_key.get_secret_value()
-        register_secret(api_key)  # also when settings were built without load()
         self.settings = settings
-        self.http = HttpClient.for_system(
-            settings.base_url,
-            settings,
-            system=SYSTEM,
-            auth=("apikey", api_key),
-            headers={"Accept": "application/hal+json"},
-            backoff=backoff,
-            classify=classify,
-        )
-
-    def close(self) -> None:
-        self.http.close()
+        api_key = settings.api_key.get_secret_value()
+        super().__init__(settings, settings.base_url, system=SYSTEM, secrets=[api_key], auth=("apikey", api_key),
+                         headers={"Accept": "application/hal+json"}, backoff=backoff, classify=classify)
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         return self.http.request("GET", path, params=params).json()
