@@ -126,6 +126,11 @@ class Queues:
         return self.channel.queue_declare(queue, passive=True).method.message_count
 
 
+# the start_service fixture of tests/creator/conftest.py: start_creator with the broker given; the service is
+# stopped after the test. Here, not in that conftest: another folder's conftest.py shadows "import conftest"
+StartService = Callable[..., CreatorService]
+
+
 def start_creator(rabbit_settings: RabbitMQSettings, topology: Topology,
                   handlers: dict[str, BaseMessageHandler] | None = None,
                   trackers: dict[str, BaseTracker] | None = None, **settings: Any) -> CreatorService:

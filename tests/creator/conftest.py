@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from broker_queues import start_creator
+from broker_queues import StartService, start_creator
 
 from exchanger.amqp.topology import Topology
 from exchanger.creator.base import BaseMessageHandler, BaseTracker
 from exchanger.creator.service import CreatorService
 from exchanger.settings import RabbitMQSettings
-
-StartService = Callable[..., CreatorService]
 
 
 @pytest.fixture

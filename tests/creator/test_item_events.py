@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from broker_queues import Queues, wait_for
+from broker_queues import Queues, StartService, wait_for
 from creator_testkit import ItemStore, StoreHandler, StoreTracker, context, make_task
 
 from exchanger.amqp.connection import connect
@@ -27,7 +27,6 @@ from exchanger.creator.service import CreatorService
 from exchanger.settings import RabbitMQSettings
 
 StartReceiver = Callable[["EventStoreTracker"], EventReceiver]
-StartService = Callable[..., CreatorService]  # the start_service fixture of tests/creator/conftest.py
 SYSTEM = "1c"  # a system of the default routing table; its queues exist
 TOKEN = "s3cret-token"
 
