@@ -5,17 +5,30 @@ BIN := $(VENV)/bin
 INSTANCES ?= 20
 ENV ?= dev
 
-.PHONY: venv js test lint docs demo bench bench-tracking chaos chaos-two worker creator clean
+.PHONY: venv server-venv js test lint docs demo bench bench-tracking chaos chaos-two worker creator clean
 
-$(BIN)/activate: requirements.txt requirements-dev.txt pyproject.toml sandbox/pyproject.toml
+# the stamps say which kind .venv is: a server's (server-venv) becomes a development one here, and back there
+$(VENV)/dev.stamp: requirements.txt requirements-dev.txt pyproject.toml sandbox/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements-dev.txt
 	$(BIN)/pip install -q -e . --no-deps
 	$(BIN)/pip install -q -e sandbox --no-deps
-	touch $(BIN)/activate
+	rm -f $(VENV)/server.stamp
+	touch $@
 
-venv: $(BIN)/activate ## create .venv with runtime and dev dependencies, the product and the sandbox (editable)
+venv: $(VENV)/dev.stamp ## create .venv with runtime and dev dependencies, the product and the sandbox (editable)
+
+# What services-management/install.sh runs on a server: the product only (no sandbox, no test tools), installed
+# non-editable so that the daemons run what the last install.sh installed, never a half-pulled checkout. Any
+# other .venv (a development one, a failed attempt) is replaced. Every run reinstalls: the upgrade step.
+server-venv: ## create .venv for a server: runtime dependencies and the product (non-editable), nothing else
+	@[ -f $(VENV)/server.stamp ] && $(BIN)/python -c '' 2>/dev/null || { \
+	  [ ! -d $(VENV) ] || echo "replacing $(VENV) with a product-only one"; rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
+	$(BIN)/pip install -q -r requirements.txt
+	rm -rf build  # setuptools builds in the tree: a module deleted since the last build must not ship
+	$(BIN)/pip install -q --no-deps --force-reinstall .
+	touch $(VENV)/server.stamp
 
 tests/js/node_modules: tests/js/package.json tests/js/package-lock.json
 	cd tests/js && npm ci --no-audit --no-fund --loglevel=error

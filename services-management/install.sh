@@ -4,7 +4,8 @@
 #   services-management/install.sh [--user exchanger] [--no-start] [--instances N] [prod] [dev]
 # --instances N (1..9, default 1): N camunda-workers and N task-creators per environment on this host,
 # exchanger-worker@<env>, exchanger-worker-2@<env>, … (EXCHANGER_INSTANCE=n; README, "Two of each").
-# Idempotent: a second run changes nothing. Never runs the services as root.
+# Idempotent: a second run changes nothing but reinstalling the product into .venv from this checkout, which
+# is the upgrade step (git pull, install.sh, exchangerctl restart). Never runs the services as root.
 # EXCHANGER_SYSROOT (tests) puts /etc under another folder and skips the root check.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -47,7 +48,10 @@ if ! getent passwd "$SERVICE_USER" >/dev/null; then
 fi
 SERVICE_GROUP="$(id -gn "$SERVICE_USER" 2>/dev/null || echo "$SERVICE_USER")"
 
-make -C "$ROOT" venv >/dev/null
+# .venv holds the product only, non-editable (Makefile, server-venv): the units run what this script installed
+# last; `make venv` (the sandbox and the test tools, for development) is not for a server. umask 022: the service
+# user reads it, whatever root's umask
+(umask 022 && make -s -C "$ROOT" server-venv)
 
 # what the service may write: logs, the instance lock, camunda-sync's state; the env files it may read
 for dir in logs run state; do

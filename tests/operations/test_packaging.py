@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import configparser
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -18,24 +17,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from product_tree import IMPORT_EVERY_MODULE, copy_product
 
-ROOT = Path(__file__).resolve().parents[2]
 CONSOLE_SCRIPTS = {
     "exchanger": "exchanger.cli.main:main",
     "exchanger-worker": "exchanger.worker.main:main",
     "exchanger-creator": "exchanger.creator.main:run_main",
     "exchanger-sync": "exchanger.sync.cli:main",
 }
-NOT_THE_PRODUCT = ("tests", "sandbox", "bench", "build", ".venv", ".git", "logs", "node_modules", "*.egg-info",
-                   "__pycache__", ".pytest_cache", ".ruff_cache", "state", "run")
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The product wheel, built by pip from a copy of the source tree (a stale ``build/`` cannot leak in)."""
     work = tmp_path_factory.mktemp("wheel")
-    source = work / "source"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*NOT_THE_PRODUCT))
+    source = copy_product(work / "source")
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q", "-w", str(work)],
                            capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, f"pip wheel failed:\n{built.stdout}\n{built.stderr}"
@@ -81,12 +77,7 @@ def test_installed_from_the_wheel_the_commands_find_the_project_in_the_current_f
     elsewhere = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
                                timeout=60)
     assert elsewhere.returncode != 0 and f"{tmp_path.resolve() / '.env.dev'} is missing" in elsewhere.stderr
-    every_module = ("import importlib, pkgutil, sys, exchanger\n"
-                    "sys.modules['exchanger_sandbox'] = None  # importing it now fails\n"
-                    "for module in pkgutil.walk_packages(exchanger.__path__, 'exchanger.'):\n"
-                    "    if not module.name.endswith('.__main__'):  # that one runs its command\n"
-                    "        importlib.import_module(module.name)\n")
-    imported = subprocess.run([sys.executable, "-c", every_module], cwd=project, env=env, capture_output=True,
+    imported = subprocess.run([sys.executable, "-c", IMPORT_EVERY_MODULE], cwd=project, env=env, capture_output=True,
                               text=True, timeout=120)
     assert imported.returncode == 0, f"the product needs the sandbox or fails to import:\n{imported.stderr}"
     command = subprocess.run([str(site / "bin" / "exchanger"), "--help"], cwd=project, env=env, capture_output=True,

@@ -2,7 +2,8 @@
 uninstall keeps logs and state, exchangerctl status summarises every unit.
 
 The installer runs against ``EXCHANGER_SYSROOT`` (its /etc) with stand-ins for the commands that would
-change this machine (systemctl, useradd, chown, rabbitmqctl, make): they record their arguments.
+change this machine (systemctl, useradd, chown, rabbitmqctl, make): they record their arguments. One test
+runs the real ``make server-venv`` on a copy of the product: the venv a server gets, and the units' commands in it.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from product_tree import IMPORT_EVERY_MODULE, ROOT, copy_product
 
-PROJECT = Path(__file__).resolve().parents[2]
 DAEMONS = ("worker", "creator", "sync")
 USER = "exchanger-test-svc"
 
@@ -46,33 +47,41 @@ exit 0
 
 
 class Installation:
-    def __init__(self, tmp_path: Path) -> None:
+    """A checkout under a temp root: services-management only, with a stand-in ``.venv`` and ``make``; or, with
+    ``product``, the whole product tree and the real ``make`` (install.sh then builds the real server venv)."""
+
+    def __init__(self, tmp_path: Path, product: bool = False) -> None:
         self.root = tmp_path / "opt" / "exchanger"
         self.sysroot = tmp_path / "sys"
         self.bin = tmp_path / "bin"
         self.log = tmp_path / "calls.log"
-        shutil.copytree(PROJECT / "services-management", self.root / "services-management")
+        if product:
+            copy_product(self.root)
+        else:
+            shutil.copytree(ROOT / "services-management", self.root / "services-management")
         for env, port in (("prod", 9101), ("dev", 9111)):
             (self.root / f".env.{env}").write_text(f"RABBITMQ_VIRTUAL_HOST=exchanger-{env}\n"
                                                    f"WORKER_HEALTH_PORT={port}\nSTORMBPMN_API_KEY=k-{env}\n")
-        venv = self.root / ".venv" / "bin"
-        venv.mkdir(parents=True)
-        for daemon in DAEMONS:
-            script = venv / f"exchanger-{daemon}"
-            script.write_text("#!/bin/sh\nexit 0\n")
-            script.chmod(0o755)
+        if not product:
+            venv = self.root / ".venv" / "bin"
+            venv.mkdir(parents=True)
+            for daemon in DAEMONS:
+                script = venv / f"exchanger-{daemon}"
+                script.write_text("#!/bin/sh\nexit 0\n")
+                script.chmod(0o755)
         self.bin.mkdir()
-        for command in ("systemctl", "useradd", "userdel", "getent", "chown", "make", "rabbitmqctl", "curl",
-                        "journalctl"):
+        for command in ("systemctl", "useradd", "userdel", "getent", "chown", "rabbitmqctl", "curl", "journalctl",
+                        *(() if product else ("make",))):
             shim = self.bin / command
             shim.write_text(SHIM.format(log=self.log, users=tmp_path / "users",
                                         unit_dir=self.sysroot / "etc" / "systemd" / "system"))
             shim.chmod(0o755)
 
     def run(self, script: str, *args: str, expect: int = 0) -> subprocess.CompletedProcess:
-        env = {"PATH": f"{self.bin}:{os.environ['PATH']}", "EXCHANGER_SYSROOT": str(self.sysroot)}
+        env = {"PATH": f"{self.bin}:{os.environ['PATH']}", "EXCHANGER_SYSROOT": str(self.sysroot),
+               **{name: value for name, value in os.environ.items() if name.startswith("PIP_")}}  # pip's index
         result = subprocess.run(["bash", str(self.root / "services-management" / script), *args],
-                                capture_output=True, text=True, env=env, timeout=60)
+                                capture_output=True, text=True, env=env, timeout=600)
         assert result.returncode == expect, result.stdout + result.stderr
         return result
 
@@ -110,6 +119,7 @@ def test_install_fills_the_placeholders_creates_the_user_and_is_idempotent(insta
     assert sum(c.startswith("useradd --system") for c in calls) == 1
     assert f"chown -R {USER}:{USER} {installation.root}/logs" in calls
     assert "systemctl enable --now exchanger-worker@dev exchanger-creator@dev exchanger-sync@dev" in calls
+    assert f"make -s -C {installation.root} server-venv" in calls  # the product only, never `make venv`
     assert stat.S_IMODE((installation.root / ".env.dev").stat().st_mode) == 0o640
 
     before = installation.snapshot()
@@ -117,6 +127,63 @@ def test_install_fills_the_placeholders_creates_the_user_and_is_idempotent(insta
     installation.run("install.sh", "--user", USER, "prod", "dev")
     assert installation.snapshot() == before  # nothing changed
     assert not any(c.startswith("useradd") for c in installation.calls())
+
+
+@pytest.mark.slow
+def test_the_server_venv_holds_the_product_only_and_every_unit_command_runs_from_it(tmp_path: Path) -> None:
+    installation = Installation(tmp_path, product=True)
+    venv = installation.root / ".venv"
+    venv.mkdir()
+    (venv / "dev.stamp").touch()  # a venv `make venv` made on this checkout: the sandbox, the test tools
+    retired = installation.root / "exchanger" / "retired_module.py"
+    retired.write_text('"""a module the next version deletes"""\n')
+    installation.run("install.sh", "--user", USER, "--instances", "2", "prod", "dev")
+    assert not (venv / "dev.stamp").exists(), "the development venv was not replaced"
+
+    python = str(venv / "bin" / "python")
+    probe = ("import importlib.metadata, importlib.util, exchanger\n"
+             "print(exchanger.__file__)\n"
+             "names = (d.metadata['Name'].lower().replace('_', '-') for d in importlib.metadata.distributions())\n"
+             "print(' '.join(names))\n"
+             "print(importlib.util.find_spec('exchanger_sandbox'))\n")
+    found = subprocess.run([python, "-c", probe], cwd="/", capture_output=True, text=True, timeout=60)
+    assert found.returncode == 0, found.stderr
+    package_file, distributions, sandbox = found.stdout.splitlines()
+    assert Path(package_file).is_relative_to(venv), f"not installed into the venv (editable?): {package_file}"
+    installed = set(distributions.split())
+    assert "exchanger" in installed and sandbox == "None", found.stdout
+    not_for_a_server = {"exchanger-sandbox", "pytest", "ruff", "mypy", "camunda-external-task-client-python3"}
+    assert not installed & not_for_a_server, f"the server venv carries {installed & not_for_a_server}"
+    imported = subprocess.run([python, "-c", IMPORT_EVERY_MODULE], cwd="/", capture_output=True, text=True,
+                              timeout=120)
+    assert imported.returncode == 0, f"requirements.txt misses what the product imports:\n{imported.stderr}"
+
+    units = [installation.unit(daemon) for daemon in DAEMONS] + [installation.unit(d, 2) for d in ("worker", "creator")]
+    for unit in units:
+        text = unit.read_text().replace("%i", "prod")
+        [command] = re.findall(r"^ExecStart=(.+)$", text, re.M)
+        environment = dict(line.split("=", 1) for line in re.findall(r"^Environment=(.+)$", text, re.M))
+        assert Path(command).parent == venv / "bin", command
+        # the unit's environment with one bad value: the command runs, finds .env.prod through EXCHANGER_HOME
+        # (not the current folder) and stops at that value with exit 2, before it would connect anywhere
+        started = subprocess.run([command], cwd="/", env={"PATH": "/usr/bin:/bin", **environment,
+                                                          "EXCHANGER_INSTANCE": "10"},
+                                 capture_output=True, text=True, timeout=60)
+        output = started.stdout + started.stderr
+        assert started.returncode == 2 and "EXCHANGER_INSTANCE='10' is not an instance number" in output, \
+            f"{unit.name}: {command} exited {started.returncode}:\n{output}"
+
+    # the upgrade: the checkout changes, install.sh runs again, the venv holds exactly the new code
+    retired.unlink()
+    (installation.root / "exchanger" / "new_module.py").write_text('"""a module new in this version"""\n')
+    rendered = [unit.read_text() for unit in units]
+    installation.run("install.sh", "--user", USER, "--instances", "2", "prod", "dev")
+    upgraded = subprocess.run([python, "-c", "import importlib.util as u; "
+                               "print(u.find_spec('exchanger.new_module') is not None, "
+                               "u.find_spec('exchanger.retired_module') is not None)"],
+                              cwd="/", capture_output=True, text=True, timeout=60)
+    assert upgraded.stdout.split() == ["True", "False"], upgraded.stdout + upgraded.stderr
+    assert [unit.read_text() for unit in units] == rendered
 
 
 def test_install_never_runs_the_services_as_root(installation: Installation) -> None:
