@@ -14,6 +14,7 @@ import functools
 import threading
 import time
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -54,6 +55,22 @@ def _result_label(action: outcomes.Action) -> str:
     if isinstance(action, outcomes.Respond):
         return f"{action.response.status.value}{'_parked' if action.park_reason else ''}"
     return {outcomes.Track: "tracked", outcomes.Retry: "retry", outcomes.Park: "parked"}[type(action)]
+
+
+M = TypeVar("M", SentRecord, ItemEvent)
+
+
+def _read_batch(deliveries: list[Delivery], contract: type[M]) -> tuple[dict[int, M], list[Exception | None]]:
+    """The readable messages of a batch by position, and one result per delivery: the
+    ``ContractError`` of one that cannot be read (the consumer parks it), else None."""
+    found: dict[int, M] = {}
+    errors: list[Exception | None] = [None] * len(deliveries)
+    for n, delivery in enumerate(deliveries):
+        try:
+            found[n] = contract.from_bytes(delivery.body, delivery.headers)
+        except ContractError as exc:
+            errors[n] = exc
+    return found, errors
 
 
 class CreatorService:
@@ -214,16 +231,8 @@ class CreatorService:
                     publisher: Publisher) -> list[Exception | None]:
         """A batch of the sent queue: one ``track_many`` for the readable records, then each record's own
         next message; the result per delivery is what :meth:`_on_record` would have raised (None: ack)."""
-        records: dict[int, SentRecord] = {}
-        errors: list[Exception | None] = [None] * len(deliveries)
-        for n, delivery in enumerate(deliveries):
-            try:
-                record = SentRecord.from_bytes(delivery.body, delivery.headers)
-            except ContractError as exc:
-                errors[n] = exc  # parked by the consumer
-                continue
-            if not self._answered(tracked, record):
-                records[n] = record
+        readable, errors = _read_batch(deliveries, SentRecord)
+        records = {n: record for n, record in readable.items() if not self._answered(tracked, record)}
         started = time.perf_counter()
         results = tracked.tracker.track_many(list(records.values())) if records else []
         self.metrics.handler_seconds.labels(tracked.queue).observe(time.perf_counter() - started)
@@ -276,14 +285,9 @@ class CreatorService:
         task not answered yet. A failed read drops the events (logged): the next sweep or the tracking record
         finds those items. Result per delivery as in :meth:`_on_records`."""
         system = tracked.system
-        errors: list[Exception | None] = [None] * len(deliveries)
+        events, errors = _read_batch(deliveries, ItemEvent)
         by_item: dict[str, list[int]] = {}
-        for n, delivery in enumerate(deliveries):
-            try:
-                event = ItemEvent.from_bytes(delivery.body, delivery.headers)
-            except ContractError as exc:
-                errors[n] = exc  # parked by the consumer
-                continue
+        for n, event in events.items():
             by_item.setdefault(event.item_id, []).append(n)
         answered = [item_id for item_id in by_item if self.ledgers[tracked.queue].item_answered(item_id)]
         for item_id in answered:  # e.g. a sweep finding what an event answered: no need to read it again

@@ -137,6 +137,22 @@ def test_parse_event_checks_the_application_token(portal: PortalServer) -> None:
     assert disabled.value.status == 404
 
 
+def test_finished_answers_an_event_in_one_request_and_leaves_out_open_and_foreign_tasks(portal: PortalServer) -> None:
+    client = client_for(portal)
+    tracker = Bitrix24Tracker(CONTEXT, settings=client.settings, client=client)
+    handler = handler_for(client)
+    done, still_open = (handler.process_message(make_task(t, process_instance_id=f"pi-{t}")) for t in ("f-1", "f-2"))
+    foreign = new_task(portal.webhook_url, RESPONSIBLE_ID=PERSON)
+    for task_id in (int(done.id), int(foreign["id"])):  # type: ignore[union-attr]
+        person(portal, "tasks.task.complete", {"taskId": task_id})
+    before = portal.portal.requests
+    found = tracker.finished([done.id, still_open.id, str(foreign["id"]), "999999"])  # type: ignore[union-attr]
+    assert portal.portal.requests - before == 1  # the list and the results in one batch
+    assert [(f.record.task.task_id, f.record.task.process_instance_id, f.record.task.activity_id) for f in found] == [
+        ("f-1", "pi-f-1", "Activity_Approve")]
+    assert found[0].outcome.variables["bitrix_task_id"] == int(done.id)  # type: ignore[union-attr]
+
+
 # --- through a real task-creator ---------------------------------------------------------------------
 
 

@@ -223,15 +223,17 @@ class Bitrix24Tracker(TrackedTracker[Bitrix24Settings, Bitrix24Client]):
                 if str(task.get("status")) in self.done_statuses and task.get(key)]
 
     def finished(self, item_ids: Sequence[str]) -> list[Finished]:
-        """The done tasks among ``item_ids`` (two ``batch`` requests, as a batched check), each with the
-        Camunda task it answers; a task without Exchanger's marks (not ours) is left out."""
+        """The done tasks among ``item_ids``, each with the Camunda task it answers; a task without Exchanger's
+        marks (not ours) is left out. Up to 25 ids (an event, a sweep): one ``batch`` with their results;
+        more: two, as a batched check."""
         ids = sorted({int(i) for i in item_ids if i.isdigit() and i.isascii()})[: self.batch_size]
         select = [*self._select(), self.settings.external_id_field, "XML_ID", "CREATED_DATE"]
-        tasks = self.client.tasks_by_id(ids, select) if ids else {}
+        # the few items of an event or a sweep are most likely done: their results come in the same batch
+        eager = ids if len(ids) <= BATCH_LIMIT // 2 else []
+        tasks, results = self.client.tasks_and_results(ids, select, eager) if ids else ({}, {})
         done = {key: (task, record) for key, task in tasks.items()
                 if str(task.get("status")) in self.done_statuses and (record := self._record_of(key, task))}
-        keys = [int(key) for key in done]
-        results: dict[str, list[dict[str, Any]]] = {}
+        keys = [int(key) for key in done if key not in results]
         for n in range(0, len(keys), BATCH_LIMIT):
             results.update(self.client.results_by_task(keys[n : n + BATCH_LIMIT]))
         found: list[Finished] = []
