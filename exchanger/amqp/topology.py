@@ -10,6 +10,7 @@ Declared idempotently by every daemon at start (declaring twice changes nothing)
     <system>.events.queue                                   "item changed" events of a system whose tracker
                                                             takes pushed events or sweeps (single active
                                                             consumer, see exchanger.creator.item_events)
+    exchanger.answered      (fanout)           → an exclusive queue per task-creator: "task answered"
     errors.camunda_tasks.queue                              the parking lot
     exchanger.delay         (topic)  <s>s.#    → exchanger.delay.<s>s   (quorum, TTL <s> seconds, expires
                                                                       when unused, dead-letters to ↓ at
@@ -74,6 +75,9 @@ def events_queue(system: str) -> str:
     return f"{system}.events.queue"
 
 
+ANSWERED_EXCHANGE = "exchanger.answered"  # fanout: "task X answered", to every task-creator's own queue
+
+
 @dataclass
 class Topology:
     settings: TopologySettings
@@ -116,6 +120,8 @@ class Topology:
                 d.queue(system_queue(system), self._queue_arguments())
                 d.bind(system_queue(system), s.tasks_exchange, f"{system}.#")
                 d.queue(sent_queue(system), self._queue_arguments())
+            if self.event_systems:
+                d.exchange(ANSWERED_EXCHANGE, "fanout")
             for system in self.event_systems:
                 # one consumer at a time across every task-creator: it alone answers from events, so it
                 # can tell a duplicate event from a new one (exchanger.creator.item_events)

@@ -9,27 +9,34 @@ rebuilt from what the item stores), publishes each response (confirmed) and reme
 id in the :class:`AnsweredLedger`; then it acks.
 
 The tracking record of such a task still waits in its delay queue: it stays the safety net for a lost
-event. When it comes back to the creator that answered, the ledger says so and the record is acked
-without a check or a second response; a record the sent queue hands to another task-creator is checked
-as usual and answers again, which the camunda-worker acks as "task gone" (Camunda's 404). The ledger
-also drops a duplicated event, and an event for a task the safety net answered first. Why a ledger in
-memory and not in the broker: docs/tracking.md, "Events and sweeps".
+event. When it comes back, the ledger says so and the record is acked without a check or a second
+response. Every answer is also told to the other task-creators (:class:`AnsweredBroadcast`, a fanout to
+a queue of each), so a record that comes back to another task-creator ends there as well; a notice lost
+on a reconnect means one second ``complete``, which the camunda-worker acks as "task gone" (Camunda's
+404). The ledger also drops a duplicated event, and an event for a task the safety net answered first.
+Why a ledger in memory and not a store: docs/tracking.md, "Events and sweeps".
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from loguru import logger
+from pika.exceptions import AMQPError
 
+from exchanger.amqp.connection import connect
 from exchanger.amqp.publisher import Outgoing, Publisher
-from exchanger.amqp.topology import Topology, events_queue
+from exchanger.amqp.topology import ANSWERED_EXCHANGE, Topology, events_queue
+from exchanger.backoff import Backoff
 from exchanger.contracts import ItemEvent, SentRecord
 from exchanger.creator.base import BaseTracker
+from exchanger.errors import ExchangerError
 from exchanger.settings import RabbitMQSettings
 
 DEFAULT_SWEEP_OVERLAP_S = 30.0  # a sweep looks this far behind the previous one (portal clock, commit lag)
@@ -51,9 +58,12 @@ class AnsweredLedger:
         self._until: OrderedDict[tuple[str, str], float] = OrderedDict()  # (kind, id) → forget after (monotonic)
 
     def add(self, record: SentRecord) -> None:
+        self.add_ids(record.task.task_id, record.item.id)
+
+    def add_ids(self, task_id: str, item_id: str) -> None:
         now = self._clock()
         with self._lock:
-            for key in (("task", record.task.task_id), ("item", record.item.id)):
+            for key in (("task", task_id), ("item", item_id)):
                 self._until[key] = now + self.ttl_s
                 self._until.move_to_end(key)
             while self._until and next(iter(self._until.values())) < now:
@@ -73,6 +83,74 @@ class AnsweredLedger:
     def __len__(self) -> int:
         with self._lock:
             return len(self._until) // 2
+
+
+class AnsweredBroadcast:
+    """Tells every task-creator of the environment which tasks were answered, so that each one's ledger
+    knows: a tracking record that comes back to another task-creator than the one that answered it from
+    an event then ends there too, without a second response.
+
+    ``exchanger.answered`` is a fanout exchange; each task-creator binds an exclusive queue of its own
+    and adds what arrives to the ledger of that system. Best effort by design: a notice lost while a
+    connection is down only means one harmless second ``complete`` (the worker takes Camunda's 404 as
+    "task gone").
+    """
+
+    def __init__(self, rabbit: RabbitMQSettings, ledgers: dict[str, AnsweredLedger]) -> None:
+        self.rabbit = rabbit
+        self.ledgers = ledgers  # system → its ledger
+        self.received = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._listen, name="answered-broadcast", daemon=True)
+        self.ready = threading.Event()
+
+    @staticmethod
+    def tell(publisher: Publisher, system: str, record: SentRecord) -> None:
+        """Publish "``record``'s task is answered" (confirmed; a failure is logged and ignored)."""
+        body = json.dumps({"system": system, "task_id": record.task.task_id, "item_id": record.item.id}).encode()
+        try:
+            publisher.publish(ANSWERED_EXCHANGE, system, body)
+        except ExchangerError as exc:  # e.g. no task-creator listening right now: nothing to tell
+            logger.debug("answered notice for task {} not sent: {}", record.task.task_id, exc)
+
+    def start(self) -> AnsweredBroadcast:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _listen(self) -> None:
+        backoff = Backoff(initial_s=0.5, max_s=30.0)
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                with connect(self.rabbit, name="creator:answered", attempts=1) as connection:
+                    channel = connection.channel()
+                    channel.exchange_declare(ANSWERED_EXCHANGE, exchange_type="fanout", durable=True)
+                    queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
+                    channel.queue_bind(queue, ANSWERED_EXCHANGE)
+                    channel.basic_consume(queue, self._on_notice, auto_ack=True)
+                    self.ready.set()
+                    attempt = 0
+                    while not self._stop.is_set():
+                        connection.process_data_events(time_limit=0.5)
+            except (AMQPError, OSError, ExchangerError) as exc:
+                self.ready.clear()
+                attempt += 1
+                logger.debug("answered broadcast: connection lost ({}); again in a moment", exc)
+                self._stop.wait(backoff.delay(attempt))
+
+    def _on_notice(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        try:
+            notice = json.loads(body)
+            ledger = self.ledgers.get(str(notice["system"]))
+            if ledger is not None:
+                ledger.add_ids(str(notice["task_id"]), str(notice["item_id"]))
+                self.received += 1
+        except (ValueError, KeyError, TypeError):
+            logger.debug("answered broadcast: a notice it cannot read was ignored")
 
 
 def ledger_ttl_s(tracker: BaseTracker) -> float:

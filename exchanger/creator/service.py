@@ -25,7 +25,7 @@ from exchanger.amqp.topology import Topology, events_queue
 from exchanger.contracts import SCHEMA_HEADER, ItemEvent, ResponseMessage, ResponseStatus, SentRecord, TaskMessage
 from exchanger.creator import outcomes
 from exchanger.creator.base import Finished, HandlerOutcome, TrackerOutcome
-from exchanger.creator.item_events import AnsweredLedger, Sweeper, ledger_ttl_s
+from exchanger.creator.item_events import AnsweredBroadcast, AnsweredLedger, Sweeper, ledger_ttl_s
 from exchanger.creator.loader import Components, LoadedHandler, LoadedTracker
 from exchanger.creator.retry_policy import RetryPolicy
 from exchanger.creator.settings import CreatorSettings
@@ -96,6 +96,7 @@ class CreatorService:
         self._threads: list[threading.Thread] = []
         self.ledgers: dict[str, AnsweredLedger] = {}  # sent queue → Camunda task ids answered lately
         self.sweepers: list[Sweeper] = []
+        self.broadcast: AnsweredBroadcast | None = None
         for loaded in components.handlers.values():
             self.consumers.append(self._consumer(loaded.queue, functools.partial(self._on_task, loaded)))
         for tracked in components.trackers.values():
@@ -107,6 +108,9 @@ class CreatorService:
                                                  batching))
             if tracked.tracker.item_events:
                 self._serve_events(tracked)
+        if self.ledgers:
+            by_system = {t.system: self.ledgers[q] for q, t in components.trackers.items() if q in self.ledgers}
+            self.broadcast = AnsweredBroadcast(self.rabbit, by_system)
 
     def _serve_events(self, tracked: LoadedTracker) -> None:
         """The consumer of ``<system>.events.queue``, the ledger it shares with the sent queue, the sweeper."""
@@ -138,6 +142,8 @@ class CreatorService:
             self._threads.append(thread)
         for sweeper in self.sweepers:
             sweeper.start()
+        if self.broadcast is not None:
+            self.broadcast.start()
         logger.info("task-creator serving {}", ", ".join(c.queue for c in self.consumers))
         return self
 
@@ -160,6 +166,8 @@ class CreatorService:
             sweeper.stop()
         for consumer in self.consumers:
             consumer.stop()
+        if self.broadcast is not None:
+            self.broadcast.stop()
         deadline = time.monotonic() + self.settings.drain_s + 5
         for thread in self._threads:
             thread.join(max(0.1, deadline - time.monotonic()))
@@ -260,7 +268,8 @@ class CreatorService:
         self.metrics.checks.labels(tracked.queue, _result_label(action)).inc()
         self._execute(action, delivery, publisher, sent_queue=tracked.queue, target_queue=tracked.target_queue)
         if ledger is not None and isinstance(action, outcomes.Respond):
-            ledger.add(record)  # a later event (or sweep) of the item finds it answered
+            ledger.add(record)  # a later event (or sweep) of the item finds it answered, here and elsewhere
+            AnsweredBroadcast.tell(publisher, tracked.system, record)
 
     # --- item events (exchanger.creator.item_events) ------------------------------------------------
 
@@ -322,6 +331,7 @@ class CreatorService:
         self._execute(outcomes.respond(done.record.task, done.outcome, done.record.item), delivery, publisher,
                       sent_queue=None, target_queue=tracked.target_queue)
         ledger.add(done.record)
+        AnsweredBroadcast.tell(publisher, tracked.system, done.record)  # its record may come back elsewhere
         self.metrics.events.labels(tracked.system, "answered").inc()
 
     def _on_oversized(self, delivery: Delivery, publisher: Publisher, reason: str) -> None:

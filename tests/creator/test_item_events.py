@@ -191,3 +191,22 @@ def test_a_change_sweep_answers_without_an_event(start_service: StartService, qu
     tracker.changed = ["item-t-ev-5", "item-t-ev-5"]
     assert [r.task_id for r in queues.responses(1, timeout_s=10)] == ["t-ev-5"]
     assert queues.poll(queues.topology.settings.responses_queue, 2) is None
+
+
+def test_a_record_that_comes_back_to_the_other_task_creator_ends_there_too(
+        start_service: StartService, receiver: StartReceiver, queues: Queues, store: ItemStore) -> None:
+    tracker_a, service_a = started(start_service, store, interval_s=4)  # first: the events queue's active consumer
+    tracker_b, service_b = started(start_service, store, interval_s=4)
+    assert service_a.broadcast is not None and service_b.broadcast is not None
+    wait_for(lambda: service_a.broadcast.ready.is_set() and service_b.broadcast.ready.is_set(), 10, "both listening")
+    server = receiver(tracker_b)  # either receiver: both put the event into the one events queue
+    create(queues, store, "t-ev-6")
+    store.finish("t-ev-6")
+    assert post(server, {"token": TOKEN, "items": ["item-t-ev-6"]})[0] == 200
+    response = queues.responses(1)[0]
+    assert response.task_id == "t-ev-6" and response.variables["from"]["value"] == "event"
+    wait_for(lambda: service_b.broadcast.received >= 1, 5, "the other task-creator told")
+    service_a.stop()  # the tracking record can only come back to the other one now
+    second = queues.poll(queues.topology.settings.responses_queue, 9)
+    assert second is None, "the other task-creator answered the record again"
+    assert tracker_b.checks["t-ev-6"] == 0 and tracker_a.checks["t-ev-6"] == 0
