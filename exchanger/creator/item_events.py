@@ -57,17 +57,34 @@ class AnsweredLedger:
         self._lock = threading.Lock()
         self._until: OrderedDict[tuple[str, str], float] = OrderedDict()  # (kind, id) → forget after (monotonic)
 
-    def add(self, record: SentRecord) -> None:
-        self.add_ids(record.task.task_id, record.item.id)
-
     def add_ids(self, task_id: str, item_id: str) -> None:
+        with self._lock:
+            self._put(task_id, item_id, self._clock())
+
+    def claim(self, record: SentRecord) -> bool:
+        """Note ``record``'s task as answered unless it is already (then False), in one step: of a check and
+        an event of the same item in the same second, only the one that claims first publishes a response.
+        :meth:`release` it when that publish fails."""
         now = self._clock()
         with self._lock:
-            for key in (("task", task_id), ("item", item_id)):
-                self._until[key] = now + self.ttl_s
-                self._until.move_to_end(key)
-            while self._until and next(iter(self._until.values())) < now:
-                self._until.popitem(last=False)
+            until = self._until.get(("task", record.task.task_id))
+            if until is not None and until >= now:
+                return False
+            self._put(record.task.task_id, record.item.id, now)
+            return True
+
+    def release(self, record: SentRecord) -> None:
+        """Undo a :meth:`claim` whose response was not published: a later check or event answers."""
+        with self._lock:
+            self._until.pop(("task", record.task.task_id), None)
+            self._until.pop(("item", record.item.id), None)
+
+    def _put(self, task_id: str, item_id: str, now: float) -> None:
+        for key in (("task", task_id), ("item", item_id)):
+            self._until[key] = now + self.ttl_s
+            self._until.move_to_end(key)
+        while self._until and next(iter(self._until.values())) < now:
+            self._until.popitem(last=False)
 
     def task_answered(self, task_id: str) -> bool:
         return self._has(("task", task_id))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -261,15 +262,34 @@ class CreatorService:
         action = outcomes.for_check(record, result, now=datetime.now(UTC),
                                     max_age_s=self.settings.max_tracking_age_s,
                                     max_check_errors=self.settings.max_check_errors)
-        ledger = self.ledgers.get(tracked.queue)
-        if ledger is not None and isinstance(action, outcomes.Respond) and ledger.task_answered(record.task.task_id):
+        ledger = self.ledgers.get(tracked.queue) if isinstance(action, outcomes.Respond) else None
+        execute = functools.partial(self._execute, action, delivery, publisher, sent_queue=tracked.queue,
+                                    target_queue=tracked.target_queue)
+        if not self._respond_once(ledger, tracked.system, record, publisher, execute):
             self.metrics.checks.labels(tracked.queue, "answered_by_event").inc()
             return  # an event answered it while this check ran
         self.metrics.checks.labels(tracked.queue, _result_label(action)).inc()
-        self._execute(action, delivery, publisher, sent_queue=tracked.queue, target_queue=tracked.target_queue)
-        if ledger is not None and isinstance(action, outcomes.Respond):
-            ledger.add(record)  # a later event (or sweep) of the item finds it answered, here and elsewhere
-            AnsweredBroadcast.tell(publisher, tracked.system, record)
+
+    def _respond_once(self, ledger: AnsweredLedger | None, system: str, record: SentRecord, publisher: Publisher,
+                      publish: Callable[[], None]) -> bool:
+        """``publish`` (a response for ``record``) unless its task is answered already; True when it ran.
+
+        The task is claimed in the ledger *before* publishing, so that a check and an event of the same item
+        racing each other answer once; a later event (or sweep, or a record coming back) finds it answered,
+        here and, through the broadcast, in the other task-creators. Without a ledger it just publishes.
+        """
+        if ledger is None:
+            publish()
+            return True
+        if not ledger.claim(record):
+            return False
+        try:
+            publish()
+        except BaseException:
+            ledger.release(record)
+            raise
+        AnsweredBroadcast.tell(publisher, system, record)
+        return True
 
     # --- item events (exchanger.creator.item_events) ------------------------------------------------
 
@@ -323,15 +343,11 @@ class CreatorService:
 
     def _answer_event(self, tracked: LoadedTracker, done: Finished, delivery: Delivery, publisher: Publisher) -> None:
         """Respond for a finished item unless its task was answered lately (a duplicate event)."""
-        task_id = done.record.task.task_id
-        ledger = self.ledgers[tracked.queue]
-        if ledger.task_answered(task_id):
+        execute = functools.partial(self._execute, outcomes.respond(done.record.task, done.outcome, done.record.item),
+                                    delivery, publisher, sent_queue=None, target_queue=tracked.target_queue)
+        if not self._respond_once(self.ledgers[tracked.queue], tracked.system, done.record, publisher, execute):
             self.metrics.events.labels(tracked.system, "already_answered").inc()
             return
-        self._execute(outcomes.respond(done.record.task, done.outcome, done.record.item), delivery, publisher,
-                      sent_queue=None, target_queue=tracked.target_queue)
-        ledger.add(done.record)
-        AnsweredBroadcast.tell(publisher, tracked.system, done.record)  # its record may come back elsewhere
         self.metrics.events.labels(tracked.system, "answered").inc()
 
     def _on_oversized(self, delivery: Delivery, publisher: Publisher, reason: str) -> None:

@@ -11,6 +11,7 @@ from creator_testkit import make_task
 from exchanger.contracts import ExternalItem, SentRecord
 from exchanger.creator import outcomes
 from exchanger.creator.base import Done, StillOpen
+from exchanger.creator.item_events import AnsweredLedger
 from exchanger.creator.loader import load_components
 from exchanger.creator.retry_policy import RetryPolicy, parse_duration_ms
 from exchanger.creator.routing_config import CreatorRouting, queue_handlers, tracker_handlers
@@ -176,3 +177,16 @@ def test_unexpected_check_errors_are_bounded_and_an_open_answer_resets_the_count
     assert "failed 3 times in a row" in action.response.error_message
     reset = outcomes.for_check(record, StillOpen(), now=now, max_check_errors=3)
     assert isinstance(reset, outcomes.Track) and reset.record.failed_checks == 0
+
+
+def test_the_answered_ledger_lets_one_claim_of_a_task_through_until_released_or_forgotten():
+    now = [100.0]
+    ledger = AnsweredLedger(ttl_s=60, clock=lambda: now[0])
+    record = SentRecord(task=make_task("t-claim", "store_task", "1c"), item=ExternalItem(system="1c", id="i-1"))
+    assert ledger.claim(record)  # the check, say
+    assert not ledger.claim(record)  # the event of the same item, a moment later: no second response
+    assert ledger.task_answered("t-claim") and ledger.item_answered("i-1")
+    ledger.release(record)  # the publish failed: the next one answers
+    assert not ledger.task_answered("t-claim") and ledger.claim(record)
+    now[0] += 61
+    assert ledger.claim(record)  # forgotten after the ttl
