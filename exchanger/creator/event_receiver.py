@@ -15,7 +15,10 @@ At start the receiver asks each tracker to subscribe (``subscribe_events``: Bitr
 to ``BITRIX_EVENTS_URL``), in a thread that tries again every :data:`SUBSCRIBE_RETRY_S` until it worked.
 
 Nothing else happens in the request: whichever task-creator consumes the events queue looks at the item
-(:mod:`exchanger.creator.item_events`). Bodies above ``CREATOR_EVENTS_MAX_BYTES`` are refused with 413.
+(:mod:`exchanger.creator.item_events`). A hostile or broken caller gets an answer and costs little: a
+body above ``CREATOR_EVENTS_MAX_BYTES`` is 413 unread, a Content-Length that is no length 400, a call the
+tracker cannot read 400 (never a dropped connection), and a caller silent for :data:`DEFAULT_READ_TIMEOUT_S`
+mid-request is cut off (each connection has its own thread; none blocks another or :meth:`EventReceiver.stop`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from exchanger.settings import RabbitMQSettings
 
 PATH_PREFIX = "/events/"
 DEFAULT_MAX_BYTES = 64 * 1024  # an OnTaskUpdate call is well under 2 kB
+DEFAULT_READ_TIMEOUT_S = 10.0  # a caller silent this long mid-request is cut off (a slow or lying client)
 SUBSCRIBE_RETRY_S = 60.0  # a system that could not be told where to push is asked again after this long
 
 
@@ -44,7 +48,7 @@ class EventReceiver:
 
     def __init__(self, trackers: dict[str, BaseTracker], rabbit: RabbitMQSettings, topology: Topology, *,
                  port: int, host: str = "127.0.0.1", max_bytes: int = DEFAULT_MAX_BYTES,
-                 registry: CollectorRegistry | None = None) -> None:
+                 read_timeout_s: float = DEFAULT_READ_TIMEOUT_S, registry: CollectorRegistry | None = None) -> None:
         self.trackers = {system: t for system, t in trackers.items() if t.item_events}
         self.max_bytes = max_bytes
         self.publisher = Publisher(rabbit, topology, name="creator:events")
@@ -54,21 +58,26 @@ class EventReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = read_timeout_s  # socket timeout: a stalled client holds its own thread this long at most
+
             def do_POST(self) -> None:
-                status, body = receiver.receive(self.path, {k.lower(): v for k, v in self.headers.items()},
-                                                self._body())
+                length = self.headers.get("Content-Length") or "0"
+                if not length.isdigit():
+                    self._send(400, {"error": "Content-Length is not a length"})
+                elif int(length) > receiver.max_bytes:
+                    self.close_connection = True  # the body is never read: this connection cannot carry another
+                    self._send(*receiver.too_large(self.path))
+                else:
+                    headers = {k.lower(): v for k, v in self.headers.items()}
+                    self._send(*receiver.receive(self.path, headers, self.rfile.read(int(length))))
+
+            def _send(self, status: int, body: dict[str, object]) -> None:
                 payload = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
-
-            def _body(self) -> bytes | None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > receiver.max_bytes:
-                    return None
-                return self.rfile.read(length) if length > 0 else b""
 
             def log_message(self, format: str, *args: object) -> None:
                 return
@@ -82,19 +91,28 @@ class EventReceiver:
     def port(self) -> int:
         return int(self.httpd.server_address[1])
 
-    def receive(self, path: str, headers: dict[str, str], body: bytes | None) -> tuple[int, dict[str, object]]:
+    def system_of(self, path: str) -> str:
+        return path.split("?", 1)[0].removeprefix(PATH_PREFIX).strip("/") if path.startswith(PATH_PREFIX) else ""
+
+    def too_large(self, path: str) -> tuple[int, dict[str, object]]:
+        system = self.system_of(path)
+        return self._answer(system if system in self.trackers else "?", 413,
+                            {"error": f"body above {self.max_bytes} bytes"})
+
+    def receive(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, object]]:
         """(status, JSON body) for one call; see the module docstring."""
-        system = path.split("?", 1)[0].removeprefix(PATH_PREFIX).strip("/") if path.startswith(PATH_PREFIX) else ""
+        system = self.system_of(path)
         tracker = self.trackers.get(system)
         if tracker is None:
-            return self._answer(system or "?", 404, {"error": f"no events for {system or path!r} here"})
-        if body is None:
-            return self._answer(system, 413, {"error": f"body above {self.max_bytes} bytes"})
+            return self._answer("?", 404, {"error": "no events for this path here"})
         try:
             item_ids = list(dict.fromkeys(tracker.parse_event(headers, body)))
         except EventRefused as exc:
             logger.warning("{}: event call refused ({}): {}", system, exc.status, exc)
             return self._answer(system, exc.status, {"error": str(exc)})
+        except Exception as exc:  # noqa: BLE001 - a tracker that fails on odd input must still answer the caller
+            logger.warning("{}: event call not understood ({}); answered 400", system, type(exc).__name__)
+            return self._answer(system, 400, {"error": "the call could not be read"})
         try:
             if item_ids:
                 with self._publish_lock:
