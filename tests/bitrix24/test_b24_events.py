@@ -153,6 +153,15 @@ def test_finished_answers_an_event_in_one_request_and_leaves_out_open_and_foreig
     assert found[0].outcome.variables["bitrix_task_id"] == int(done.id)  # type: ignore[union-attr]
 
 
+def test_a_sweep_lists_finished_tasks_only_so_a_flood_of_open_changes_cannot_hide_them(portal: PortalServer) -> None:
+    client = client_for(portal, sweep_max_pages=1)  # 50 tasks a sweep at most
+    tracker = Bitrix24Tracker(CONTEXT, settings=client.settings, client=client)
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    opened = [new_task(portal.webhook_url, UF_CAMUNDA_ID_EXTERNAL_TASK=f"flood-{n}") for n in range(60)]
+    person(portal, "tasks.task.complete", {"taskId": int(opened[-1]["id"])})
+    assert tracker.changed_since(since) == [str(opened[-1]["id"])]
+
+
 # --- through a real task-creator ---------------------------------------------------------------------
 
 

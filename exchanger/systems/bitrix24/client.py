@@ -313,11 +313,12 @@ class Bitrix24Client(SystemClient):
         results = {key[1:]: list(_as_dict(value).values()) for key, value in answer.results.items() if key[:1] == "r"}
         return found, results
 
-    def changed_tasks(self, since: str, select: list[str], max_pages: int) -> list[dict[str, Any]]:
-        """The tasks changed after ``since`` (an ISO date with offset), oldest change first: ``tasks.task.list``
-        filtered by ``>CHANGED_DATE``, page by page (50 each), at most ``max_pages`` requests."""
-        params: dict[str, Any] = {"filter": {">CHANGED_DATE": since}, "order": {"CHANGED_DATE": "asc"},
-                                  "select": ["ID", "CHANGED_DATE", *select]}
+    def changed_tasks(self, since: str, statuses: list[str], select: list[str], max_pages: int) -> list[dict[str, Any]]:
+        """The tasks in one of ``statuses`` changed after ``since`` (an ISO date with offset), oldest change
+        first: ``tasks.task.list`` filtered by ``>CHANGED_DATE`` and ``REAL_STATUS``, page by page (50 each),
+        at most ``max_pages`` requests."""
+        params: dict[str, Any] = {"filter": {">CHANGED_DATE": since, "REAL_STATUS": statuses},
+                                  "order": {"CHANGED_DATE": "asc"}, "select": ["ID", "CHANGED_DATE", *select]}
         found: list[dict[str, Any]] = []
         start = 0
         for _page in range(max_pages):

@@ -215,10 +215,12 @@ class Bitrix24Tracker(TrackedTracker[Bitrix24Settings, Bitrix24Client]):
 
     def changed_since(self, since: datetime) -> list[str]:
         """The tasks changed after ``since`` that are done and were created by Exchanger (one page of 50 each
-        request, oldest change first)."""
+        request, oldest change first). Only done ones are listed: open tasks change all the time (comments,
+        edits, a thousand created in a migration) and would fill the pages before a finished one."""
         key = camel_key(self.settings.external_id_field)
         tasks = self.client.changed_tasks(since.astimezone(UTC).isoformat(timespec="seconds"),
-                                          ["STATUS", self.settings.external_id_field], self.settings.sweep_max_pages)
+                                          sorted(self.done_statuses), ["STATUS", self.settings.external_id_field],
+                                          self.settings.sweep_max_pages)
         return [str(task.get("id")) for task in tasks
                 if str(task.get("status")) in self.done_statuses and task.get(key)]
 
