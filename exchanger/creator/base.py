@@ -182,6 +182,17 @@ class Finished:
     outcome: Done | Failed | BpmnErrorOutcome
 
 
+@dataclass(frozen=True)
+class Changes:
+    """What one change sweep found. ``resume_from`` is set when the sweep stopped before the end of the list
+    (its page limit): the system's own time of the last change it listed, where the next sweep goes on.
+    Without it the next sweep would start where this one started, and a burst of changes larger than a
+    sweep's pages would be left to the safety net."""
+
+    item_ids: list[str]
+    resume_from: datetime | None = None
+
+
 _OUTCOME_STAT = {Done: "done", Failed: "failed", BpmnErrorOutcome: "bpmn_errors", StillOpen: "still_open"}
 
 
@@ -420,9 +431,9 @@ class BaseTracker:
         fields); an item that is open, unknown or not created by Exchanger is left out."""
         raise NotImplementedError(f"{type(self).__name__} cannot answer from an item id alone")
 
-    def changed_since(self, since: datetime) -> list[str]:
-        """Ids of the items changed at or after ``since`` (a change sweep; ``sweep_interval_s`` > 0); a tracker
-        may leave out those it can already tell are open or not its own."""
+    def changed_since(self, since: datetime) -> Changes:
+        """The items changed at or after ``since`` (a change sweep; ``sweep_interval_s`` > 0); a tracker may
+        leave out those it can already tell are open or not its own."""
         raise NotImplementedError(f"{type(self).__name__} cannot sweep for changes")
 
     def subscribe_events(self) -> str | None:

@@ -205,6 +205,7 @@ class Sweeper:
         self.overlap = timedelta(seconds=overlap_s)
         self.publisher = Publisher(rabbit, topology, name=f"creator:{system}.sweep")
         self.since = datetime.now(UTC) - timedelta(seconds=tracker.check_interval_s)
+        self._resume_from: datetime | None = None  # set while a burst is listed over several sweeps
         self.sweeps = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"sweep:{system}", daemon=True)
@@ -219,12 +220,20 @@ class Sweeper:
         self.publisher.close()
 
     def sweep(self) -> list[str]:
-        """One sweep: list what changed, publish it; returns the item ids found."""
+        """One sweep: list what changed, publish it; returns the item ids found. A sweep cut short by its
+        page limit is continued by the next one from the last change it listed (``Changes.resume_from``,
+        no overlap: a burst larger than the overlap's worth of pages still moves forward)."""
         started = datetime.now(UTC)
-        item_ids = list(dict.fromkeys(self.tracker.changed_since(self.since - self.overlap)))
+        changes = self.tracker.changed_since(self._resume_from or self.since - self.overlap)
+        item_ids = list(dict.fromkeys(changes.item_ids))
         if item_ids:
             publish_events(self.publisher, self.system, item_ids, "sweep")
-        self.since = started
+        self._resume_from = changes.resume_from
+        if changes.resume_from is None:  # listed to the end: everything up to this sweep's start is seen
+            self.since = started
+        else:
+            logger.info("{}: change sweep cut at its page limit; the next one goes on from {}", self.system,
+                        changes.resume_from.isoformat())
         self.sweeps += 1
         return item_ids
 

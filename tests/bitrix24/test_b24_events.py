@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +23,7 @@ from exchanger.amqp.topology import Topology, events_queue
 from exchanger.contracts import ResponseMessage
 from exchanger.creator.base import EventRefused
 from exchanger.creator.event_receiver import EventReceiver
+from exchanger.creator.item_events import Sweeper
 from exchanger.creator.service import CreatorService
 from exchanger.settings import RabbitMQSettings
 from exchanger.systems.bitrix24.tracker import Bitrix24Tracker
@@ -288,3 +289,69 @@ def test_an_event_for_an_unknown_or_foreign_task_is_ignored(
         task_id = s.create("ev-after-1")  # and the receiver still works
         person(portal, "tasks.task.complete", {"taskId": task_id})
         assert [r.task_id for r in s.responses(1)] == ["ev-after-1"]
+
+
+# --- sweeps under a burst of changes -------------------------------------------------------------------
+
+
+def closed_in_bulk(portal: PortalServer, count: int, first_change: datetime, per_s: float) -> set[str]:
+    """``count`` tasks of Exchanger's closed by a bulk action, ``per_s`` a second from ``first_change``, plus as
+    many open ones (not listed) and foreign closed ones (listed: they take room in the sweep's pages)."""
+    ours: set[str] = set()
+    with portal.portal.lock:
+        for n in range(count * 3):
+            kind = n % 3  # 0: ours and closed, 1: ours and open, 2: a person's own task, closed
+            fields: dict[str, Any] = {"TITLE": f"bulk {n}", "RESPONSIBLE_ID": PERSON}
+            if kind < 2:
+                fields.update(UF_CAMUNDA_ID_EXTERNAL_TASK=f"bulk-{n}", XML_ID=f"pi-bulk:{n}")
+            task = portal.portal.add_task(fields, PERSON)
+            changed = first_change + timedelta(seconds=n / 3 / per_s)
+            task.update(STATUS="2" if kind == 1 else "5", CHANGED_DATE=changed.isoformat(timespec="seconds"))
+            if kind == 0:
+                ours.add(task["ID"])
+    return ours
+
+
+def swept(sweeper: Sweeper, times: int) -> set[str]:
+    found: set[str] = set()
+    for _ in range(times):
+        found.update(sweeper.sweep())
+    return found
+
+
+@pytest.fixture
+def sweeper_for(portal: PortalServer, rabbit_settings: RabbitMQSettings, topology: Topology,
+                queues: Queues) -> Iterator[Callable[..., Sweeper]]:
+    made: list[Sweeper] = []
+
+    def make(**settings: Any) -> Sweeper:
+        client = client_for(portal, check_interval_s=300, **settings)
+        made.append(Sweeper("bitrix24", Bitrix24Tracker(CONTEXT, settings=client.settings, client=client),
+                            rabbit_settings, topology))
+        return made[-1]
+
+    queues.channel.queue_declare(events_queue("bitrix24"), durable=True, arguments={"x-single-active-consumer": True})
+    yield make
+    for sweeper in made:
+        sweeper.publisher.close()
+    queues.channel.queue_purge(events_queue("bitrix24"))
+
+
+def test_five_hundred_tasks_closed_at_once_are_all_found_by_the_next_two_sweeps(
+        portal: PortalServer, sweeper_for: Callable[..., Sweeper], queues: Queues) -> None:
+    ours = closed_in_bulk(portal, 500, datetime.now(UTC) - timedelta(seconds=20), per_s=100)
+    sweeper = sweeper_for()
+    queues.channel.queue_purge(events_queue("bitrix24"))
+    assert swept(sweeper, 2) == ours  # 1,000 finished listed: 20 pages (BITRIX_SWEEP_MAX_PAGES)
+    assert queues.depth(events_queue("bitrix24")) >= 500  # the second sweep re-reads the second it resumes at
+
+
+def test_a_burst_larger_than_a_sweeps_pages_is_found_by_the_next_sweeps_not_left_to_the_safety_net(
+        portal: PortalServer, sweeper_for: Callable[..., Sweeper]) -> None:
+    """A bulk close of 200 tasks a minute ago (400 finished with the foreign ones); a sweep reads 2 pages."""
+    ours = closed_in_bulk(portal, 200, datetime.now(UTC) - timedelta(seconds=70), per_s=10)
+    sweeper = sweeper_for(sweep_max_pages=2)
+    found = swept(sweeper, 1)
+    assert 0 < len(found) < len(ours), "the first sweep was not cut (the test lost its point)"
+    assert swept(sweeper, 8) | found == ours, "tasks of the burst left to the 300 s safety net"
+    assert sweeper._resume_from is None, "the sweeps did not get through to the end of the burst"

@@ -21,7 +21,7 @@ from creator_testkit import ItemStore, StoreHandler, StoreTracker, context, make
 from exchanger.amqp.connection import connect
 from exchanger.amqp.topology import Topology, events_queue
 from exchanger.contracts import ExternalItem, SentRecord
-from exchanger.creator.base import Done, EventRefused, Finished, SystemContext
+from exchanger.creator.base import Changes, Done, EventRefused, Finished, SystemContext
 from exchanger.creator.event_receiver import EventReceiver
 from exchanger.creator.service import CreatorService
 from exchanger.settings import RabbitMQSettings
@@ -57,9 +57,9 @@ class EventStoreTracker(StoreTracker):
                 found.append(Finished(record, Done(variables={"from": "event"})))
         return found
 
-    def changed_since(self, since: datetime) -> list[str]:
+    def changed_since(self, since: datetime) -> Changes:
         found, self.changed = self.changed, []
-        return found
+        return Changes(found)
 
 
 @pytest.fixture

@@ -313,10 +313,11 @@ class Bitrix24Client(SystemClient):
         results = {key[1:]: list(_as_dict(value).values()) for key, value in answer.results.items() if key[:1] == "r"}
         return found, results
 
-    def changed_tasks(self, since: str, statuses: list[str], select: list[str], max_pages: int) -> list[dict[str, Any]]:
+    def changed_tasks(self, since: str, statuses: list[str], select: list[str],
+                      max_pages: int) -> tuple[list[dict[str, Any]], bool]:
         """The tasks in one of ``statuses`` changed after ``since`` (an ISO date with offset), oldest change
         first: ``tasks.task.list`` filtered by ``>CHANGED_DATE`` and ``REAL_STATUS``, page by page (50 each),
-        at most ``max_pages`` requests."""
+        at most ``max_pages`` requests; and whether that was all of them (False: cut at ``max_pages``)."""
         params: dict[str, Any] = {"filter": {">CHANGED_DATE": since, "REAL_STATUS": statuses},
                                   "order": {"CHANGED_DATE": "asc"}, "select": ["ID", "CHANGED_DATE", *select]}
         found: list[dict[str, Any]] = []
@@ -325,11 +326,10 @@ class Bitrix24Client(SystemClient):
             answer = self.envelope("tasks.task.list", {**params, "start": start})
             found += _as_dict(_as_dict(answer["result"]).get("tasks")).values()
             if answer.get("next") is None:
-                return found
+                return found, True
             start = int(answer["next"])
-        logger.warning("Bitrix24: more than {} tasks changed since {}; the rest waits for the next sweep or check",
-                       len(found), since)
-        return found
+        logger.warning("Bitrix24: more than {} tasks changed since {}; the next sweep goes on", len(found), since)
+        return found, False
 
     def event_handlers(self) -> list[dict[str, Any]]:
         """``event.get``: the event handlers bound on the portal for this webhook or application."""

@@ -39,14 +39,22 @@ import hmac
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
 from loguru import logger
 
 from exchanger.contracts import ExternalItem, SentRecord, TaskMessage
-from exchanger.creator.base import Done, EventRefused, Finished, StillOpen, SystemContext, TrackerOutcome
+from exchanger.creator.base import (
+    Changes,
+    Done,
+    EventRefused,
+    Finished,
+    StillOpen,
+    SystemContext,
+    TrackerOutcome,
+)
 from exchanger.creator.tracked import TrackedTracker
 from exchanger.systems.bitrix24 import SYSTEM as SPEC
 from exchanger.systems.bitrix24.client import BATCH_LIMIT, Bitrix24Client, camel_key
@@ -213,16 +221,20 @@ class Bitrix24Tracker(TrackedTracker[Bitrix24Settings, Bitrix24Client]):
         task_id = field("data[FIELDS_AFTER][ID]") or field("data[FIELDS_BEFORE][ID]")
         return [task_id] if task_id.isdigit() and task_id.isascii() else []
 
-    def changed_since(self, since: datetime) -> list[str]:
+    def changed_since(self, since: datetime) -> Changes:
         """The tasks changed after ``since`` that are done and were created by Exchanger (one page of 50 each
         request, oldest change first). Only done ones are listed: open tasks change all the time (comments,
-        edits, a thousand created in a migration) and would fill the pages before a finished one."""
+        edits, a thousand created in a migration) and would fill the pages before a finished one. Cut at
+        ``BITRIX_SWEEP_MAX_PAGES``, the next sweep resumes a second before the last change listed
+        (``>CHANGED_DATE`` has seconds and is strict)."""
         key = camel_key(self.settings.external_id_field)
-        tasks = self.client.changed_tasks(since.astimezone(UTC).isoformat(timespec="seconds"),
-                                          sorted(self.done_statuses), ["STATUS", self.settings.external_id_field],
-                                          self.settings.sweep_max_pages)
-        return [str(task.get("id")) for task in tasks
-                if str(task.get("status")) in self.done_statuses and task.get(key)]
+        tasks, complete = self.client.changed_tasks(since.astimezone(UTC).isoformat(timespec="seconds"),
+                                                    sorted(self.done_statuses),
+                                                    ["STATUS", self.settings.external_id_field],
+                                                    self.settings.sweep_max_pages)
+        ids = [str(task.get("id")) for task in tasks if str(task.get("status")) in self.done_statuses and task.get(key)]
+        last = str(tasks[-1].get("changedDate") or "") if tasks and not complete else ""
+        return Changes(ids, parse_date(last) - timedelta(seconds=1) if last else None)
 
     def finished(self, item_ids: Sequence[str]) -> list[Finished]:
         """The done tasks among ``item_ids``, each with the Camunda task it answers; a task without Exchanger's

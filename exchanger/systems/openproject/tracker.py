@@ -27,7 +27,7 @@ from typing import Any
 from loguru import logger
 
 from exchanger.contracts import SentRecord, TaskMessage
-from exchanger.creator.base import Done, Finished, StillOpen, TrackerOutcome
+from exchanger.creator.base import Changes, Done, Finished, StillOpen, TrackerOutcome
 from exchanger.creator.tracked import TrackedTracker
 from exchanger.secrets import register_secret
 from exchanger.systems.openproject import SYSTEM as SPEC
@@ -79,9 +79,10 @@ class OpenProjectTracker(TrackedTracker[OpenProjectSettings, OpenProjectClient])
 
     # --- item events: change sweeps and webhooks (exchanger.creator.item_events) ------------------
 
-    def changed_since(self, since: datetime) -> list[str]:
-        """Ids of the work packages Exchanger created that were closed at or after ``since`` (one request)."""
-        return [str(wp["id"]) for wp in self.client.closed_since(since, self.settings.external_id_field)]
+    def changed_since(self, since: datetime) -> Changes:
+        """The work packages Exchanger created that were closed at or after ``since`` (every page: a sweep
+        is never cut)."""
+        return Changes([str(wp["id"]) for wp in self.client.closed_since(since, self.settings.external_id_field)])
 
     def parse_event(self, headers: Mapping[str, str], body: bytes) -> list[str]:
         """The work package of a webhook call whose ``X-OP-Signature`` matches ``OPENPROJECT_WEBHOOK_SECRET``."""
