@@ -187,10 +187,13 @@ class Changes:
     """What one change sweep found. ``resume_from`` is set when the sweep stopped before the end of the list
     (its page limit): the system's own time of the last change it listed, where the next sweep goes on.
     Without it the next sweep would start where this one started, and a burst of changes larger than a
-    sweep's pages would be left to the safety net."""
+    sweep's pages would be left to the safety net. ``as_of`` is the system's own clock when it listed (when
+    its answer says): the next sweep starts there (minus the overlap) rather than at the task-creator's
+    clock, so a system whose clock is behind ours by more than the overlap loses no change to the sweeps."""
 
     item_ids: list[str]
     resume_from: datetime | None = None
+    as_of: datetime | None = None
 
 
 _OUTCOME_STAT = {Done: "done", Failed: "failed", BpmnErrorOutcome: "bpmn_errors", StillOpen: "still_open"}

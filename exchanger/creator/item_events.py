@@ -230,7 +230,7 @@ class Sweeper:
             publish_events(self.publisher, self.system, item_ids, "sweep")
         self._resume_from = changes.resume_from
         if changes.resume_from is None:  # listed to the end: everything up to this sweep's start is seen
-            self.since = started
+            self.since = changes.as_of or started
         else:
             logger.info("{}: change sweep cut at its page limit; the next one goes on from {}", self.system,
                         changes.resume_from.isoformat())

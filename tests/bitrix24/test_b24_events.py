@@ -27,6 +27,7 @@ from exchanger.creator.item_events import Sweeper
 from exchanger.creator.service import CreatorService
 from exchanger.settings import RabbitMQSettings
 from exchanger.systems.bitrix24.tracker import Bitrix24Tracker
+from exchanger_sandbox.bitrix24 import state as portal_state
 from exchanger_sandbox.bitrix24.server import PortalServer
 
 # --- the fake portal -------------------------------------------------------------------------------
@@ -355,3 +356,13 @@ def test_a_burst_larger_than_a_sweeps_pages_is_found_by_the_next_sweeps_not_left
     assert 0 < len(found) < len(ours), "the first sweep was not cut (the test lost its point)"
     assert swept(sweeper, 8) | found == ours, "tasks of the burst left to the 300 s safety net"
     assert sweeper._resume_from is None, "the sweeps did not get through to the end of the burst"
+
+
+def test_a_portal_clock_behind_ours_by_more_than_the_overlap_loses_no_change_to_the_sweeps(
+        portal: PortalServer, sweeper_for: Callable[..., Sweeper], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The portal's clock 2 minutes behind (the overlap is 30 s): each sweep's window is the portal's time."""
+    monkeypatch.setitem(portal_state.CLOCK, "skew_s", -120.0)
+    sweeper = sweeper_for()
+    sweeper.sweep()
+    closed = closed_in_bulk(portal, 1, datetime.now(UTC) - timedelta(seconds=120), per_s=1)  # stamped by the portal
+    assert swept(sweeper, 1) == closed, "a change stamped by a slow portal clock fell before the sweep's window"

@@ -134,6 +134,16 @@ def classify(response: requests.Response) -> IntegrationError:
     )
 
 
+@dataclass(frozen=True)
+class ChangedTasks:
+    """One change sweep's list: the tasks, whether that was all of them (False: cut at its page limit), and
+    the portal's own clock when the first page was read (``time.date_start``; blank if it gave none)."""
+
+    tasks: list[dict[str, Any]]
+    complete: bool
+    listed_at: str
+
+
 def _as_dict(value: Any) -> dict[str, Any]:
     """A PHP array as a dict: ``[]`` is empty, a list is keyed "0".."n-1"."""
     if isinstance(value, dict):
@@ -313,23 +323,24 @@ class Bitrix24Client(SystemClient):
         results = {key[1:]: list(_as_dict(value).values()) for key, value in answer.results.items() if key[:1] == "r"}
         return found, results
 
-    def changed_tasks(self, since: str, statuses: list[str], select: list[str],
-                      max_pages: int) -> tuple[list[dict[str, Any]], bool]:
+    def changed_tasks(self, since: str, statuses: list[str], select: list[str], max_pages: int) -> ChangedTasks:
         """The tasks in one of ``statuses`` changed after ``since`` (an ISO date with offset), oldest change
         first: ``tasks.task.list`` filtered by ``>CHANGED_DATE`` and ``REAL_STATUS``, page by page (50 each),
-        at most ``max_pages`` requests; and whether that was all of them (False: cut at ``max_pages``)."""
+        at most ``max_pages`` requests."""
         params: dict[str, Any] = {"filter": {">CHANGED_DATE": since, "REAL_STATUS": statuses},
                                   "order": {"CHANGED_DATE": "asc"}, "select": ["ID", "CHANGED_DATE", *select]}
         found: list[dict[str, Any]] = []
         start = 0
+        listed_at = ""
         for _page in range(max_pages):
             answer = self.envelope("tasks.task.list", {**params, "start": start})
+            listed_at = listed_at or str(_as_dict(answer.get("time")).get("date_start") or "")
             found += _as_dict(_as_dict(answer["result"]).get("tasks")).values()
             if answer.get("next") is None:
-                return found, True
+                return ChangedTasks(found, True, listed_at)
             start = int(answer["next"])
         logger.warning("Bitrix24: more than {} tasks changed since {}; the next sweep goes on", len(found), since)
-        return found, False
+        return ChangedTasks(found, False, listed_at)
 
     def event_handlers(self) -> list[dict[str, Any]]:
         """``event.get``: the event handlers bound on the portal for this webhook or application."""

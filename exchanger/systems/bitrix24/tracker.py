@@ -226,15 +226,16 @@ class Bitrix24Tracker(TrackedTracker[Bitrix24Settings, Bitrix24Client]):
         request, oldest change first). Only done ones are listed: open tasks change all the time (comments,
         edits, a thousand created in a migration) and would fill the pages before a finished one. Cut at
         ``BITRIX_SWEEP_MAX_PAGES``, the next sweep resumes a second before the last change listed
-        (``>CHANGED_DATE`` has seconds and is strict)."""
+        (``>CHANGED_DATE`` has seconds and is strict); else from the portal's clock (``time.date_start``)."""
         key = camel_key(self.settings.external_id_field)
-        tasks, complete = self.client.changed_tasks(since.astimezone(UTC).isoformat(timespec="seconds"),
-                                                    sorted(self.done_statuses),
-                                                    ["STATUS", self.settings.external_id_field],
-                                                    self.settings.sweep_max_pages)
+        listed = self.client.changed_tasks(since.astimezone(UTC).isoformat(timespec="seconds"),
+                                           sorted(self.done_statuses), ["STATUS", self.settings.external_id_field],
+                                           self.settings.sweep_max_pages)
+        tasks = listed.tasks
         ids = [str(task.get("id")) for task in tasks if str(task.get("status")) in self.done_statuses and task.get(key)]
-        last = str(tasks[-1].get("changedDate") or "") if tasks and not complete else ""
-        return Changes(ids, parse_date(last) - timedelta(seconds=1) if last else None)
+        last = str(tasks[-1].get("changedDate") or "") if tasks and not listed.complete else ""
+        return Changes(ids, parse_date(last) - timedelta(seconds=1) if last else None,
+                       as_of=parse_date(listed.listed_at) if listed.listed_at else None)
 
     def finished(self, item_ids: Sequence[str]) -> list[Finished]:
         """The done tasks among ``item_ids``, each with the Camunda task it answers; a task without Exchanger's

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from exchanger.systems.bitrix24.client import camel_key
 from exchanger_sandbox.bitrix24.params import parse_php_query, php_json
-from exchanger_sandbox.bitrix24.state import NOT_ALLOWED, Portal, PortalError, portal_date
+from exchanger_sandbox.bitrix24.state import CLOCK, NOT_ALLOWED, Portal, PortalError, portal_date
 
 PAGE_SIZE = 50  # list methods answer 50 items a page, fixed
 BATCH_LIMIT = 50  # commands per batch
@@ -387,7 +387,7 @@ def user_current(call: Call) -> Answer:
 def time_block(started: float, finished: float | None = None) -> dict[str, Any]:
     """The ``time`` object of every answer (operating time is not metered by the fake)."""
     finished = finished or time.time()
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(started))
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(started + CLOCK["skew_s"]))
     return {
         "start": started, "finish": finished, "duration": finished - started, "processing": finished - started,
         "date_start": stamp, "date_finish": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(finished)),

@@ -61,8 +61,12 @@ def core_error(description: str) -> PortalError:
     return PortalError(400, "ERROR_CORE", description + "<br>")
 
 
+CLOCK = {"skew_s": 0.0}  # the portal's clock ahead (+) or behind (-) the host's: for tests of clock skew
+
+
 def now() -> str:
-    return datetime.now(PORTAL_TZ).isoformat(timespec="seconds")
+    return datetime.now(PORTAL_TZ).isoformat(timespec="seconds") if not CLOCK["skew_s"] else (
+        datetime.now(PORTAL_TZ) + timedelta(seconds=CLOCK["skew_s"])).isoformat(timespec="seconds")
 
 
 def portal_date(value: Any) -> str:
