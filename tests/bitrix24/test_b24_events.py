@@ -16,6 +16,7 @@ import pytest
 import requests
 from b24_helpers import client_for, new_task, rest
 from broker_queues import Queues, free_port, serve_system, wait_for
+from loguru import logger
 from test_b24_handler import CONTEXT, handler_for, make_task
 from test_b24_tracker import PERSON, person
 
@@ -366,3 +367,45 @@ def test_a_portal_clock_behind_ours_by_more_than_the_overlap_loses_no_change_to_
     sweeper.sweep()
     closed = closed_in_bulk(portal, 1, datetime.now(UTC) - timedelta(seconds=120), per_s=1)  # stamped by the portal
     assert swept(sweeper, 1) == closed, "a change stamped by a slow portal clock fell before the sweep's window"
+
+
+def test_the_application_token_is_never_in_an_answer_or_a_log_line(
+        portal: PortalServer, rabbit_settings: RabbitMQSettings, topology: Topology) -> None:
+    """Wrong, right, truncated and absent tokens, a broken form: neither the sent value nor ours is echoed."""
+    client = client_for(portal, events_token="the-real-token-9f3")
+    tracker = Bitrix24Tracker(CONTEXT, settings=client.settings, client=client)
+    lines: list[str] = []
+    sink = logger.add(lines.append, level="DEBUG")
+    away = rabbit_settings.model_copy(update={"port": free_port()})  # the 503 path logs too
+    receivers = [EventReceiver({"bitrix24": tracker}, settings, topology, port=0).start()
+                 for settings in (rabbit_settings, away)]
+    answers: list[str] = []
+    try:
+        for receiver in receivers:
+            for body in (form("guessed-token-77", "5"), form("the-real-token-9f3", "5"), form("the-real-token", "5"),
+                         b"auth%5Bapplication_token%5D=the-real-token-9f3&%%%", form("the-real-token-9f3", "x" * 99)):
+                answer = requests.post(f"http://127.0.0.1:{receiver.port}/events/bitrix24", data=body, timeout=30,
+                                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+                answers.append(f"{answer.status_code} {answer.text}")
+    finally:
+        logger.remove(sink)
+        for receiver in receivers:
+            receiver.stop()
+        client.close()
+    assert [a.split()[0] for a in answers] == ["403", "200", "403", "200", "200", "403", "503", "403", "200", "200"]
+    for secret in ("the-real-token", "guessed-token-77"):
+        assert not [a for a in answers if secret in a], f"{secret} in an answer"
+        assert not [line for line in lines if secret in line], f"{secret} in a log line"
+
+
+def test_a_task_closed_while_the_task_creator_was_down_is_found_by_its_first_sweep(
+        portal: PortalServer, rabbit_settings: RabbitMQSettings, topology: Topology, queues: Queues) -> None:
+    """No event reaches a stopped task-creator; the first sweep after the start looks one check interval back."""
+    options = {"sweep_interval_s": 1, "events_url": ""}
+    with stack(portal, rabbit_settings, topology, queues, **options) as s:
+        task_id = s.create("ev-down-1")
+    person(portal, "tasks.task.complete", {"taskId": task_id})  # while it is down (its record waits 300 s)
+    time.sleep(2)
+    with stack(portal, rabbit_settings, topology, queues, **options) as s:  # measured: 1.3 s, one sweep
+        assert [r.task_id for r in s.responses(1, timeout_s=20)] == ["ev-down-1"]
+        s.no_more_responses(2)
