@@ -33,6 +33,9 @@ from exchanger.creator.settings import CreatorSettings
 from exchanger.errors import ContractError, ParkMessage, RetryLater
 from exchanger.settings import RabbitMQSettings
 
+EVENT_READ_ATTEMPTS = 3  # reads of an event's item before it is left to the item's tracking record
+EVENT_RETRY_S = 10.0  # wait between them (a delay-ladder step)
+
 
 class CreatorMetrics:
     """The task-creator's Prometheus series, in the service's own registry."""
@@ -311,8 +314,11 @@ class CreatorService:
     def _on_events(self, tracked: LoadedTracker, deliveries: list[Delivery],
                    publisher: Publisher) -> list[Exception | None]:
         """Events of ``<system>.events.queue``: one ``finished`` for their items, one response per finished
-        task not answered yet. A failed read drops the events (logged): the next sweep or the tracking record
-        finds those items. Result per delivery as in :meth:`_on_records`."""
+        task not answered yet. A failed read (the system away a moment) retries the events after
+        :data:`EVENT_RETRY_S`, up to :data:`EVENT_READ_ATTEMPTS` reads: the sweep that found them has moved on
+        and will not list them again, the system does not resend a call, and the tracking record may be
+        minutes away. Then they are dropped (logged) for the record. Result per delivery as in
+        :meth:`_on_records`."""
         system = tracked.system
         events, errors = _read_batch(deliveries, ItemEvent)
         by_item: dict[str, list[int]] = {}
@@ -326,10 +332,15 @@ class CreatorService:
             return errors
         try:
             found = tracked.tracker.finished(list(by_item))
-        except Exception as exc:  # noqa: BLE001 - the sweep and the safety net cover a dropped event
-            logger.warning("{}: could not look at item(s) {} after an event ({}: {}); the sweep or the next check "
-                           "will", system, ", ".join(by_item), type(exc).__name__, exc)
+        except Exception as exc:  # noqa: BLE001 - retried a few times, then the safety net
             self.metrics.events.labels(system, "read_failed").inc(len(by_item))
+            for n in (n for ns in by_item.values() for n in ns):
+                if deliveries[n].attempt < EVENT_READ_ATTEMPTS:
+                    errors[n] = RetryLater(f"could not read item(s) after an event: {type(exc).__name__}: {exc}",
+                                           int(EVENT_RETRY_S * 1000))
+            if any(errors[n] is None for ns in by_item.values() for n in ns):
+                logger.warning("{}: could not look at item(s) {} after an event ({}: {}); their tracking records "
+                               "will", system, ", ".join(by_item), type(exc).__name__, exc)
             return errors
         self.metrics.events.labels(system, "still_open").inc(max(0, len(by_item) - len(found)))
         for done in found:

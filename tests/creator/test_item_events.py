@@ -39,6 +39,7 @@ class EventStoreTracker(StoreTracker):
         self.sweep_interval_s = sweep_s
         self.changed: list[str] = []  # item ids the next sweep lists
         self.finished_calls: list[list[str]] = []
+        self.failing_reads = 0  # the next reads that fail (the system away a moment)
 
     def parse_event(self, headers: Mapping[str, str], body: bytes) -> list[str]:
         call = json.loads(body)
@@ -48,6 +49,9 @@ class EventStoreTracker(StoreTracker):
 
     def finished(self, item_ids: Sequence[str]) -> list[Finished]:
         self.finished_calls.append(list(item_ids))
+        if self.failing_reads:
+            self.failing_reads -= 1
+            raise ConnectionError("the system is away a moment")
         found = []
         for item_id in item_ids:
             item = self.store.find(item_id.removeprefix("item-"))
@@ -210,3 +214,16 @@ def test_a_record_that_comes_back_to_the_other_task_creator_ends_there_too(
     second = queues.poll(queues.topology.settings.responses_queue, 9)
     assert second is None, "the other task-creator answered the record again"
     assert tracker_b.checks["t-ev-6"] == 0 and tracker_a.checks["t-ev-6"] == 0
+
+
+def test_an_event_whose_item_cannot_be_read_for_a_moment_is_read_again_not_left_to_the_record(
+        start_service: StartService, queues: Queues, store: ItemStore) -> None:
+    """A sweep found the item but the system failed the read: the sweep has moved on and the record waits
+    its check interval (60 s here), so the event itself is read again after EVENT_RETRY_S."""
+    tracker, service = started(start_service, store, sweep_s=0.5)
+    create(queues, store, "t-ev-7")
+    store.finish("t-ev-7")
+    tracker.failing_reads = 1
+    tracker.changed = ["item-t-ev-7"]
+    assert [r.task_id for r in queues.responses(1, timeout_s=30)] == ["t-ev-7"]
+    assert len(tracker.finished_calls) == 2 and events_counted(service, "read_failed") == 1
