@@ -66,6 +66,13 @@ class Delivery:
     correlation_id: str | None = None
     received_at: float = field(default_factory=time.time)
     oversize: int = 0  # the original size in bytes when ``body`` was cut (above RABBITMQ_MAX_MESSAGE_BYTES)
+    held: Callable[[], bool] = field(default=lambda: True, repr=False)  # False once its channel is gone
+
+    @property
+    def lost(self) -> bool:
+        """True when the channel it came on is closed (a broker restart, a dropped connection): it cannot be
+        acked any more, the broker gives it to another consumer, so its effects must not be published here."""
+        return not self.held()
 
     @property
     def attempt(self) -> int:
@@ -237,6 +244,7 @@ class Consumer:
             message_id=properties.message_id,
             correlation_id=properties.correlation_id,
             oversize=oversize,
+            held=lambda: bool(channel.is_open),
         )
         with self._inflight_lock:
             self._inflight += 1

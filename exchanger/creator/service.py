@@ -342,6 +342,13 @@ class CreatorService:
                 logger.warning("{}: could not look at item(s) {} after an event ({}: {}); their tracking records "
                                "will", system, ", ".join(by_item), type(exc).__name__, exc)
             return errors
+        if any(deliveries[n].lost for ns in by_item.values() for n in ns):
+            # the connection went while reading (a broker restart): the events go to another consumer (or to
+            # this one again), which answers them; answering here too would complete the tasks twice
+            logger.warning("{}: lost the events of item(s) {} while reading them; they are redelivered", system,
+                           ", ".join(by_item))
+            self.metrics.events.labels(system, "lost_while_reading").inc(len(by_item))
+            return errors
         self.metrics.events.labels(system, "still_open").inc(max(0, len(by_item) - len(found)))
         for done in found:
             where = by_item.get(done.record.item.id, [])

@@ -8,6 +8,7 @@ comes back, ends without a second response.
 from __future__ import annotations
 
 import json
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -15,8 +16,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from broker_queues import Queues, StartService, wait_for
+from broker_queues import Queues, StartService, start_creator, wait_for
 from creator_testkit import ItemStore, StoreHandler, StoreTracker, context, make_task
+from worker_proxy import TcpProxy
 
 from exchanger.amqp.connection import connect
 from exchanger.amqp.topology import Topology, events_queue
@@ -227,3 +229,56 @@ def test_an_event_whose_item_cannot_be_read_for_a_moment_is_read_again_not_left_
     tracker.changed = ["item-t-ev-7"]
     assert [r.task_id for r in queues.responses(1, timeout_s=30)] == ["t-ev-7"]
     assert len(tracker.finished_calls) == 2 and events_counted(service, "read_failed") == 1
+
+
+class SlowReads(EventStoreTracker):
+    """Holds every ``finished`` call until ``release`` is set: the events consumer keeps its messages unacked."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.reading = threading.Event()
+        self.release = threading.Event()
+
+    def finished(self, item_ids: Sequence[str]) -> list[Finished]:
+        self.reading.set()
+        self.release.wait(20)
+        return super().finished(item_ids)
+
+
+def test_the_broker_gone_while_the_events_consumer_holds_an_event_gives_one_answer_and_the_notice_flows_again(
+        rabbit_settings: RabbitMQSettings, topology: Topology, start_service: StartService, receiver: StartReceiver,
+        queues: Queues, store: ItemStore) -> None:
+    """Task-creator P (through a proxy that can drop its connections, as a broker restart does) is the events
+    queue's active consumer and is reading an item when its connections go; Q takes over the queue."""
+    proxy = TcpProxy(rabbit_settings.port)
+    try:
+        ctx = context(SYSTEM)
+        assert ctx.sent_queue is not None
+        slow = SlowReads(ctx, store=store, interval_s=60)
+        service_p = start_creator(rabbit_settings.model_copy(update={"port": proxy.port}), topology,
+                                  {ctx.queue: StoreHandler(ctx, store=store)}, {ctx.sent_queue: slow})
+        try:
+            tracker_q, service_q = started(start_service, store)
+            create(queues, store, "t-ev-8")
+            store.finish("t-ev-8")
+            assert post(receiver(tracker_q), {"token": TOKEN, "items": ["item-t-ev-8"]})[0] == 200
+            assert slow.reading.wait(10), "P never read the event"
+            proxy.drop_connections()  # the broker "restarts" under P: its unacked event goes to Q
+            [response] = queues.responses(1, timeout_s=20)
+            assert response.task_id == "t-ev-8"
+            slow.release.set()  # P's read ends: its answer must not be a second one
+            assert queues.poll(queues.topology.settings.responses_queue, 5) is None, "answered twice"
+            assert service_p.wait_ready(20), service_p.readiness()
+            assert service_p.broadcast is not None
+            wait_for(service_p.broadcast.ready.is_set, 20, "P's answered broadcast listening again")
+            received = service_p.broadcast.received
+            create(queues, store, "t-ev-9")
+            store.finish("t-ev-9")
+            assert post(receiver(tracker_q), {"token": TOKEN, "items": ["item-t-ev-9"]})[0] == 200
+            assert [r.task_id for r in queues.responses(1, timeout_s=20)] == ["t-ev-9"]
+            wait_for(lambda: service_p.broadcast.received > received, 10, "P told of Q's answer after the restart")
+        finally:
+            slow.release.set()
+            service_p.stop()
+    finally:
+        proxy.close()
