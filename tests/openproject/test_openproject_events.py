@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -25,6 +26,7 @@ from exchanger.systems.openproject.settings import OpenProjectSettings
 from exchanger.systems.openproject.tracker import OpenProjectTracker
 from exchanger.variables import from_typed_map
 from exchanger_sandbox.openproject import server as fake
+from exchanger_sandbox.openproject.state import EXTERNAL_ID_FIELD, WorkPackage, now_iso
 
 SECRET = "whsec-openproject-test"
 SLOW = 60.0  # a check interval no test waits for: what answers came from a sweep or a webhook
@@ -160,3 +162,23 @@ def test_webhooks_are_off_without_a_secret(start, queues, op):
     answer = requests.post(running.events_url, data=b'{"action":"work_package:updated"}',
                            headers={"X-OP-Signature": "sha1=00"}, timeout=5)
     assert answer.status_code == 404
+
+
+def test_a_sweep_finds_every_one_of_more_work_packages_closed_at_once_than_a_page_holds(op, client, op_settings):
+    """1,050 of Exchanger's work packages closed in one bulk edit (plus open and foreign ones changed with them):
+    the sweep reads two pages of 1,000 and names each closed one of Exchanger's once."""
+    ours: set[str] = set()
+    with op.state.lock:
+        for n in range(1500):
+            wp_id = op.state.next_id
+            op.state.next_id += 1
+            kind = n % 5  # 0-3: ours and closed, 4: a person's own, closed; and every 10th of ours left open
+            status = 1 if kind < 4 and n % 10 == 0 else 5
+            values = {EXTERNAL_ID_FIELD: f"bulk-{n}"} if kind < 4 else {}
+            op.state.work_packages[wp_id] = WorkPackage(wp_id, 1, 1, status, 8, 4, f"bulk {n}", custom_values=values,
+                                                        created_at=now_iso(), updated_at=now_iso())
+            if kind < 4 and status == 5:
+                ours.add(str(wp_id))
+    tracker = OpenProjectTracker(CONTEXT, settings=op_settings, client=client)
+    found = tracker.changed_since(datetime.now(UTC) - timedelta(minutes=1)).item_ids
+    assert len(found) == len(set(found)) and set(found) == ours, (len(found), len(ours))
