@@ -12,6 +12,7 @@ import threading
 import pika
 from loguru import logger
 from pika.adapters.blocking_connection import BlockingConnection
+from pika.adapters.utils.connection_workflow import AMQPConnectorException
 from pika.exceptions import AMQPConnectionError, ProbableAccessDeniedError, ProbableAuthenticationError
 
 from exchanger.backoff import Backoff
@@ -66,7 +67,8 @@ def connect(
         attempt += 1
         try:
             return BlockingConnection(parameters)
-        except AMQPConnectionError as exc:
+        except (AMQPConnectionError, AMQPConnectorException) as exc:  # the latter: a broker that never answers
+            # the handshake (it took the TCP connection), which pika raises as is, not as AMQPConnectionError
             reason = f"RabbitMQ at {describe(settings)} unreachable ({type(exc).__name__}: {exc})"
             if isinstance(exc, ProbableAccessDeniedError):
                 reason += (f"; does the virtual host exist and may {settings.username} use it? "

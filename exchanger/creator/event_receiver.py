@@ -28,6 +28,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from loguru import logger
+from pika.exceptions import AMQPError
 from prometheus_client import CollectorRegistry, Counter
 
 from exchanger.amqp.publisher import Publisher
@@ -40,6 +41,7 @@ from exchanger.settings import RabbitMQSettings
 PATH_PREFIX = "/events/"
 DEFAULT_MAX_BYTES = 64 * 1024  # an OnTaskUpdate call is well under 2 kB
 DEFAULT_READ_TIMEOUT_S = 10.0  # a caller silent this long mid-request is cut off (a slow or lying client)
+PUBLISH_WAIT_S = 2.0  # a call waits this long for another call's publish (a hung broker): then 503, not a pile-up
 SUBSCRIBE_RETRY_S = 60.0  # a system that could not be told where to push is asked again after this long
 
 
@@ -113,14 +115,20 @@ class EventReceiver:
         except Exception as exc:  # noqa: BLE001 - a tracker that fails on odd input must still answer the caller
             logger.warning("{}: event call not understood ({}); answered 400", system, type(exc).__name__)
             return self._answer(system, 400, {"error": "the call could not be read"})
+        if item_ids and not self._publish_lock.acquire(timeout=PUBLISH_WAIT_S):
+            logger.warning("{}: event for {} not queued: RabbitMQ is slow to confirm another call's events", system,
+                           ", ".join(item_ids))
+            return self._answer(system, 503, {"error": "RabbitMQ unavailable"})
         try:
             if item_ids:
-                with self._publish_lock:
-                    publish_events(self.publisher, system, item_ids, "event")
-        except (ExchangerError, OSError) as exc:
+                publish_events(self.publisher, system, item_ids, "event")
+        except (ExchangerError, OSError, AMQPError) as exc:
             logger.warning("{}: event for {} not queued ({}); the sweep or the next check finds it", system,
                            ", ".join(item_ids), exc)
             return self._answer(system, 503, {"error": "RabbitMQ unavailable"})
+        finally:
+            if item_ids:
+                self._publish_lock.release()
         logger.debug("{}: event for item(s) {} queued", system, ", ".join(item_ids) or "none")
         return self._answer(system, 200, {"accepted": item_ids})
 

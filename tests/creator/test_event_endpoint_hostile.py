@@ -15,6 +15,7 @@ import pytest
 from broker_queues import Queues, free_port, wait_for
 from creator_testkit import ItemStore, context
 from test_item_events import SYSTEM, TOKEN, EventStoreTracker, events_purged, post
+from worker_proxy import TcpProxy
 
 from exchanger.amqp.topology import Topology, events_queue
 from exchanger.creator.event_receiver import EventReceiver
@@ -166,3 +167,31 @@ def test_the_broker_away_is_503_never_200(tracker: EventStoreTracker, topology: 
         assert rabbit_settings.password.get_secret_value() not in json.dumps(body)
     finally:
         receiver.stop()
+
+
+def test_a_hung_broker_is_503_and_calls_do_not_queue_up_behind_it(tracker: EventStoreTracker, topology: Topology,
+                                                                  rabbit_settings: RabbitMQSettings) -> None:
+    """A broker that takes the TCP connection and never answers: pika's handshake timeout, not a dropped call;
+    and a second call at the same time is answered at once instead of waiting for the first one's timeout."""
+    proxy = TcpProxy(rabbit_settings.port)
+    proxy.mode = "blackhole"
+    hung = rabbit_settings.model_copy(update={"port": proxy.port, "connection_attempts": 1})
+    receiver = EventReceiver({SYSTEM: tracker}, hung, topology, port=0).start()
+    answers: dict[str, tuple[int, float]] = {}
+
+    def call(name: str) -> None:
+        started = time.monotonic()
+        answers[name] = (post(receiver, {"token": TOKEN, "items": [f"item-{name}"]}, timeout_s=60)[0],
+                         time.monotonic() - started)
+
+    try:
+        first = threading.Thread(target=call, args=("first",))
+        first.start()
+        time.sleep(0.5)
+        call("second")
+        first.join(60)
+    finally:
+        receiver.stop()
+        proxy.close()
+    assert answers["first"][0] == 503 and answers["second"][0] == 503, answers
+    assert answers["second"][1] < answers["first"][1], answers

@@ -115,11 +115,12 @@ def receiver(rabbit_settings: RabbitMQSettings, topology: Topology) -> Iterator[
         server.stop()
 
 
-def post(server: EventReceiver, body: dict[str, object], system: str = SYSTEM) -> tuple[int, dict[str, object]]:
+def post(server: EventReceiver, body: dict[str, object], system: str = SYSTEM,
+         timeout_s: float = 10) -> tuple[int, dict[str, object]]:
     request = urllib.request.Request(f"http://127.0.0.1:{server.port}/events/{system}", data=json.dumps(body).encode(),
                                      method="POST", headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
+        with urllib.request.urlopen(request, timeout=timeout_s) as answer:
             return answer.status, json.loads(answer.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
