@@ -126,17 +126,6 @@ class Outbox:
             return {"deliveries": [asdict(d) for d in self.log], "pending": self._busy,
                     "faults": asdict(self.faults)}
 
-    def wait_idle(self, timeout_s: float = 10.0) -> bool:
-        """True once nothing is scheduled or being sent (tests: "every event went out")."""
-        deadline = time.monotonic() + timeout_s
-        with self._lock:
-            while self._busy:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._lock.wait(left)
-            return True
-
     def close(self) -> None:
         with self._lock:
             self._closed = True
