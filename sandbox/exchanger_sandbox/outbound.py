@@ -36,6 +36,12 @@ class OutboundFaults:
     delay_s: float = 0.0
     delay_count: int = 0
 
+    @classmethod
+    def from_json(cls, spec: dict[str, Any]) -> OutboundFaults:
+        """The body of a fake's admin request: ``{"drop": n, "duplicate": n, "delay_s": s, "delay_count": n}``."""
+        return cls(drop=int(spec.get("drop", 0)), duplicate=int(spec.get("duplicate", 0)),
+                   delay_s=float(spec.get("delay_s", 0.0)), delay_count=int(spec.get("delay_count", 0)))
+
 
 @dataclass
 class Delivery:

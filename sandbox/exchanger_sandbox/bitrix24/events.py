@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from exchanger_sandbox.outbound import Message, OutboundFaults, Outbox
+from exchanger_sandbox.outbound import Message, Outbox
 
 TASK_EVENTS = ("ONTASKADD", "ONTASKUPDATE", "ONTASKDELETE")
 OAUTH_SERVER = "https://oauth.bitrix.info/rest/"
@@ -86,9 +86,6 @@ class Outbound:
             if event == "ONTASKADD":
                 del form["data[FIELDS_BEFORE][ID]"]
             self.outbox.send(Message(event, handler["handler"], urlencode(form).encode(), dict(FORM)))
-
-    def set_faults(self, drop: int = 0, duplicate: int = 0, delay_s: float = 0.0, delay_count: int = 0) -> None:
-        self.outbox.add_faults(OutboundFaults(drop, duplicate, delay_s, delay_count))
 
     def reset(self) -> None:
         with self._lock:

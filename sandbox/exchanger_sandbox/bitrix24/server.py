@@ -24,6 +24,7 @@ from exchanger_sandbox.bitrix24.methods import Call, invoke, time_block
 from exchanger_sandbox.bitrix24.params import parse_php_query
 from exchanger_sandbox.bitrix24.state import ADMIN_ID, Portal, PortalError
 from exchanger_sandbox.http import App, Request, Response, SandboxServer, json_response, serve_until_signal
+from exchanger_sandbox.outbound import OutboundFaults
 
 
 class PortalApp(App):
@@ -76,9 +77,7 @@ class PortalApp(App):
 
     def _event_faults(self, request: Request) -> Response:
         """``{"drop": n, "duplicate": n, "delay_s": s, "delay_count": n}``: what happens to the next event calls."""
-        knobs = request.json() or {}
-        self.portal.outbound.set_faults(int(knobs.get("drop", 0)), int(knobs.get("duplicate", 0)),
-                                        float(knobs.get("delay_s", 0)), int(knobs.get("delay_count", 0)))
+        self.portal.outbound.outbox.add_faults(OutboundFaults.from_json(request.json() or {}))
         return json_response(200, self.portal.outbound.stats())
 
     def _webhook(self, request: Request) -> Response:

@@ -100,10 +100,7 @@ class OpenProjectApp(App):
 
     def _webhook_faults(self, request: Request) -> Response:
         """Fake-only: ``{"drop": n, "duplicate": n, "delay_s": s, "delay_count": n}`` for the next events."""
-        spec = request.json() or {}
-        self.webhooks.outbox.add_faults(OutboundFaults(
-            drop=int(spec.get("drop", 0)), duplicate=int(spec.get("duplicate", 0)),
-            delay_s=float(spec.get("delay_s", 0.0)), delay_count=int(spec.get("delay_count", 0))))
+        self.webhooks.outbox.add_faults(OutboundFaults.from_json(request.json() or {}))
         return empty_response(204)
 
     def not_found(self, request: Request) -> Response:
