@@ -40,12 +40,16 @@ def instance_lock(component: str, environment: Environment, lock_dir: str = "") 
     return InstanceLock(lock_path(component, environment, lock_dir), label)
 
 
+def instance_port(port: int, instance: int) -> int:
+    """Where instance ``instance`` of a daemon configured with health port ``port`` listens (0 stays off);
+    ``exchanger status`` looks there for the further instances. May exceed 65535: callers check."""
+    return port + (instance - 1) * PORT_STEP if port else 0
+
+
 def health_port(port: int, environment: Environment, setting: str) -> int:
     """The health port of this instance: ``port`` for the first, :data:`PORT_STEP` higher for each next
     one (0 stays off), so that instances on one host never collide and ``exchangerctl`` finds them."""
-    if port == 0:
-        return 0
-    mine = port + (environment.instance - 1) * PORT_STEP
+    mine = instance_port(port, environment.instance)
     if mine > 65535:
         raise ConfigError(f"{setting}={port} leaves no port for instance {environment.instance} "
                           f"({port} + {(environment.instance - 1) * PORT_STEP} > 65535); choose a lower port")

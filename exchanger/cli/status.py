@@ -174,13 +174,14 @@ def instances(name: str, host: str, port: int, variable: str) -> list[Check]:
     """The first instance's ``/readyz``, and those of further instances on this host that answer
     (``EXCHANGER_INSTANCE`` n listens PORT_STEP·(n−1) higher; one that is not running is not an error)."""
     from env_loader import MAX_INSTANCE, process_name
-    from exchanger.instances import PORT_STEP
+    from exchanger.instances import instance_port
 
     checks = [readyz(name, host, port, variable)]
     for n in range(2, MAX_INSTANCE + 1):
-        if not port or port + (n - 1) * PORT_STEP > 65535:
+        theirs = instance_port(port, n)
+        if not theirs or theirs > 65535:
             break
-        check = readyz(process_name(name, n), host, port + (n - 1) * PORT_STEP, variable)
+        check = readyz(process_name(name, n), host, theirs, variable)
         if not check.detail.startswith("not running"):
             checks.append(check)
     return checks
