@@ -10,7 +10,16 @@ import requests
 from loguru import logger
 from pydantic import SecretStr
 
-from exchanger.errors import AuthError, ConfigError, Conflict, NotFound, PermanentError, TransientError, Unreachable
+from exchanger.errors import (
+    AuthError,
+    ConfigError,
+    Conflict,
+    NotFound,
+    PermanentError,
+    TransientError,
+    UnexpectedAnswer,
+    Unreachable,
+)
 from exchanger.settings import load
 from exchanger.systems.onec.client import OneCClient, literal
 from exchanger.systems.onec.settings import OneCSettings
@@ -117,6 +126,19 @@ def test_injected_5xx_and_timeouts_are_retried(client, admin):
     admin("faults", status=502, count=5)
     with pytest.raises(TransientError):
         client.get(ORDER, doc["Ref_Key"])
+
+
+def test_a_proxy_page_in_a_200_is_a_typed_transient_error(client, admin):
+    """A 200 whose body is a web server's HTML page, not OData JSON: a typed, transient error (before: a bare
+    JSONDecodeError, or a KeyError for JSON without ``value``); the next answer is read as usual."""
+    doc = new_order(client)
+    admin("faults", status=200, count=1, raw="<html><body>Proxy login</body></html>", content_type="text/html")
+    with pytest.raises(UnexpectedAnswer, match="Proxy login"):
+        client.get(ORDER, doc["Ref_Key"])
+    admin("faults", status=200, count=1, body={"odata.metadata": "no value here"})
+    with pytest.raises(UnexpectedAnswer, match="value"):
+        client.find(ORDER)
+    assert client.get(ORDER, doc["Ref_Key"])["Ref_Key"] == doc["Ref_Key"]
 
 
 def test_create_is_not_retried_blindly_and_search_finds_it(client, admin, onec):

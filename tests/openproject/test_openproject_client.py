@@ -19,6 +19,7 @@ from exchanger.errors import (
     PermanentError,
     RateLimited,
     TransientError,
+    UnexpectedAnswer,
     Unreachable,
 )
 from exchanger.settings import load
@@ -124,6 +125,17 @@ def test_injected_503_and_429_are_retried(client, fault):
     fault(status=503, count=5)
     with pytest.raises(TransientError):
         client.get_work_package(wp["id"])  # 3 attempts, then the error surfaces
+
+
+def test_a_proxy_page_in_a_200_is_a_typed_transient_error(client, fault):
+    """A 200 whose body is a proxy's HTML page, not the API's JSON: a typed, transient error the caller's
+    retry knows (before: a bare JSONDecodeError out of ``.json()``); the next answer is read as usual."""
+    wp = new_wp(client)
+    fault(status=200, count=1, raw="<html><body>Proxy login</body></html>", content_type="text/html",
+          path_contains=f"/work_packages/{wp['id']}")
+    with pytest.raises(UnexpectedAnswer, match="Proxy login"):
+        client.get_work_package(wp["id"])
+    assert client.get_work_package(wp["id"])["id"] == wp["id"]
 
 
 def test_timeout_is_retried_for_reads(client, fault):

@@ -20,8 +20,16 @@ from loguru import logger
 from requests.auth import HTTPBasicAuth
 
 from exchanger.backoff import Backoff
-from exchanger.errors import AuthError, Conflict, IntegrationError, NotFound, PermanentError, TransientError
-from exchanger.http_client import SystemClient, classify_by_status, retry_after_seconds, segment
+from exchanger.errors import (
+    AuthError,
+    Conflict,
+    IntegrationError,
+    NotFound,
+    PermanentError,
+    TransientError,
+    UnexpectedAnswer,
+)
+from exchanger.http_client import SystemClient, classify_by_status, json_body, retry_after_seconds, segment
 from exchanger.secrets import mask
 from exchanger.systems.onec.settings import OneCSettings
 
@@ -106,7 +114,10 @@ class OneCClient(SystemClient):
     ) -> list[dict[str, Any]]:
         """Entities matching an OData ``$filter`` expression (build literals with :func:`literal`)."""
         path = self._path(entity, **{"$filter": filter, "$select": select, "$top": top})
-        return self.http.request("GET", path).json()["value"]
+        found = json_body(self.http.request("GET", path), dict, f"1C GET {entity}").get("value")
+        if not isinstance(found, list):
+            raise UnexpectedAnswer(f"1C GET {entity}: an answer without a value list", system=SYSTEM)
+        return found
 
     def find_by_external_id(self, entity: str, attribute: str, value: str) -> dict[str, Any] | None:
         """The object whose ``attribute`` equals ``value`` (marked deleted or not), or ``None``."""
@@ -119,15 +130,18 @@ class OneCClient(SystemClient):
 
     def create(self, entity: str, fields: dict[str, Any]) -> dict[str, Any]:
         """POST a new object; 201 → the object with its ``Ref_Key`` and ``Number``. Not idempotent."""
-        return self.http.request("POST", self._path(entity), idempotent=False, json=fields).json()
+        return json_body(self.http.request("POST", self._path(entity), idempotent=False, json=fields), dict,
+                         f"1C POST {entity}")
 
     def get(self, entity: str, ref_key: str, *, select: str | None = None) -> dict[str, Any]:
         """One object by ``Ref_Key``; ``NotFound`` when it was deleted physically."""
-        return self.http.request("GET", self._path(entity, ref_key, **{"$select": select})).json()
+        return json_body(self.http.request("GET", self._path(entity, ref_key, **{"$select": select})), dict,
+                         f"1C GET {entity}")
 
     def patch(self, entity: str, ref_key: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Partial update (PATCH is idempotent, so it is retried on transient errors)."""
-        return self.http.request("PATCH", self._path(entity, ref_key), idempotent=True, json=changes).json()
+        return json_body(self.http.request("PATCH", self._path(entity, ref_key), idempotent=True, json=changes), dict,
+                         f"1C PATCH {entity}")
 
     def post_document(self, entity: str, ref_key: str, *, operational: bool | None = None) -> None:
         """Post a document; a refusal raises ``PermanentError`` with 1C's message (no retry helps).

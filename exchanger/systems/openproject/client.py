@@ -27,7 +27,7 @@ from exchanger.errors import (
     RateLimited,
     TransientError,
 )
-from exchanger.http_client import SystemClient, classify_by_status, retry_after_seconds, segment
+from exchanger.http_client import SystemClient, classify_by_status, json_body, retry_after_seconds, segment
 from exchanger.secrets import mask
 from exchanger.systems.openproject.settings import PAGE_SIZE, OpenProjectSettings
 
@@ -102,7 +102,7 @@ class OpenProjectClient(SystemClient):
                          headers={"Accept": "application/hal+json"}, backoff=backoff, classify=classify)
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        return self.http.request("GET", path, params=params).json()
+        return json_body(self.http.request("GET", path, params=params), dict, f"OpenProject GET {path}")
 
     def work_package_url(self, wp_id: int) -> str:
         """Where a person opens the work package in the browser."""
@@ -196,7 +196,8 @@ class OpenProjectClient(SystemClient):
         """Create in ``project`` (id or identifier); 201 → the full work package. Not idempotent (see module doc)."""
         path = f"{API}/projects/{segment(project)}/work_packages"
         params = None if notify else {"notify": "false"}
-        return self.http.request("POST", path, idempotent=False, json=payload, params=params).json()
+        return json_body(self.http.request("POST", path, idempotent=False, json=payload, params=params), dict,
+                         f"OpenProject POST {path}")
 
     def get_work_package(self, wp_id: int) -> dict[str, Any]:
         """The work package with ``_embedded.status`` (``isClosed``); ``NotFound`` when deleted."""
@@ -218,11 +219,11 @@ class OpenProjectClient(SystemClient):
         def attempt() -> dict[str, Any]:
             version = versions.pop() if versions else self.get_work_package(wp_id)["lockVersion"]
             try:
-                return self.http.request("PATCH", path, idempotent=True,
-                                         json={**changes, "lockVersion": version}).json()
+                response = self.http.request("PATCH", path, idempotent=True, json={**changes, "lockVersion": version})
             except Conflict:
                 logger.info("OpenProject: work package {} changed meanwhile; re-reading lockVersion", wp_id)
                 raise
+            return json_body(response, dict, f"OpenProject PATCH {path}")
 
         policy = replace(self.http.policy, attempts=self.settings.conflict_retries + 1)
         return policy.run(attempt, idempotent=True, what=f"OpenProject update of {wp_id}", retry_on=(Conflict,))
@@ -233,4 +234,5 @@ class OpenProjectClient(SystemClient):
     def add_comment(self, wp_id: int, text: str) -> dict[str, Any]:
         """A comment in the work package's activity (markdown). Not idempotent: a repeat would post twice."""
         path = f"{API}/work_packages/{int(wp_id)}/activities"
-        return self.http.request("POST", path, idempotent=False, json={"comment": {"raw": text}}).json()
+        return json_body(self.http.request("POST", path, idempotent=False, json={"comment": {"raw": text}}), dict,
+                         f"OpenProject POST {path}")
