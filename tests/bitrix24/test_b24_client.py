@@ -18,6 +18,7 @@ from exchanger.errors import (
     PermanentError,
     RateLimited,
     TransientError,
+    UnexpectedAnswer,
     Unreachable,
 )
 from exchanger.secrets import mask
@@ -84,6 +85,17 @@ def test_reads_retry_injected_5xx_and_timeouts(client: Bitrix24Client, portal: P
     inject(portal, status=None, delay_s=1.0, count=1, path_contains="tasks.task.get")  # past the read timeout
     assert client.get_task(task["id"])["id"] == task["id"]
     assert portal.portal.stats()["requests"] == 2  # the timed-out request never reached the method
+
+
+def test_a_proxy_page_in_a_200_is_a_typed_transient_error(client: Bitrix24Client, portal: PortalServer) -> None:
+    """A 200 whose body is a proxy's HTML page is not the portal's refusal: transient (the caller tries again
+    later), not the permanent failure it was, and without the webhook token in the message."""
+    task = new_task(portal.webhook_url)
+    inject(portal, status=200, count=1, raw="<html><body>Proxy login</body></html>", content_type="text/html")
+    with pytest.raises(UnexpectedAnswer, match="Proxy login") as caught:
+        client.get_task(task["id"])
+    assert TOKEN not in str(caught.value)
+    assert client.get_task(task["id"])["id"] == task["id"]
 
 
 def test_rate_limit_answers_are_retried_even_for_writes(client: Bitrix24Client, portal: PortalServer) -> None:

@@ -34,7 +34,7 @@ from exchanger.errors import (
     RateLimited,
     TransientError,
 )
-from exchanger.http_client import CallHooks, SystemClient, retry_after_seconds, segment
+from exchanger.http_client import CallHooks, SystemClient, json_body, retry_after_seconds, segment
 from exchanger.secrets import mask
 from exchanger.systems.bitrix24.ratelimit import LeakyBucket
 from exchanger.systems.bitrix24.settings import Bitrix24Settings
@@ -254,13 +254,7 @@ class Bitrix24Client(SystemClient):
 
     @staticmethod
     def _parse(method: str, response: requests.Response) -> dict[str, Any]:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            message = f"Bitrix24 {method}: HTTP {response.status_code} without a REST answer; check BITRIX_WEBHOOK_URL"
-            raise PermanentError(message, system=SYSTEM, status=response.status_code)
+        body = json_body(response, dict, f"Bitrix24 {method}")  # a proxy's page: transient, not the portal's word
         if "error" in body:  # an error inside a 200 answer
             raise error_from_envelope(method, None, str(body["error"]), str(body.get("error_description") or ""))
         if "result" not in body:
