@@ -3,12 +3,10 @@ portal documents them, and a real task-creator (broker, HTTP receiver) answering
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -30,35 +28,29 @@ from exchanger.settings import RabbitMQSettings
 from exchanger.systems.bitrix24.tracker import Bitrix24Tracker
 from exchanger_sandbox.bitrix24 import state as portal_state
 from exchanger_sandbox.bitrix24.server import PortalServer
+from exchanger_sandbox.http import App, Request, Response, empty_response
+from exchanger_sandbox.http import start as start_app
 
 # --- the fake portal -------------------------------------------------------------------------------
 
 
 class Capture:
-    """A handler URL that records the portal's calls: (content type, parsed form)."""
+    """A handler URL that records the portal's calls: (content type, parsed form); a sandbox app."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, list[str]]]] = []
-        capture = self
+        app = App("hook")
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-                capture.calls.append((self.headers.get("Content-Type", ""), parse_qs(body)))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+        @app.route("POST", "/hook/")
+        def hook(request: Request) -> Response:
+            self.calls.append((request.headers.get("content-type", ""), parse_qs(request.body.decode())))
+            return empty_response(200)
 
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook/"
+        self.server = start_app(app)
+        self.url = f"{self.server.url}/hook/"
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.stop()
 
 
 @pytest.fixture
