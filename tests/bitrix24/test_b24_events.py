@@ -190,8 +190,6 @@ def stack(portal: PortalServer, rabbit_settings: RabbitMQSettings, topology: Top
                "events_url": f"http://127.0.0.1:{port}/events/bitrix24", **settings}
     client = client_for(portal, **options)
     tracker = Bitrix24Tracker(CONTEXT, settings=client.settings, client=client)
-    queues.channel.queue_declare(events_queue("bitrix24"), durable=True, arguments={"x-single-active-consumer": True})
-    queues.channel.queue_purge(events_queue("bitrix24"))
     with serve_system(rabbit_settings, topology, handler_for(client), tracker, check_batch_window_s=0.3) as service:
         receiver = EventReceiver({"bitrix24": tracker}, rabbit_settings, topology, port=port).start()
         try:
@@ -324,7 +322,6 @@ def sweeper_for(portal: PortalServer, rabbit_settings: RabbitMQSettings, topolog
                             rabbit_settings, topology))
         return made[-1]
 
-    queues.channel.queue_declare(events_queue("bitrix24"), durable=True, arguments={"x-single-active-consumer": True})
     yield make
     for sweeper in made:
         sweeper.publisher.close()

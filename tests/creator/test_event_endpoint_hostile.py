@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 from broker_queues import Queues, free_port, wait_for
 from creator_testkit import ItemStore, context
-from test_item_events import SYSTEM, TOKEN, EventStoreTracker, events_purged, post
+from test_item_events import SYSTEM, TOKEN, EventStoreTracker, post
 from worker_proxy import TcpProxy
 
 from exchanger.amqp.topology import Topology, events_queue
 from exchanger.creator.event_receiver import EventReceiver
 from exchanger.settings import RabbitMQSettings
 
-pytestmark = pytest.mark.usefixtures(events_purged.__name__)
+pytestmark = pytest.mark.usefixtures("topology")  # declares and purges <system>.events.queue too
 
 
 @pytest.fixture

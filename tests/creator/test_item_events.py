@@ -20,8 +20,7 @@ from broker_queues import Queues, StartService, start_creator, wait_for
 from creator_testkit import ItemStore, StoreHandler, StoreTracker, context, make_task
 from worker_proxy import TcpProxy
 
-from exchanger.amqp.connection import connect
-from exchanger.amqp.topology import Topology, events_queue
+from exchanger.amqp.topology import Topology
 from exchanger.contracts import ExternalItem, SentRecord
 from exchanger.creator.base import Changes, Done, EventRefused, Finished, SystemContext
 from exchanger.creator.event_receiver import EventReceiver
@@ -73,20 +72,6 @@ def store(tmp_path: Path) -> ItemStore:
     return ItemStore(tmp_path / "items")
 
 
-@pytest.fixture
-def events_purged(rabbit_settings: RabbitMQSettings, topology: Topology) -> Iterator[None]:
-    """The events queue of the test system empty before and after (the session vhost outlives tests)."""
-    def purge() -> None:
-        connection = connect(rabbit_settings, name="test-events", attempts=3)
-        channel = connection.channel()
-        channel.queue_declare(events_queue(SYSTEM), durable=True, arguments={"x-single-active-consumer": True})
-        channel.queue_purge(events_queue(SYSTEM))
-        connection.close()
-    purge()
-    yield
-    purge()
-
-
 def started(start_service: StartService, store: ItemStore, *, interval_s: float = 60.0,
             sweep_s: float = 0.0) -> tuple[EventStoreTracker, CreatorService]:
     ctx = context(SYSTEM)
@@ -132,7 +117,7 @@ def create(queues: Queues, store: ItemStore, task_id: str) -> None:
     wait_for(lambda: store.find(task_id), 10, f"item of {task_id} created")
 
 
-pytestmark = pytest.mark.usefixtures("events_purged")
+pytestmark = pytest.mark.usefixtures("topology")  # declares and purges <system>.events.queue too
 
 
 def test_an_event_answers_at_once_and_the_returning_record_ends_without_a_second_response(
