@@ -339,8 +339,8 @@ class CreatorService:
                     errors[n] = RetryLater(f"could not read item(s) after an event: {type(exc).__name__}: {exc}",
                                            int(EVENT_RETRY_S * 1000))
             if any(errors[n] is None for ns in by_item.values() for n in ns):
-                logger.warning("{}: could not look at item(s) {} after an event ({}: {}); their tracking records "
-                               "will", system, ", ".join(by_item), type(exc).__name__, exc)
+                logger.warning("{}: could not look at item(s) {} after an event ({}: {}); gave up, their tracking "
+                               "records answer them", system, ", ".join(by_item), type(exc).__name__, exc)
             return errors
         if any(deliveries[n].lost for ns in by_item.values() for n in ns):
             # the connection went while reading (a broker restart): the events go to another consumer (or to
